@@ -1,0 +1,84 @@
+// The engine's public contract: what the CLI, the benchmark, the worker and the extension use.
+// No 'vscode' import anywhere under src/engine.
+
+export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
+export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
+
+export interface EngineOptions {
+  /** Model folder (HF layout + optional deer.json). */
+  modelDir: string;
+  /** onnxruntime intra-op threads; default: min(4, cores). */
+  threads?: number;
+  /** Let onnxruntime threads spin while waiting (faster passes, more CPU). Default true. */
+  spinning?: boolean;
+}
+
+export interface CompletionRequest {
+  /** Text before the cursor. */
+  prefix: string;
+  /** Text after the cursor; when non-empty a fill-in-the-middle prompt is built. */
+  suffix?: string;
+  maxNewTokens: number;
+  drafter?: DrafterName;
+  /** Drafted block size for drafters that take one (deer, ar, ngram). */
+  blockSize?: number;
+  /** 0 (default) = greedy. */
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Stop when the generated text contains one of these; the stop string is not returned. */
+  stop?: string[];
+  /**
+   * Caller's stop rule, asked after every accepted chunk with all text generated so far.
+   * Return an index to cut the text there and stop, or null to go on.
+   */
+  stopAt?: (generated: string) => number | null;
+}
+
+export interface RunStats {
+  drafter: DrafterName;
+  promptTokens: number;
+  /** Prompt tokens whose KV cache was reused from the previous request. */
+  reusedTokens: number;
+  newTokens: number;
+  /** Verifier passes after prefill. */
+  passes: number;
+  /** acceptedHistogram[n] = passes that accepted n drafted tokens (bonus token not counted). */
+  acceptedHistogram: number[];
+  /** New tokens per verifier pass (the bonus token counted): 1.0 for plain decoding. */
+  meanAccepted: number;
+  prefillMs: number;
+  draftMs: number;
+  verifyMs: number;
+  /** Decoding time, prefill excluded. */
+  decodeMs: number;
+  totalMs: number;
+  /** newTokens / decode seconds. */
+  tokensPerSecond: number;
+  /** Estimated speedup over plain decoding on this machine (calibrated single-token pass time). */
+  estimatedSpeedup: number;
+}
+
+export type StopReason = 'eos' | 'max_tokens' | 'stop' | 'rule' | 'aborted';
+
+export interface CompletionResult {
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  stats: RunStats;
+}
+
+export interface CompletionCallbacks {
+  signal?: AbortSignal;
+  /** Called with each accepted chunk of text (already stable UTF-8, stop rules applied). */
+  onChunk?: (text: string) => void;
+}
+
+export interface ModelInfo {
+  modelDir: string;
+  name: string;
+  vocabSize: number;
+  drafters: DrafterName[];
+  defaultBlockSize: number;
+  fim: boolean;
+}
