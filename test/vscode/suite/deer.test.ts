@@ -1,0 +1,189 @@
+// The VS Code suite: written once against the real `vscode` API, run by both runners
+// (code-server here, @vscode/test-electron where desktop VS Code can be downloaded).
+// registerDeerTests() is called by index.ts after mocha has put suite()/test() on the global object.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+
+export const EXTENSION_ID = 'deer-complete.deer-complete';
+
+/** The test hook that activate() returns (names fixed in the extension issue). */
+export interface DeerTestApi {
+  status(): { state: 'loading' | 'ready' | 'disabled' | 'error'; text: string; tooltip: string; error?: string };
+  lastStats(): { newTokens: number; tokensPerSecond: number; estimatedSpeedup: number } | undefined;
+  whenIdle(): Promise<void>;
+}
+
+export const STATUS_FIGURES = /\d+(\.\d+)?x · \d+ tok\/s/;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function waitReady(api: DeerTestApi, timeoutMs = 240_000): Promise<void> {
+  await waitFor('the extension to be ready', timeoutMs, () => {
+    const s = api.status();
+    if (s.state === 'error') throw new Error(`extension is in the error state: ${s.error ?? s.tooltip}`);
+    return s.state === 'ready';
+  });
+}
+
+async function setDeer(key: string, value: unknown): Promise<void> {
+  await vscode.workspace.getConfiguration('deer').update(key, value, vscode.ConfigurationTarget.Global);
+}
+
+let tmpDir = '';
+/** Writes a file in a fresh temp folder, opens it, and puts the cursor after `prefix`. */
+async function openAt(name: string, prefix: string, suffix: string): Promise<vscode.TextEditor> {
+  const file = path.join(tmpDir, name);
+  fs.writeFileSync(file, prefix + suffix);
+  const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+  const editor = await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
+  const pos = doc.positionAt(prefix.length);
+  editor.selection = new vscode.Selection(pos, pos);
+  return editor;
+}
+
+/**
+ * Asks for an inline suggestion at the cursor and commits it, as Alt+\ then Tab would.
+ * Retries the trigger until a suggestion is committed (the provider is debounced and the
+ * model can be slow on a busy CPU). Returns the committed text.
+ */
+async function triggerAndCommit(api: DeerTestApi, editor: vscode.TextEditor, timeoutMs = 150_000): Promise<string> {
+  const doc = editor.document;
+  const before = doc.getText();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    // Let the debounce pass and the request start, then wait for the engine to finish.
+    for (let i = 0; i < 10 && doc.getText() === before; i++) {
+      await sleep(500);
+      await api.whenIdle();
+      await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
+    }
+    if (doc.getText() !== before) return doc.getText();
+  }
+  throw new Error(`no inline suggestion was committed within ${timeoutMs} ms (status: ${JSON.stringify(api.status())})`);
+}
+
+async function saveAll(): Promise<void> {
+  for (const d of vscode.workspace.textDocuments) if (d.isDirty && d.uri.scheme === 'file') await d.save();
+}
+
+/** note: where tests print what they saw (the runner's log); console.log by default. */
+export function registerDeerTests(note: (line: string) => void = (l) => console.log(l)): void {
+  suite('deer-complete in VS Code', () => {
+    let api: DeerTestApi;
+
+    suiteSetup(async function () {
+      this.timeout(300_000);
+      tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'deer-vscode-suite-'));
+      const ext = vscode.extensions.getExtension<DeerTestApi>(EXTENSION_ID);
+      assert.ok(ext, `extension ${EXTENSION_ID} is not installed`);
+      api = await ext.activate();
+      assert.ok(api && typeof api.status === 'function', 'activate() did not return the test-hook API');
+      await setDeer('enabled', true);
+      await setDeer('modelPath', undefined);
+      await setDeer('generate.maxNewTokens', 48);
+      await waitReady(api);
+    });
+
+    suiteTeardown(async () => {
+      await saveAll();
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      await setDeer('modelPath', undefined);
+      await setDeer('generate.maxNewTokens', undefined);
+      if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+    });
+
+    test('inline suggestion appears and is committed at the cursor', async () => {
+      const prefix = 'export function fibonacci(n: number): number {\n  if (n < 2) {\n    return n;\n  }\n  return ';
+      const suffix = '\n}\n';
+      const editor = await openAt('inline.ts', prefix, suffix);
+      const after = await triggerAndCommit(api, editor);
+      assert.ok(after.startsWith(prefix), 'text before the cursor changed');
+      assert.ok(after.endsWith(suffix), `text after the cursor changed: ${JSON.stringify(after.slice(prefix.length))}`);
+      const inserted = after.slice(prefix.length, after.length - suffix.length);
+      assert.ok(inserted.trim().length > 0, `committed suggestion is blank: ${JSON.stringify(inserted)}`);
+      const cursor = editor.document.offsetAt(editor.selection.active);
+      assert.equal(cursor, prefix.length + inserted.length, 'cursor is not at the end of the committed suggestion');
+      note(`       committed: ${JSON.stringify(inserted)}`);
+    });
+
+    test('status bar shows speedup figures after a completion', async () => {
+      if (!api.lastStats()) {
+        const editor = await openAt('status.ts', 'const squares = [1, 2, 3].map((x) => ', '\n');
+        await triggerAndCommit(api, editor);
+      }
+      await api.whenIdle();
+      const stats = api.lastStats();
+      assert.ok(stats, 'lastStats() is undefined after a completion');
+      assert.ok(stats.newTokens > 0, `lastStats().newTokens = ${stats.newTokens}`);
+      const s = api.status();
+      assert.equal(s.state, 'ready');
+      assert.match(s.text, STATUS_FIGURES, `status bar text: ${JSON.stringify(s.text)}`);
+      note(`       status bar: ${JSON.stringify(s.text)}`);
+    });
+
+    test('generate command inserts text at the cursor and one undo restores the document', async () => {
+      const prefix = 'def is_prime(n: int) -> bool:\n    """Return True if n is a prime number."""\n    ';
+      const suffix = '\n\n\nprint(is_prime(7))\n';
+      const editor = await openAt('generate.py', prefix, suffix);
+      const doc = editor.document;
+      const original = doc.getText();
+      await vscode.commands.executeCommand('deer.generate');
+      await api.whenIdle();
+      // Generation streams; wait until the text has stopped changing.
+      let last = '';
+      await waitFor('generated text to settle', 120_000, async () => {
+        await api.whenIdle();
+        const now = doc.getText();
+        const settled = now !== original && now === last;
+        last = now;
+        if (!settled) await sleep(800);
+        return settled;
+      });
+      const after = doc.getText();
+      assert.ok(after.startsWith(prefix) && after.endsWith(suffix), 'generated text was not inserted at the cursor');
+      const inserted = after.slice(prefix.length, after.length - suffix.length);
+      assert.ok(inserted.trim().length > 0, `generated text is blank: ${JSON.stringify(inserted)}`);
+      note(`       generated: ${JSON.stringify(inserted.length > 120 ? inserted.slice(0, 120) + '…' : inserted)}`);
+      await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
+      await vscode.commands.executeCommand('undo');
+      assert.equal(doc.getText(), original, 'one undo did not restore the original text');
+    });
+
+    test('an invalid model folder shows the error state, naming the problem', async () => {
+      const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'deer-not-a-model-'));
+      fs.writeFileSync(path.join(bad, 'README.txt'), 'not a model\n');
+      try {
+        await setDeer('modelPath', bad);
+        await waitFor('the error state', 120_000, () => api.status().state === 'error');
+        const s = api.status();
+        const problem = `${s.error ?? ''} ${s.tooltip}`;
+        assert.ok((s.error ?? '').trim().length > 0, `status().error is empty (tooltip: ${JSON.stringify(s.tooltip)})`);
+        assert.match(
+          problem,
+          /config\.json|tokenizer\.json|deer\.json|onnx|missing|not found|no such|does not|not a model/i,
+          `error does not name the problem: ${JSON.stringify(problem)}`,
+        );
+        note(`       error: ${JSON.stringify(s.error)}; status bar: ${JSON.stringify(s.text)}`);
+      } finally {
+        await setDeer('modelPath', undefined);
+        fs.rmSync(bad, { recursive: true, force: true });
+      }
+      await waitReady(api);
+    });
+  });
+}
