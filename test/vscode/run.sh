@@ -40,7 +40,7 @@ if [ -n "${DEER_VSIX:-}" ]; then
 elif node -e 'process.exit(require("./package.json").scripts?.package ? 0 : 1)'; then
   log "npm run package"
   stamp=$(mktemp); sleep 1
-  npm run package --silent
+  if ! npm run package --silent; then log "ERROR: npm run package failed"; echo "0 passed, 1 failed"; exit 1; fi
   # the newest .vsix written by the package script (repo root or dist/)
   DEER_VSIX=$(find "$ROOT" "$ROOT/dist" -maxdepth 1 -name '*.vsix' -newer "$stamp" -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
   rm -f "$stamp"
