@@ -32,6 +32,12 @@ exports.activate = function activate() {
       results = { passed: 0, failed: 1, pending: 0, tests: [{ title: 'suite', state: 'failed', durationMs: 0, error: String(err && err.stack ? err.stack : err) }] };
     }
     try {
+      // Toasts left by the suite (the invalid-model-folder error) must not cover the editor.
+      await vscode.commands.executeCommand('notifications.clearAll');
+    } catch (err) {
+      log(`harness: could not clear notifications: ${err}`);
+    }
+    try {
       // Leave an editor on the browser check's file, cursor at the end, focused.
       if (cfg.openAfter) {
         const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(cfg.openAfter));
