@@ -81,4 +81,8 @@ export interface ModelInfo {
   drafters: DrafterName[];
   defaultBlockSize: number;
   fim: boolean;
+  /** The drafter used when a request names none: 'deer' when the folder has one, else 'ngram'. */
+  defaultDrafter?: DrafterName;
+  /** Longest sequence (prompt + completion) the verifier takes; longer prompts are trimmed. */
+  maxPositions?: number;
 }

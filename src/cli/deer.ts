@@ -1,0 +1,124 @@
+// `deer`: complete a file at a cursor, or benchmark the drafters on a prompt set.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { Engine, ModelFolderError } from '../engine';
+import { Options, parseArgs, UsageError } from './args';
+import { runBench } from './bench';
+import { commonOptions, describeStats, drafterName } from './common';
+
+const USAGE = `usage:
+  deer complete --prefix-file F [--suffix-file S] [--model DIR] [--drafter none|ngram|ar|deer]
+                [--max-new-tokens N] [--block-size K] [--temperature T] [--top-p P] [--seed N]
+                [--stop STR] [--compare] [--json] [--threads N] [--no-spin]
+  deer bench --prompts FILE.jsonl [--prompt-field prompt] [--suffix-field suffix] [--limit N]
+             [--max-new-tokens N] [--drafters none,ngram,ar,deer] [--model DIR] [--json OUT.json]
+             [--save-outputs FILE.jsonl] [--block-size K] [--threads N] [--no-spin]
+Without --model, the embedded default model (models/default) is used.`;
+
+const FLAGS = new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding']);
+
+// glibc hands big blocks straight back to the kernel and re-maps them on the next pass; raising
+// these thresholds keeps the per-pass buffers in the heap (docs/engine.md, "Per-pass floor").
+const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '268435456' };
+
+function reexecWithMallocTuning(): boolean {
+  if (process.platform !== 'linux' || process.env.MALLOC_MMAP_THRESHOLD_ !== undefined || process.env.DEER_NO_REEXEC) return false;
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, ...MALLOC_ENV },
+  });
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
+function readText(file: string, what: string): string {
+  if (!existsSync(file)) throw new UsageError(`${what} not found: ${file}`);
+  return readFileSync(file, 'utf8');
+}
+
+async function complete(o: Options): Promise<void> {
+  const prefixFile = o.str('prefix-file');
+  if (!prefixFile) throw new UsageError('--prefix-file is required');
+  const prefix = readText(prefixFile, 'prefix file');
+  const suffixFile = o.str('suffix-file');
+  const suffix = suffixFile ? readText(suffixFile, 'suffix file') : '';
+  const common = commonOptions(o);
+  const drafterOpt = o.str('drafter');
+  const req = {
+    prefix,
+    suffix,
+    maxNewTokens: o.num('max-new-tokens', 64),
+    blockSize: o.num('block-size'),
+    temperature: o.num('temperature', 0),
+    topP: o.num('top-p', 1),
+    seed: o.num('seed'),
+    stop: o.str('stop') !== undefined ? [o.str('stop')!.replace(/\\n/g, '\n')] : undefined,
+  };
+  const compare = o.flag('compare');
+  const json = o.flag('json');
+  o.checkUnused();
+
+  const engine = await Engine.load(common);
+  try {
+    const drafter = drafterOpt ? drafterName(drafterOpt) : engine.info.defaultDrafter;
+    const result = await engine.complete({ ...req, drafter }, json ? {} : { onChunk: (t) => process.stdout.write(t) });
+    let baseline;
+    if (compare && drafter !== 'none') {
+      engine.clearCache();
+      baseline = await engine.complete({ ...req, drafter: 'none' });
+    }
+    const identical = baseline ? baseline.text === result.text : undefined;
+    const measured = baseline ? result.stats.tokensPerSecond / baseline.stats.tokensPerSecond : undefined;
+    if (json) {
+      process.stdout.write(
+        JSON.stringify({ model: engine.info.name, text: result.text, stopReason: result.stopReason, stats: result.stats, baseline: baseline?.stats, speedup: measured, identical }, null, 2) + '\n',
+      );
+      return;
+    }
+    process.stdout.write('\n');
+    process.stderr.write(`\n[${engine.info.name}] ${describeStats(result.stats)}\n`);
+    if (baseline) {
+      process.stderr.write(`[${engine.info.name}] ${describeStats(baseline.stats)}\n`);
+      process.stderr.write(
+        `speedup over plain decoding: ${measured!.toFixed(2)}x measured (${result.stats.tokensPerSecond.toFixed(1)} vs ` +
+          `${baseline.stats.tokensPerSecond.toFixed(1)} tok/s), output ${identical ? 'identical' : 'DIFFERENT'}\n`,
+      );
+    }
+  } finally {
+    await engine.dispose();
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const { command, options } = parseArgs(argv, FLAGS);
+    const o = new Options(options);
+    if (command === undefined || o.flag('help') || command === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (command === 'complete') await complete(o);
+    else if (command === 'bench') await runBench(o);
+    else throw new UsageError(`unknown command "${command}"`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`deer: ${e.message}\n${USAGE}\n`);
+      return 2;
+    }
+    if (e instanceof ModelFolderError) {
+      process.stderr.write(`deer: model folder error: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`deer: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('deer.js')) {
+  if (!reexecWithMallocTuning()) {
+    main(process.argv.slice(2)).then((code) => {
+      process.exitCode = code;
+    });
+  }
+}

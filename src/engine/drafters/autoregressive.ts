@@ -1,0 +1,42 @@
+// Classic speculative decoding: a small autoregressive draft model (same tokenizer, verifier layout)
+// with its own KV cache writes k tokens one pass at a time; its cache follows the verified
+// sequence by longest common prefix, so rejected drafts are rolled back.
+import { argmax, sample, toProbs } from '../acceptance';
+import type { DecoderSession } from '../verifier';
+import type { Draft, DraftContext, Drafter } from './types';
+
+export class AutoregressiveDrafter implements Drafter {
+  readonly name = 'ar' as const;
+  constructor(private readonly model: DecoderSession) {}
+
+  async begin(ctx: DraftContext): Promise<void> {
+    await this.model.prefill(ctx.tokens.slice(0, -1), ctx.signal);
+  }
+
+  async draft(ctx: DraftContext, k: number): Promise<Draft> {
+    const tokens: number[] = [];
+    const probs: Float32Array[] = [];
+    if (k <= 0) return { tokens };
+    await this.model.prefill(ctx.tokens.slice(0, -1));
+    const vocab = this.model.vocabSize;
+    let next = ctx.tokens[ctx.tokens.length - 1];
+    for (let i = 0; i < k; i++) {
+      const logits = (await this.model.forward([next]))!.subarray(0, vocab);
+      if (ctx.temperature > 0) {
+        const p = toProbs(logits, ctx.temperature, ctx.topP);
+        next = sample(p, ctx.rng);
+        probs.push(p);
+      } else {
+        next = argmax(logits);
+      }
+      tokens.push(next);
+    }
+    return ctx.temperature > 0 ? { tokens, probs } : { tokens };
+  }
+
+  accept(): void {}
+
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+}

@@ -1,0 +1,96 @@
+// The DEER drafter: one ONNX pass fills a block of k masked positions after the verified sequence,
+// conditioned (as deer.json declares) on the last context tokens, the verifier's hidden states of
+// those tokens, and the first tokens after the cursor. No KV cache of its own.
+import * as ort from 'onnxruntime-node';
+import { argmax, sample, toProbs } from '../acceptance';
+import { DiffusionDrafterSpec, ModelFolderError } from '../modelFolder';
+import { createSession, SessionOptions } from '../verifier';
+import type { Draft, DraftContext, Drafter } from './types';
+
+export interface DiffusionOptions extends SessionOptions {
+  maskId: number;
+  /** Used as the suffix when there is none. */
+  eosId: number;
+  vocabSize: number;
+  hiddenSize: number;
+  /** Most suffix tokens given to the drafter. */
+  maxSuffix?: number;
+}
+
+export class DiffusionDrafter implements Drafter {
+  readonly name = 'deer' as const;
+  /** Milliseconds of the last drafter pass. */
+  lastPassMs = 0;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly spec: DiffusionDrafterSpec,
+    private readonly opts: DiffusionOptions,
+  ) {}
+
+  static async create(spec: DiffusionDrafterSpec, opts: DiffusionOptions): Promise<DiffusionDrafter> {
+    const session = await createSession(spec.file, opts);
+    const need = ['input_ids', ...(spec.conditioning.includes('hidden') ? ['hidden_states'] : []), ...(spec.conditioning.includes('suffix') ? ['suffix_ids'] : [])];
+    const missing = need.filter((n) => !session.inputNames.includes(n));
+    const extra = session.inputNames.filter((n) => !need.includes(n));
+    if (missing.length > 0 || extra.length > 0 || !session.outputNames.includes('logits')) {
+      throw new ModelFolderError(
+        spec.file,
+        `unknown layout for a drafter conditioned on [${spec.conditioning.join(', ')}]: inputs [${session.inputNames.join(', ')}], ` +
+          `outputs [${session.outputNames.join(', ')}]; expected inputs [${need.join(', ')}] and output logits`,
+      );
+    }
+    return new DiffusionDrafter(session, spec, opts);
+  }
+
+  get blockSize(): number {
+    return this.spec.blockSize;
+  }
+
+  async begin(): Promise<void> {}
+
+  async draft(ctx: DraftContext, kIn: number): Promise<Draft> {
+    const k = Math.min(kIn, this.spec.blockSize);
+    if (k <= 0) return { tokens: [] };
+    const len = ctx.tokens.length;
+    const c = Math.min(this.spec.contextWindow, len);
+    const ids = new BigInt64Array(c + k);
+    for (let i = 0; i < c; i++) ids[i] = BigInt(ctx.tokens[len - c + i]);
+    ids.fill(BigInt(this.opts.maskId), c);
+    const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', ids, [1, c + k]) };
+    if (this.spec.conditioning.includes('hidden')) {
+      const h = this.opts.hiddenSize;
+      const hidden = new Float32Array(c * h); // the pending token's row (the last) stays zeros
+      for (let i = 0; i < c - 1; i++) hidden.set(ctx.hiddenAt!(len - c + i), i * h);
+      feeds.hidden_states = new ort.Tensor('float32', hidden, [1, c, h]);
+    }
+    if (this.spec.conditioning.includes('suffix')) {
+      const s = ctx.suffixIds.length > 0 ? ctx.suffixIds.slice(0, this.opts.maxSuffix ?? 64) : [this.opts.eosId];
+      feeds.suffix_ids = new ort.Tensor('int64', BigInt64Array.from(s, BigInt), [1, s.length]);
+    }
+    const t0 = performance.now();
+    const out = await this.session.run(feeds);
+    this.lastPassMs = performance.now() - t0;
+    const logits = out.logits.data as Float32Array;
+    const vocab = out.logits.dims[2];
+    const tokens: number[] = [];
+    const probs: Float32Array[] = [];
+    for (let i = 0; i < k; i++) {
+      const row = logits.subarray(i * vocab, (i + 1) * vocab);
+      if (ctx.temperature > 0) {
+        const p = toProbs(row, ctx.temperature, ctx.topP);
+        tokens.push(sample(p, ctx.rng));
+        probs.push(p);
+      } else {
+        tokens.push(argmax(row));
+      }
+    }
+    return ctx.temperature > 0 ? { tokens, probs } : { tokens };
+  }
+
+  accept(): void {}
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

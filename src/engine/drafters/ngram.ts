@@ -1,0 +1,34 @@
+// Prompt lookup decoding: find the latest earlier occurrence of the last n tokens (n = maxN..minN)
+// in the prompt and the text generated so far, and propose what followed it.
+import type { Draft, DraftContext, Drafter } from './types';
+
+/** The tokens that followed the latest earlier match of the last n tokens, up to k of them. */
+export function promptLookup(tokens: readonly number[], k: number, maxN = 3, minN = 1): number[] {
+  const len = tokens.length;
+  for (let n = Math.min(maxN, len - 1); n >= minN; n--) {
+    // candidate start positions i of a match tokens[i..i+n) == tokens[len-n..len), i + n < len
+    for (let i = len - n - 1; i >= 0; i--) {
+      let j = 0;
+      while (j < n && tokens[i + j] === tokens[len - n + j]) j++;
+      if (j === n) {
+        const from = i + n;
+        return tokens.slice(from, Math.min(from + k, len));
+      }
+    }
+  }
+  return [];
+}
+
+export class NgramDrafter implements Drafter {
+  readonly name = 'ngram' as const;
+  constructor(
+    private readonly maxN = 3,
+    private readonly minN = 1,
+  ) {}
+  async begin(): Promise<void> {}
+  async draft(ctx: DraftContext, k: number): Promise<Draft> {
+    return { tokens: promptLookup(ctx.tokens, k, this.maxN, this.minN) };
+  }
+  accept(): void {}
+  async dispose(): Promise<void> {}
+}

@@ -1,0 +1,227 @@
+// The engine: a verifier with a KV cache, sped up by drafters without changing its output.
+// Plain Node (no 'vscode'), shared by the CLI, the tests, the benchmark and the extension.
+import { cpus } from 'node:os';
+import type {
+  CompletionCallbacks,
+  CompletionRequest,
+  CompletionResult,
+  DrafterName,
+  EngineOptions,
+  ModelInfo,
+} from './api';
+import { AutoregressiveDrafter } from './drafters/autoregressive';
+import { DiffusionDrafter } from './drafters/diffusion';
+import { NgramDrafter } from './drafters/ngram';
+import { NoDrafter } from './drafters/none';
+import type { Drafter } from './drafters/types';
+import { ModelSpec, readModelFolder } from './modelFolder';
+import { runLoop } from './speculative';
+import { PassTimeModel } from './stats';
+import { DeerTokenizer } from './tokenizer';
+import { DecoderSession } from './verifier';
+
+export * from './api';
+export { ModelFolderError } from './modelFolder';
+
+/** Default drafted block per drafter when neither the request nor deer.json says. */
+const DEFAULT_BLOCK: Record<DrafterName, number> = { none: 0, ngram: 10, ar: 5, deer: 16 };
+
+export interface EngineLoadOptions extends EngineOptions {
+  /** Time single-token verifier passes at load so estimatedSpeedup is meaningful (default true). */
+  calibrate?: boolean;
+  /** Tokens per prefill pass (default 128). */
+  prefillChunk?: number;
+  /** Write ORT outputs into pre-allocated buffers (default true; false only to measure). */
+  ioBinding?: boolean;
+}
+
+export class Engine {
+  readonly info: ModelInfo;
+  /** Single-token pass time model (ms = a + b * past), from calibration and observed passes. */
+  readonly passTime = new PassTimeModel();
+  private readonly drafters = new Map<DrafterName, Promise<Drafter>>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    private readonly spec: ModelSpec,
+    private readonly tokenizer: DeerTokenizer,
+    private readonly verifier: DecoderSession,
+    private readonly opts: Required<Pick<EngineLoadOptions, 'threads' | 'spinning' | 'ioBinding'>>,
+  ) {
+    const drafters: DrafterName[] = ['none', 'ngram'];
+    if (spec.ar) drafters.push('ar');
+    if (spec.deer) drafters.push('deer');
+    this.info = {
+      modelDir: spec.dir,
+      name: spec.name,
+      vocabSize: spec.vocabSize,
+      drafters,
+      defaultBlockSize: spec.deer?.blockSize ?? DEFAULT_BLOCK.ngram,
+      fim: tokenizer.fim,
+      defaultDrafter: spec.deer ? 'deer' : 'ngram',
+      maxPositions: spec.maxPositions,
+    };
+  }
+
+  static async load(options: EngineLoadOptions): Promise<Engine> {
+    const spec = readModelFolder(options.modelDir);
+    const tokenizer = new DeerTokenizer(spec);
+    const threads = options.threads ?? Math.min(4, cpus().length);
+    const spinning = options.spinning ?? true;
+    const ioBinding = options.ioBinding ?? true;
+    const wantHidden = spec.deer?.conditioning.includes('hidden') ?? false;
+    const verifier = await DecoderSession.create(spec.verifier.file, spec.verifier, {
+      threads,
+      spinning,
+      vocabSize: spec.vocabSize,
+      maxPositions: spec.maxPositions,
+      prefillChunk: options.prefillChunk,
+      hiddenOutput: wantHidden ? spec.verifier.hiddenStates!.output : undefined,
+      hiddenSize: wantHidden ? spec.verifier.hiddenStates!.size : undefined,
+      bind: ioBinding,
+    });
+    const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });
+    if (options.calibrate ?? true) await engine.calibrate();
+    return engine;
+  }
+
+  /** Times single-token passes at two cached lengths and fits ms = a + b * past. */
+  private async calibrate(): Promise<void> {
+    const filler = this.tokenizer.encode('function f(x) {\n  return x + 1;\n}\n');
+    const want = Math.min(256, this.spec.maxPositions - 8);
+    const ids: number[] = [];
+    while (ids.length < want) ids.push(...filler);
+    ids.length = want;
+    const samples: { past: number; ms: number }[] = [];
+    for (const past of [16, want - 4]) {
+      await this.verifier.prefill(ids.slice(0, past));
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        await this.verifier.forward([ids[past]], true);
+        times.push(this.verifier.lastPassMs);
+        this.verifier.rollback(past);
+      }
+      times.sort((a, b) => a - b);
+      samples.push({ past, ms: times[1] }); // the first pass warms up; take a low median
+    }
+    this.passTime.fit(samples);
+    this.verifier.clear();
+  }
+
+  /** Tokens of `text` in this model's tokenizer. */
+  countTokens(text: string): number {
+    return this.tokenizer.encode(text).length;
+  }
+
+  /** Forgets the verifier's cached tokens (the next request prefills from scratch). */
+  clearCache(): void {
+    this.verifier.clear();
+  }
+
+  /**
+   * Completes at the cursor. Requests run one at a time, in call order. An aborted signal
+   * resolves with stopReason 'aborted' and the text so far; the cache stays valid.
+   */
+  complete(req: CompletionRequest, cb: CompletionCallbacks = {}): Promise<CompletionResult> {
+    const run = this.queue.then(() => this.completeNow(req, cb));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async completeNow(req: CompletionRequest, cb: CompletionCallbacks): Promise<CompletionResult> {
+    if (this.disposed) throw new Error('Engine is disposed');
+    const name = req.drafter ?? this.info.defaultDrafter ?? 'ngram';
+    if (!this.info.drafters.includes(name)) {
+      throw new Error(`drafter "${name}" is not available for ${this.spec.name} (available: ${this.info.drafters.join(', ')})`);
+    }
+    const drafter = await this.drafter(name);
+    const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : DEFAULT_BLOCK[name]));
+    const maxNew = Math.max(0, Math.floor(req.maxNewTokens));
+    const suffix = req.suffix ?? '';
+    const budget = this.spec.maxPositions - maxNew - blockSize - 2;
+    let prompt = this.tokenizer.buildPrompt(req.prefix, suffix, budget);
+    if (prompt.length === 0) prompt = [this.firstEos()];
+    const suffixIds = suffix.length > 0 ? this.tokenizer.encode(suffix.slice(0, 512)) : [];
+    return runLoop(
+      this.verifier,
+      drafter,
+      this.tokenizer,
+      this.passTime,
+      {
+        prompt,
+        suffixIds,
+        maxNewTokens: maxNew,
+        blockSize,
+        temperature: req.temperature ?? 0,
+        topP: req.topP ?? 1,
+        seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+        stop: req.stop ?? [],
+        stopAt: req.stopAt,
+      },
+      cb,
+    );
+  }
+
+  private firstEos(): number {
+    const [eos] = this.tokenizer.special.eos;
+    if (eos === undefined) throw new Error('empty prompt and the model has no EOS token to start from');
+    return eos;
+  }
+
+  private drafter(name: DrafterName): Promise<Drafter> {
+    let d = this.drafters.get(name);
+    if (!d) {
+      d = this.createDrafter(name);
+      this.drafters.set(name, d);
+      d.catch(() => this.drafters.delete(name));
+    }
+    return d;
+  }
+
+  private async createDrafter(name: DrafterName): Promise<Drafter> {
+    const { threads, spinning, ioBinding } = this.opts;
+    switch (name) {
+      case 'none':
+        return new NoDrafter();
+      case 'ngram':
+        return new NgramDrafter();
+      case 'ar': {
+        const ar = this.spec.ar!;
+        const session = await DecoderSession.create(ar.file, ar, {
+          threads,
+          spinning,
+          vocabSize: this.spec.vocabSize,
+          maxPositions: this.spec.maxPositions,
+          bind: ioBinding,
+          shapeSource: 'deer.json drafters.ar',
+        });
+        return new AutoregressiveDrafter(session);
+      }
+      case 'deer': {
+        const deer = this.spec.deer!;
+        return DiffusionDrafter.create(deer, {
+          threads,
+          spinning,
+          maskId: this.tokenizer.special.mask!,
+          eosId: this.firstEos(),
+          vocabSize: this.spec.vocabSize,
+          hiddenSize: this.spec.verifier.hiddenStates?.size ?? 0,
+        });
+      }
+    }
+  }
+
+  /** Loads a drafter's session now rather than on its first request. */
+  async warm(name: DrafterName): Promise<void> {
+    await this.drafter(name);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.queue;
+    for (const d of this.drafters.values()) await (await d.catch(() => undefined))?.dispose();
+    await this.verifier.dispose();
+  }
+}

@@ -1,0 +1,195 @@
+// The speculative loop (llama.cpp speculative-simple shape): draft; run the verifier on
+// [pending, draft...] in one pass; accept the agreeing prefix plus one verifier token; roll the
+// verifier's cache back to what was accepted; check stop conditions; stream the stable text.
+import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
+import { acceptGreedy, acceptSampling, argmax, makeRng, toProbs } from './acceptance';
+import type { DraftContext, Drafter } from './drafters/types';
+import { PassTimeModel, StatsRecorder } from './stats';
+import { DeerTokenizer, StreamDecoder } from './tokenizer';
+import type { DecoderSession } from './verifier';
+
+export interface LoopRequest {
+  prompt: number[];
+  suffixIds: number[];
+  maxNewTokens: number;
+  blockSize: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  stop: string[];
+  stopAt?: (generated: string) => number | null;
+}
+
+/** Text bookkeeping: stop strings, the caller's rule, and what has been streamed. */
+export class TextTracker {
+  text = '';
+  private emitted = 0;
+  private readonly maxStop: number;
+
+  constructor(
+    private readonly stops: readonly string[],
+    private readonly rule: ((generated: string) => number | null) | undefined,
+    private readonly onChunk?: (text: string) => void,
+  ) {
+    this.maxStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
+  }
+
+  /** Adds stable text; returns why to stop, or null. Emits what can no longer be cut. */
+  add(chunk: string, final = false): 'stop' | 'rule' | null {
+    const before = this.text.length;
+    this.text += chunk;
+    let reason: 'stop' | 'rule' | null = null;
+    if (chunk.length > 0 && this.maxStop > 0) {
+      const from = Math.max(0, before - this.maxStop + 1);
+      let cut = -1;
+      for (const s of this.stops) {
+        if (s.length === 0) continue;
+        const i = this.text.indexOf(s, from);
+        if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      }
+      if (cut >= 0) {
+        this.text = this.text.slice(0, Math.max(cut, this.emitted));
+        reason = 'stop';
+      }
+    }
+    if (reason === null && this.rule && chunk.length > 0) {
+      const cut = this.rule(this.text);
+      if (cut !== null && cut !== undefined) {
+        this.text = this.text.slice(0, Math.max(0, Math.min(this.text.length, Math.max(cut, this.emitted))));
+        reason = 'rule';
+      }
+    }
+    const end = reason !== null || final ? this.text.length : this.text.length - this.holdback();
+    if (end > this.emitted) {
+      this.onChunk?.(this.text.slice(this.emitted, end));
+      this.emitted = end;
+    }
+    return reason;
+  }
+
+  /** Length of the longest end of the text that could be the start of a stop string. */
+  private holdback(): number {
+    let best = 0;
+    for (const s of this.stops) {
+      for (let n = Math.min(s.length - 1, this.text.length); n > best; n--) {
+        if (this.text.endsWith(s.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+}
+
+export async function runLoop(
+  verifier: DecoderSession,
+  drafter: Drafter,
+  tokenizer: DeerTokenizer,
+  passTime: PassTimeModel,
+  req: LoopRequest,
+  cb: CompletionCallbacks = {},
+): Promise<CompletionResult> {
+  const t0 = performance.now();
+  const signal = cb.signal;
+  const prompt = req.prompt;
+  const stats = new StatsRecorder(drafter.name, prompt.length, 0);
+  const reused = await verifier.prefill(prompt.slice(0, -1), signal);
+  stats.stats.reusedTokens = reused;
+
+  const tokens = prompt.slice(); // verified sequence; the last one is pending (not in the verifier's cache)
+  const rng = makeRng(req.seed);
+  const ctx: DraftContext = {
+    tokens,
+    promptLength: prompt.length,
+    suffixIds: req.suffixIds,
+    hiddenAt: verifier.hiddenSize > 0 ? (pos) => verifier.hiddenAt(pos) : undefined,
+    temperature: req.temperature,
+    topP: req.topP,
+    rng,
+    signal,
+  };
+  if (!signal?.aborted) await drafter.begin(ctx);
+  const tDecode = performance.now();
+  stats.stats.prefillMs = tDecode - t0;
+
+  const decoder = new StreamDecoder(tokenizer);
+  const tracker = new TextTracker(req.stop, req.stopAt, cb.onChunk);
+  const generated: number[] = [];
+  const vocab = verifier.vocabSize;
+  let stopReason: StopReason = 'max_tokens';
+
+  while (generated.length < req.maxNewTokens) {
+    if (signal?.aborted) {
+      stopReason = 'aborted';
+      break;
+    }
+    const remaining = req.maxNewTokens - generated.length;
+    const k = Math.min(req.blockSize, remaining - 1);
+    const td = performance.now();
+    const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
+    if (draft.tokens.length > k) draft.tokens.length = k;
+    const draftMs = performance.now() - td;
+
+    const past = verifier.length;
+    const tv = performance.now();
+    const logits = (await verifier.forward([tokens[tokens.length - 1], ...draft.tokens]))!;
+    let accepted: number;
+    let next: number;
+    if (req.temperature > 0) {
+      const rows = Array.from({ length: draft.tokens.length + 1 }, (_, i) =>
+        toProbs(logits.subarray(i * vocab, (i + 1) * vocab), req.temperature, req.topP),
+      );
+      ({ accepted, next } = acceptSampling(draft.tokens, draft.probs, rows, rng));
+    } else {
+      // Only the rows up to the first disagreement are read.
+      const targets: number[] = [];
+      for (let i = 0; i <= draft.tokens.length; i++) {
+        targets.push(argmax(logits.subarray(i * vocab, (i + 1) * vocab)));
+        if (i < draft.tokens.length && targets[i] !== draft.tokens[i]) break;
+      }
+      ({ accepted, next } = acceptGreedy(draft.tokens, targets));
+    }
+    verifier.rollback(past + 1 + accepted);
+    const verifyMs = performance.now() - tv;
+    if (draft.tokens.length === 0) passTime.observe(past, verifier.lastPassMs);
+    drafter.accept(accepted);
+
+    let fresh = [...draft.tokens.slice(0, accepted), next];
+    const eosAt = fresh.findIndex((t) => tokenizer.special.eos.has(t));
+    if (eosAt >= 0) fresh = fresh.slice(0, eosAt);
+    stats.pass(accepted, fresh.length, draftMs, verifyMs, fresh.length * passTime.predict(past + fresh.length / 2));
+    for (const t of fresh) {
+      tokens.push(t);
+      generated.push(t);
+    }
+    const reason = tracker.add(decoder.push(fresh));
+    if (reason) {
+      stopReason = reason;
+      break;
+    }
+    if (eosAt >= 0) {
+      stopReason = 'eos';
+      break;
+    }
+  }
+  if (stopReason !== 'stop' && stopReason !== 'rule') {
+    const reason = tracker.add(decoder.flush(), true);
+    if (reason) stopReason = reason;
+  }
+  const tEnd = performance.now();
+  const outTokens = stopReason === 'stop' || stopReason === 'rule' ? tokensCovering(tokenizer, generated, tracker.text.length) : generated;
+  return {
+    text: tracker.text,
+    tokens: outTokens,
+    stopReason,
+    stats: stats.finish(tEnd - tDecode, tEnd - t0),
+  };
+}
+
+/** The shortest prefix of `tokens` whose text covers `length` characters. */
+function tokensCovering(tokenizer: DeerTokenizer, tokens: number[], length: number): number[] {
+  let n = tokens.length;
+  while (n > 0 && tokenizer.decode(tokens.slice(0, n - 1)).length >= length) n--;
+  return tokens.slice(0, n);
+}

@@ -1,0 +1,134 @@
+// The model's tokenizer: encoding, fill-in-the-middle prompts, and a streaming decoder that
+// never emits half a UTF-8 character.
+import { Tokenizer } from '@huggingface/tokenizers';
+import { join } from 'node:path';
+import { FimOrder, ModelFolderError, ModelSpec } from './modelFolder';
+
+export interface SpecialIds {
+  eos: Set<number>;
+  fimPrefix?: number;
+  fimSuffix?: number;
+  fimMiddle?: number;
+  mask?: number;
+}
+
+const FIM_SPELLINGS = {
+  fimPrefix: ['<fim_prefix>', '<|fim_prefix|>', '<fim-prefix>'],
+  fimSuffix: ['<fim_suffix>', '<|fim_suffix|>', '<fim-suffix>'],
+  fimMiddle: ['<fim_middle>', '<|fim_middle|>', '<fim-middle>'],
+} as const;
+
+export class DeerTokenizer {
+  readonly special: SpecialIds;
+  readonly fimOrder: FimOrder;
+  private readonly tok: Tokenizer;
+
+  constructor(spec: ModelSpec) {
+    const file = join(spec.dir, 'tokenizer.json');
+    try {
+      this.tok = new Tokenizer(spec.tokenizerJson as object, spec.tokenizerConfig);
+    } catch (e) {
+      throw new ModelFolderError(file, `cannot be loaded by @huggingface/tokenizers (${(e as Error).message})`);
+    }
+    const manifest = join(spec.dir, spec.hasManifest ? 'deer.json' : 'tokenizer_config.json');
+    const lookup = (name: string | undefined, what: string): number | undefined => {
+      if (name === undefined) return undefined;
+      const id = this.tok.token_to_id(name);
+      if (id === undefined) throw new ModelFolderError(manifest, `${what} token ${JSON.stringify(name)} is not in tokenizer.json`);
+      return id;
+    };
+    const eos = new Set<number>(spec.eosIds);
+    for (const name of spec.special.eos) eos.add(lookup(name, 'eos')!);
+    const sp = spec.special;
+    let fimPrefix = lookup(sp.fimPrefix, 'fim_prefix');
+    let fimSuffix = lookup(sp.fimSuffix, 'fim_suffix');
+    let fimMiddle = lookup(sp.fimMiddle, 'fim_middle');
+    if (!spec.hasManifest) {
+      const find = (names: readonly string[]) => names.map((n) => this.tok.token_to_id(n)).find((id) => id !== undefined);
+      fimPrefix = find(FIM_SPELLINGS.fimPrefix);
+      fimSuffix = find(FIM_SPELLINGS.fimSuffix);
+      fimMiddle = find(FIM_SPELLINGS.fimMiddle);
+    }
+    this.special = { eos, fimPrefix, fimSuffix, fimMiddle, mask: lookup(sp.mask, 'mask') };
+    this.fimOrder = spec.fimOrder;
+  }
+
+  get fim(): boolean {
+    const s = this.special;
+    return s.fimPrefix !== undefined && s.fimSuffix !== undefined && s.fimMiddle !== undefined;
+  }
+
+  encode(text: string): number[] {
+    if (text.length === 0) return [];
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: readonly number[]): string {
+    if (ids.length === 0) return '';
+    return this.tok.decode(ids as number[], { skip_special_tokens: false });
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.tok.token_to_id(token);
+  }
+
+  /**
+   * The prompt for a completion at the cursor: the plain prefix when the suffix is empty (or the
+   * model has no FIM tokens), otherwise the fill-in-the-middle layout the model was trained on:
+   * psm = <fim_prefix>P<fim_suffix>S<fim_middle>, spm = <fim_suffix>S<fim_prefix>P<fim_middle>.
+   * Over `budget` tokens, the start of the prefix and the end of the suffix are dropped.
+   */
+  buildPrompt(prefix: string, suffix = '', budget = Infinity): number[] {
+    let p = this.encode(prefix);
+    if (suffix.length === 0 || !this.fim) return p.length > budget ? p.slice(p.length - budget) : p;
+    let s = this.encode(suffix);
+    if (p.length + s.length + 3 > budget) {
+      // Too long: keep the suffix's start (a third of the budget at most) and the prefix's end.
+      s = s.slice(0, Math.min(s.length, Math.floor(budget / 3)));
+      p = p.slice(Math.max(0, p.length - (budget - 3 - s.length)));
+    }
+    const { fimPrefix, fimSuffix, fimMiddle } = this.special as Required<SpecialIds>;
+    return this.fimOrder === 'psm'
+      ? [fimPrefix, ...p, fimSuffix, ...s, fimMiddle]
+      : [fimSuffix, ...s, fimPrefix, ...p, fimMiddle];
+  }
+}
+
+/**
+ * Incremental detokenization (the text-generation-inference scheme): decode a short window of
+ * tokens and emit only text that is stable, i.e. not ending in an incomplete UTF-8 sequence.
+ */
+export class StreamDecoder {
+  private tokens: number[] = [];
+  private prefixOffset = 0;
+  private readOffset = 0;
+
+  constructor(private readonly tokenizer: { decode(ids: readonly number[]): string }) {}
+
+  /** Adds tokens; returns the newly stable text (may be ''). */
+  push(ids: readonly number[]): string {
+    let out = '';
+    for (const id of ids) out += this.pushOne(id);
+    return out;
+  }
+
+  private pushOne(id: number): string {
+    this.tokens.push(id);
+    const prefixText = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset));
+    const newText = this.tokenizer.decode(this.tokens.slice(this.prefixOffset));
+    if (newText.length > prefixText.length && !newText.endsWith('\uFFFD')) {
+      this.prefixOffset = this.readOffset;
+      this.readOffset = this.tokens.length;
+      return newText.slice(prefixText.length);
+    }
+    return '';
+  }
+
+  /** Text still held back (an incomplete character at the end); call once at the end. */
+  flush(): string {
+    const prefixText = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset));
+    const newText = this.tokenizer.decode(this.tokens.slice(this.prefixOffset));
+    this.prefixOffset = this.readOffset = this.tokens.length;
+    return newText.length > prefixText.length ? newText.slice(prefixText.length) : '';
+  }
+}

@@ -1,0 +1,292 @@
+// A KV-cached decoder session on onnxruntime-node (Optimum / transformers.js layout): the verifier,
+// and the autoregressive draft model. Scores q tokens per pass, rolls the cache back to any length,
+// reuses it across requests by longest common token prefix, prefills in chunks.
+//
+// Per-pass floor: with `bind` (default) the present.* outputs, logits and hidden states are written
+// by onnxruntime straight into buffers this class owns (pre-allocated fetches), ping-ponging two
+// buffers per KV tensor, so a pass allocates no KV memory and copies nothing back into JS; a
+// rollback moves only heads 1..n-1 of the rows that stay (copyWithin). `bind: false` keeps
+// onnxruntime's own output tensors (the plain way, kept for measuring the difference).
+import * as ort from 'onnxruntime-node';
+import { DecoderShape, ModelFolderError } from './modelFolder';
+
+export interface SessionOptions {
+  threads: number;
+  spinning: boolean;
+}
+
+export interface DecoderOptions extends SessionOptions {
+  vocabSize: number;
+  maxPositions: number;
+  /** Tokens per prefill pass. */
+  prefillChunk?: number;
+  /** Name of the per-position hidden-state output to keep a cache of, if any. */
+  hiddenOutput?: string;
+  hiddenSize?: number;
+  /** Write outputs into pre-allocated buffers (default true). */
+  bind?: boolean;
+  /** Which file to name in shape errors about the config (config.json or deer.json). */
+  shapeSource?: string;
+}
+
+export async function createSession(file: string, opts: SessionOptions): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(file, {
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      extra: { session: { 'intra_op.allow_spinning': opts.spinning ? '1' : '0' } },
+    });
+  } catch (e) {
+    throw new ModelFolderError(file, `cannot be loaded by onnxruntime (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+type Meta = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
+
+function metadata(session: ort.InferenceSession, which: 'inputMetadata' | 'outputMetadata'): Map<string, Meta> {
+  const list = ((session as unknown as Record<string, unknown>)[which] ?? []) as Meta[];
+  return new Map(list.map((m) => [m.name, m]));
+}
+
+/** Checks that `session` has the Optimum decoder layout with the declared shape. */
+function checkLayout(session: ort.InferenceSession, file: string, shape: DecoderShape, opts: DecoderOptions): void {
+  const ins = new Set(session.inputNames);
+  const outs = new Set(session.outputNames);
+  if (!ins.has('input_ids') || !ins.has('past_key_values.0.key') || !outs.has('logits') || !outs.has('present.0.key')) {
+    throw new ModelFolderError(
+      file,
+      `unknown layout: inputs [${session.inputNames.join(', ')}], outputs [${session.outputNames.join(', ')}]; ` +
+        'expected a decoder with input_ids, attention_mask, position_ids, past_key_values.N.key|value -> logits, present.N.key|value',
+    );
+  }
+  const layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length;
+  const source = opts.shapeSource ?? 'config.json';
+  if (layers !== shape.numLayers) {
+    throw new ModelFolderError(file, `has ${layers} layers of past_key_values but ${source} says ${shape.numLayers}`);
+  }
+  const inMeta = metadata(session, 'inputMetadata');
+  for (let i = 0; i < layers; i++) {
+    for (const kv of ['key', 'value']) {
+      const name = `past_key_values.${i}.${kv}`;
+      if (!ins.has(name)) throw new ModelFolderError(file, `input ${name} is missing`);
+      if (!outs.has(`present.${i}.${kv}`)) throw new ModelFolderError(file, `output present.${i}.${kv} is missing`);
+      const m = inMeta.get(name);
+      if (m?.type && m.type !== 'float32') throw new ModelFolderError(file, `${name} is ${m.type}; this engine needs float32 KV`);
+      const dims = m?.shape;
+      if (dims && dims.length !== 4) throw new ModelFolderError(file, `${name} has rank ${dims.length}, expected 4 [batch, kv_heads, past, head_dim]`);
+      if (dims) {
+        const [, h, , d] = dims;
+        if (typeof h === 'number' && h !== shape.numKvHeads) {
+          throw new ModelFolderError(file, `${name} has ${h} KV heads but ${source} says ${shape.numKvHeads}`);
+        }
+        if (typeof d === 'number' && d !== shape.headDim) {
+          throw new ModelFolderError(file, `${name} has head_dim ${d} but ${source} says ${shape.headDim}`);
+        }
+      }
+    }
+  }
+  const lm = metadata(session, 'outputMetadata').get('logits')?.shape;
+  const v = lm?.[lm.length - 1];
+  if (typeof v === 'number' && v !== opts.vocabSize) {
+    throw new ModelFolderError(file, `logits have vocab ${v} but config.json says vocab_size ${opts.vocabSize}`);
+  }
+  if (opts.hiddenOutput && !outs.has(opts.hiddenOutput)) {
+    throw new ModelFolderError(file, `output ${opts.hiddenOutput} (declared in deer.json verifier.hidden_states) is missing`);
+  }
+}
+
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class DecoderSession {
+  /** Tokens whose keys and values are in the cache, in order. */
+  readonly tokens: number[] = [];
+  /** Passes run and their milliseconds, for calibration and stats. */
+  lastPassMs = 0;
+
+  private readonly layers: number;
+  private readonly rowSize: number; // kv_heads * head_dim floats per position
+  private readonly bind: boolean;
+  private readonly prefillChunk: number;
+  private capacity = 0; // positions the KV buffers hold
+  private buffers: [Float32Array, Float32Array][] = []; // per (layer, key|value): ping-pong
+  private current = 0; // which of the pair holds the cache
+  private plainPast: Float32Array[] = []; // bind: false
+  private logitsBuf = new Float32Array(0);
+  private hiddenCache = new Float32Array(0); // [capacity, hiddenSize]
+  private ones = new BigInt64Array(0);
+  private readonly kvNames: string[];
+  private readonly presentNames: string[];
+  private readonly hasAttentionMask: boolean;
+  private readonly hasPositionIds: boolean;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly file: string,
+    private readonly shape: DecoderShape,
+    private readonly opts: DecoderOptions,
+  ) {
+    this.layers = shape.numLayers;
+    this.rowSize = shape.numKvHeads * shape.headDim;
+    this.bind = opts.bind ?? true;
+    this.prefillChunk = opts.prefillChunk ?? 128;
+    this.kvNames = [];
+    this.presentNames = [];
+    for (let i = 0; i < this.layers; i++) {
+      for (const kv of ['key', 'value']) {
+        this.kvNames.push(`past_key_values.${i}.${kv}`);
+        this.presentNames.push(`present.${i}.${kv}`);
+      }
+    }
+    this.hasAttentionMask = session.inputNames.includes('attention_mask');
+    this.hasPositionIds = session.inputNames.includes('position_ids');
+    this.reserve(256);
+  }
+
+  static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
+    const session = await createSession(file, opts);
+    checkLayout(session, file, shape, opts);
+    return new DecoderSession(session, file, shape, opts);
+  }
+
+  get length(): number {
+    return this.tokens.length;
+  }
+
+  get vocabSize(): number {
+    return this.opts.vocabSize;
+  }
+
+  get hiddenSize(): number {
+    return this.opts.hiddenOutput ? (this.opts.hiddenSize ?? 0) : 0;
+  }
+
+  /** The verifier's hidden state at cached position `pos` (a view; valid until the next pass). */
+  hiddenAt(pos: number): Float32Array {
+    const h = this.hiddenSize;
+    return this.hiddenCache.subarray(pos * h, (pos + 1) * h);
+  }
+
+  private reserve(positions: number): void {
+    if (positions <= this.capacity) return;
+    const cap = Math.max(positions, Math.min(this.opts.maxPositions, this.capacity * 2), 256);
+    const used = this.tokens.length * this.rowSize;
+    if (this.bind) {
+      this.buffers = this.kvNames.map((_, j) => {
+        const pair: [Float32Array, Float32Array] = [new Float32Array(cap * this.rowSize), new Float32Array(cap * this.rowSize)];
+        if (this.buffers[j]) pair[this.current].set(this.buffers[j][this.current].subarray(0, used));
+        return pair;
+      });
+    }
+    if (this.hiddenSize > 0) {
+      const h = new Float32Array(cap * this.hiddenSize);
+      h.set(this.hiddenCache.subarray(0, this.tokens.length * this.hiddenSize));
+      this.hiddenCache = h;
+    }
+    this.ones = new BigInt64Array(cap).fill(1n);
+    this.capacity = cap;
+  }
+
+  /**
+   * Runs `ids` after the cached tokens and appends them to the cache. Returns the logits of every
+   * new position ([ids.length * vocab], a view valid until the next pass), or null when
+   * `wantLogits` is false (prefill: logits are then neither fetched nor copied).
+   */
+  async forward(ids: readonly number[], wantLogits = true): Promise<Float32Array | null> {
+    const q = ids.length;
+    const past = this.tokens.length;
+    const total = past + q;
+    if (total > this.opts.maxPositions) throw new Error(`sequence of ${total} tokens exceeds the model's ${this.opts.maxPositions} positions`);
+    this.reserve(total);
+    const { numKvHeads: h, headDim: d } = this.shape;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, q]),
+    };
+    if (this.hasAttentionMask) feeds.attention_mask = new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]);
+    if (this.hasPositionIds) {
+      const pos = new BigInt64Array(q);
+      for (let i = 0; i < q; i++) pos[i] = BigInt(past + i);
+      feeds.position_ids = new ort.Tensor('int64', pos, [1, q]);
+    }
+    const fetches: Record<string, ort.Tensor | null> = {};
+    const vocab = this.opts.vocabSize;
+    if (wantLogits) {
+      if (this.logitsBuf.length < q * vocab) this.logitsBuf = new Float32Array(Math.max(q, 32) * vocab);
+      fetches.logits = this.bind ? new ort.Tensor('float32', this.logitsBuf.subarray(0, q * vocab), [1, q, vocab]) : null;
+    }
+    const hs = this.hiddenSize;
+    if (hs > 0) {
+      const view = this.hiddenCache.subarray(past * hs, total * hs);
+      fetches[this.opts.hiddenOutput!] = this.bind ? new ort.Tensor('float32', view, [1, q, hs]) : null;
+    }
+    const cur = this.current;
+    for (let j = 0; j < this.kvNames.length; j++) {
+      const pastData = this.bind ? this.buffers[j][cur].subarray(0, past * this.rowSize) : (this.plainPast[j] ?? new Float32Array(0));
+      feeds[this.kvNames[j]] = new ort.Tensor('float32', pastData, [1, h, past, d]);
+      fetches[this.presentNames[j]] = this.bind
+        ? new ort.Tensor('float32', this.buffers[j][1 - cur].subarray(0, total * this.rowSize), [1, h, total, d])
+        : null;
+    }
+    const t0 = performance.now();
+    const out = await this.session.run(feeds, fetches);
+    this.lastPassMs = performance.now() - t0;
+    if (this.bind) {
+      this.current = 1 - cur;
+    } else {
+      for (let j = 0; j < this.presentNames.length; j++) this.plainPast[j] = out[this.presentNames[j]].data as Float32Array;
+      if (hs > 0) this.hiddenCache.set(out[this.opts.hiddenOutput!].data as Float32Array, past * hs);
+    }
+    for (const id of ids) this.tokens.push(id);
+    if (!wantLogits) return null;
+    return this.bind ? this.logitsBuf.subarray(0, q * vocab) : (out.logits.data as Float32Array);
+  }
+
+  /** Drops cached positions from `length` on (no-op when already that short). */
+  rollback(length: number): void {
+    const total = this.tokens.length;
+    if (length >= total) return;
+    const { numKvHeads: heads, headDim: d } = this.shape;
+    for (let j = 0; j < this.kvNames.length; j++) {
+      if (this.bind) {
+        // [heads, total, d] -> [heads, length, d] in place: head 0 stays, the others move left.
+        const buf = this.buffers[j][this.current];
+        for (let hh = 1; hh < heads; hh++) buf.copyWithin(hh * length * d, hh * total * d, hh * total * d + length * d);
+      } else {
+        const src = this.plainPast[j];
+        const dst = new Float32Array(heads * length * d);
+        for (let hh = 0; hh < heads; hh++) dst.set(src.subarray(hh * total * d, hh * total * d + length * d), hh * length * d);
+        this.plainPast[j] = dst;
+      }
+    }
+    this.tokens.length = length;
+  }
+
+  /**
+   * Makes the cache hold exactly `ids`: keeps the longest common prefix with what is cached and
+   * runs the rest in chunks. Returns how many tokens were reused.
+   */
+  async prefill(ids: readonly number[], signal?: AbortSignal): Promise<number> {
+    const reused = commonPrefixLength(this.tokens, ids);
+    this.rollback(reused);
+    for (let i = reused; i < ids.length; i += this.prefillChunk) {
+      if (signal?.aborted) break;
+      await this.forward(ids.slice(i, i + this.prefillChunk), false);
+    }
+    return reused;
+  }
+
+  clear(): void {
+    this.rollback(0);
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,25 @@
+// Shared helpers for the engine tests: where the repository, the fixtures and the eval data are.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+/** Repository root (tests run from dist/test/engine/). */
+export const ROOT = resolve(__dirname, '..', '..', '..');
+/** The tiny model folder made by training/make_fixture.py (DEER_TEST_MODEL overrides). */
+export const TINY_MODEL = process.env.DEER_TEST_MODEL ?? resolve(ROOT, 'test', 'fixtures', 'tiny-model');
+/** A tiny random model whose drafter is conditioned on context, hidden states and suffix. */
+export const CONDITIONED_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'conditioned-model');
+export const DEFAULT_MODEL = resolve(ROOT, 'models', 'default');
+export const EVAL_DIR = resolve(ROOT, '..', 'shared', 'eval');
+
+export const hasModel = (dir: string) => existsSync(resolve(dir, 'config.json')) && existsSync(resolve(dir, 'tokenizer.json'));
+
+/** The first `n` prompts of an eval file (`mbpp-ts-reworded.jsonl`, ...). */
+export function evalPrompts(file: string, n: number): { name: string; prompt: string }[] {
+  const path = resolve(EVAL_DIR, file);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, n)
+    .map((l) => JSON.parse(l));
+}

@@ -1,0 +1,94 @@
+// Pure parts of the text pipeline: streaming UTF-8-safe decoding, stop strings and stop rules,
+// prompt lookup.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { promptLookup } from '../../src/engine/drafters/ngram';
+import { TextTracker } from '../../src/engine/speculative';
+import { StreamDecoder } from '../../src/engine/tokenizer';
+
+/** A byte-level "tokenizer": one token per UTF-8 byte, decoded like a byte-level BPE (U+FFFD for broken bytes). */
+const bytes = {
+  encode: (s: string) => Array.from(Buffer.from(s, 'utf8')),
+  decode: (ids: readonly number[]) => Buffer.from(ids).toString('utf8'),
+};
+
+describe('StreamDecoder', () => {
+  const texts = ['plain ascii', 'héllo wörld', 'emoji 🦌🚀 and 漢字', '👩‍👩‍👧 family', 'ends in emoji 🎉'];
+  for (const text of texts) {
+    for (const step of [1, 2, 3, 5]) {
+      it(`${JSON.stringify(text)} in chunks of ${step} bytes`, () => {
+        const ids = bytes.encode(text);
+        const dec = new StreamDecoder(bytes);
+        let out = '';
+        for (let i = 0; i < ids.length; i += step) {
+          const piece = dec.push(ids.slice(i, i + step));
+          assert.ok(!piece.includes('\uFFFD'), `broken character emitted: ${JSON.stringify(piece)}`);
+          out += piece;
+        }
+        out += dec.flush();
+        assert.equal(out, text);
+      });
+    }
+  }
+  it('flushes a truly broken tail at the end', () => {
+    const dec = new StreamDecoder(bytes);
+    assert.equal(dec.push([0x61, 0xf0, 0x9f]), 'a');
+    assert.equal(dec.flush(), '\uFFFD');
+  });
+});
+
+describe('TextTracker: stop strings and rules', () => {
+  function run(chunks: string[], stops: string[], rule?: (s: string) => number | null) {
+    const emitted: string[] = [];
+    const t = new TextTracker(stops, rule, (c) => emitted.push(c));
+    let reason: string | null = null;
+    for (const c of chunks) {
+      reason = t.add(c);
+      if (reason) break;
+    }
+    if (!reason) reason = t.add('', true);
+    return { text: t.text, emitted: emitted.join(''), reason, pieces: emitted };
+  }
+  const cases = [
+    { name: 'no stop', chunks: ['ab', 'cd'], stops: [], text: 'abcd', reason: null },
+    { name: 'stop inside a chunk', chunks: ['ab\nfunc', 'tion x'], stops: ['\nfunction'], text: 'ab', reason: 'stop' },
+    { name: 'stop across chunks', chunks: ['return 1;\n', '}\n', 'func', 'tion'], stops: ['\nfunction'], text: 'return 1;\n}', reason: 'stop' },
+    { name: 'earliest of several stops', chunks: ['x\n//c\nclass'], stops: ['\nclass', '\n//'], text: 'x', reason: 'stop' },
+    { name: 'partial stop at the end is released', chunks: ['a\nfun'], stops: ['\nfunction'], text: 'a\nfun', reason: null },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const r = run(c.chunks, c.stops);
+      assert.equal(r.text, c.text);
+      assert.equal(r.emitted, c.text, 'streamed text equals the final text');
+      assert.equal(r.reason, c.reason);
+    });
+  }
+  it('never streams text that a stop string later cuts', () => {
+    const r = run(['ab\n', 'fu', 'nction'], ['\nfunction']);
+    assert.deepEqual(r.pieces, ['ab']);
+  });
+  it('a caller rule: end of line', () => {
+    const eol = (s: string) => (s.indexOf('\n') >= 0 ? s.indexOf('\n') : null);
+    const r = run(['const x', ' = 1;\nconst y'], [], eol);
+    assert.equal(r.text, 'const x = 1;');
+    assert.equal(r.emitted, 'const x = 1;');
+    assert.equal(r.reason, 'rule');
+  });
+});
+
+describe('prompt lookup (ngram drafter)', () => {
+  it('proposes what followed the latest match of the longest suffix n-gram', () => {
+    //           0  1  2  3  4  5  6  7  8  9
+    const toks = [1, 2, 3, 4, 5, 9, 1, 2, 3, 7, 8, 1, 2, 3];
+    assert.deepEqual(promptLookup(toks, 3), [7, 8, 1]);
+    assert.deepEqual(promptLookup(toks, 10), [7, 8, 1, 2, 3]);
+  });
+  it('falls back to shorter n-grams', () => {
+    assert.deepEqual(promptLookup([5, 6, 7, 1, 2, 6], 2), [7, 1]);
+  });
+  it('proposes nothing without a match', () => {
+    assert.deepEqual(promptLookup([1, 2, 3, 4], 4), []);
+    assert.deepEqual(promptLookup([1], 4), []);
+  });
+});
