@@ -1,0 +1,99 @@
+// The inline completion recipe, free of 'vscode' so the unit tests and the latency benchmark run
+// exactly what the editor runs: context → policy → cache / type-through → debounce → engine → postprocess.
+import type { CompletionRequest, CompletionResult, ModelInfo } from '../engine/api';
+import type { CompleteOptions } from '../worker/engineClient';
+import { SuggestionCache } from './cache';
+import { effectiveDrafter, type DeerConfig } from './config';
+import { buildContext, contextOptionsFor, type ContextOptions, type DocText } from './context';
+import { decideMode, type CompletionMode, type StopSpec } from './policy';
+import { postprocess } from './postprocess';
+import type { CompletionRecord } from './stats';
+
+/** What the pipeline needs from the engine (EngineClient provides it). */
+export interface InlineEngine {
+  readonly info?: ModelInfo;
+  complete(request: CompletionRequest, options: CompleteOptions): Promise<CompletionResult>;
+}
+
+export interface InlineQuery {
+  doc: DocText;
+  offset: number;
+  /** Explicitly asked for (Alt+\): no debounce, and a suggestion even mid-word. */
+  manual: boolean;
+  signal: AbortSignal;
+}
+
+export interface InlineAnswer {
+  /** '' = nothing to show. */
+  text: string;
+  source: 'cache' | 'model';
+  mode: CompletionMode;
+  result?: CompletionResult;
+}
+
+export class InlinePipeline {
+  readonly cache = new SuggestionCache();
+
+  constructor(
+    private readonly engine: InlineEngine,
+    private readonly config: () => DeerConfig,
+    private readonly onRecord?: (record: CompletionRecord) => void,
+    /** Fixed windows (tests); by default they follow the model's maxPositions. */
+    private readonly contextOptions?: ContextOptions,
+  ) {}
+
+  /** The suggestion at the cursor, or undefined when cancelled or there is no place for one. */
+  async suggest(q: InlineQuery): Promise<InlineAnswer | undefined> {
+    const cfg = this.config();
+    const info = this.engine.info;
+    const built = buildContext(
+      q.doc,
+      q.offset,
+      this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize),
+    );
+    if (!built.ok) return undefined;
+    const ctx = built.context;
+    const spec: StopSpec | null =
+      decideMode(ctx) ?? (q.manual ? { mode: 'single', minIndent: 0, lineSuffix: ctx.lineSuffix.trim(), nextLine: '', maxLines: 1 } : null);
+    if (!spec) return undefined;
+
+    const cached = this.cache.get(ctx.prefix, ctx.suffix);
+    if (cached !== undefined) return { text: cached, source: 'cache', mode: spec.mode };
+
+    if (!q.manual && cfg.debounceMs > 0 && !(await sleep(cfg.debounceMs, q.signal))) return undefined;
+
+    const t0 = performance.now();
+    const result = await this.engine.complete(
+      {
+        prefix: ctx.prefix,
+        suffix: ctx.suffix,
+        maxNewTokens: cfg.inlineMaxNewTokens,
+        drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
+        blockSize: cfg.blockSize,
+        temperature: cfg.temperature,
+      },
+      { signal: q.signal, stopSpec: spec, lane: 'inline' },
+    );
+    if (result.stopReason === 'aborted' || q.signal.aborted) return undefined;
+    const text = postprocess(result.text, spec, ctx.suffix);
+    this.cache.set(ctx.prefix, ctx.suffix, text);
+    this.onRecord?.({ kind: 'inline', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats });
+    return { text, source: 'model', mode: spec.mode, result };
+  }
+}
+
+/** Waits `ms`; false when aborted first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,190 @@
+// DEER Complete: activate/deactivate, wiring only. Each piece lives in src/editor/ (VS Code side)
+// and src/worker/ (the inference process). Nothing here blocks activation: the model loads in a
+// child process in the background, and nothing is ever sent over the network.
+import * as vscode from 'vscode';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { RunStats } from './engine/api';
+import { readConfig, type DeerConfig } from './editor/config';
+import { generateAtCursor } from './editor/generateCommand';
+import { InlinePipeline } from './editor/inlineCompletion';
+import { DeerInlineProvider, INLINE_SELECTOR } from './editor/inlineProvider';
+import { StatsHistory, statsViewData, type CompletionRecord, type StatusView, type UiState } from './editor/stats';
+import { StatusBar } from './editor/statusBar';
+import { StatsView } from './editor/statsView';
+import { EngineClient } from './worker/engineClient';
+
+/**
+ * Returned by activate(). A test hook for the VS Code test suite (test/vscode/), not a public API:
+ * status() is what the status bar shows (`text` is exactly the item's text), lastStats() the last
+ * completion's engine stats, whenIdle() resolves when no model load or inference is running.
+ */
+export interface DeerApi {
+  status(): { state: UiState; text: string; tooltip: string; error?: string };
+  lastStats(): RunStats | undefined;
+  whenIdle(): Promise<void>;
+}
+
+export function activate(context: vscode.ExtensionContext): DeerApi {
+  const output = vscode.window.createOutputChannel('DEER Complete');
+  const log = (line: string): void => output.appendLine(`[${new Date().toISOString()}] ${line}`);
+  const history = new StatsHistory();
+  const client = new EngineClient({ workerPath: context.asAbsolutePath(path.join('dist', 'worker.js')) });
+  let config: DeerConfig = readConfig(vscode.workspace.getConfiguration('deer'));
+  let loadStarted = false;
+  let generating = false;
+  let active = 0; // provider calls and generate runs in progress
+  let crashReported = false;
+
+  const uiState = (): UiState => {
+    if (client.state === 'error') return 'error';
+    if (!config.enabled) return 'disabled';
+    return client.state === 'ready' ? 'ready' : 'loading';
+  };
+  const status = new StatusBar(() => ({
+    state: uiState(),
+    error: client.error?.message,
+    model: client.info?.name,
+    drafter: config.drafter,
+    records: history.all(),
+  }));
+  const statsView = new StatsView(context.extensionUri, () => ({
+    ...statsViewData(history.all(), client.info?.name),
+    status: status.view.tooltip,
+    error: client.error?.message,
+  }));
+  const onRecord = (record: CompletionRecord): void => {
+    history.add(record);
+    status.update();
+    statsView.update();
+  };
+  const track = async <T>(work: Promise<T>): Promise<T> => {
+    active++;
+    try {
+      return await work;
+    } finally {
+      active--;
+    }
+  };
+
+  const modelDir = (): string => resolveModelPath(config.modelPath, context.extensionPath);
+  const load = (): Promise<unknown> => {
+    loadStarted = true;
+    const dir = modelDir();
+    log(`loading model from ${dir} (threads: ${config.threads || 'auto'})`);
+    const loading = client.load({ modelDir: dir, threads: config.threads > 0 ? config.threads : undefined }, config.drafter);
+    loading.catch((err: Error) => {
+      log(`model load failed: ${err.message}`);
+      void showLoadError(dir, err);
+    });
+    return loading;
+  };
+  const ensureLoaded = (): Promise<unknown> => (loadStarted && client.state !== 'error' ? client.whenIdle() : load()).then(() => {
+    if (client.state !== 'ready') throw client.error ?? new Error('model not loaded');
+  });
+
+  const pipeline = new InlinePipeline(client, () => config, onRecord);
+  const provider = new DeerInlineProvider(pipeline, () => config.enabled && !generating && client.state === 'ready', track, log);
+
+  context.subscriptions.push(
+    output,
+    status,
+    statsView,
+    { dispose: () => void client.dispose() },
+    client.onEvent((e) => {
+      if (e.type === 'log') log(e.line);
+      if (e.type === 'state') status.update();
+      if (e.type === 'crash') {
+        log(e.message + (e.restarting ? '; restarting it' : ''));
+        if (!crashReported) {
+          crashReported = true;
+          void vscode.window.showWarningMessage(
+            `DEER: the ${e.message}. ${e.restarting ? 'It was restarted.' : 'Completion is off until the window reloads.'}`,
+          );
+        }
+      }
+    }),
+    vscode.languages.registerInlineCompletionItemProvider(INLINE_SELECTOR, provider),
+    vscode.commands.registerCommand('deer.toggle', async () => {
+      await vscode.workspace.getConfiguration('deer').update('enabled', !config.enabled, vscode.ConfigurationTarget.Global);
+    }),
+    vscode.commands.registerCommand('deer.generate', () =>
+      track(
+        generateAtCursor({
+          client,
+          config: () => config,
+          ensureLoaded,
+          onRecord,
+          setGenerating: (on) => (generating = on),
+        }),
+      ),
+    ),
+    vscode.commands.registerCommand('deer.showStats', () => statsView.show()),
+    vscode.commands.registerCommand('deer.chooseModelFolder', async () => {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectFolders: true,
+        canSelectFiles: false,
+        canSelectMany: false,
+        openLabel: 'Use this model folder',
+        title: 'DEER: choose a model folder (with config.json, tokenizer.json, onnx/model.onnx)',
+      });
+      if (!picked?.[0]) return;
+      await vscode.workspace.getConfiguration('deer').update('modelPath', picked[0].fsPath, vscode.ConfigurationTarget.Global);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration('deer')) return;
+      const before = config;
+      config = readConfig(vscode.workspace.getConfiguration('deer'));
+      if (config.temperature !== before.temperature || config.inlineMaxNewTokens !== before.inlineMaxNewTokens) pipeline.cache.clear();
+      const reload = config.modelPath !== before.modelPath || config.threads !== before.threads;
+      if (reload && (loadStarted || config.enabled)) {
+        pipeline.cache.clear();
+        void load().catch(() => undefined);
+      } else if (config.enabled && !loadStarted) {
+        void load().catch(() => undefined);
+      }
+      status.update();
+    }),
+  );
+
+  async function showLoadError(dir: string, err: Error): Promise<void> {
+    const choose = 'Choose Model Folder…';
+    const embedded = 'Use Embedded Model';
+    const settings = 'Open Settings';
+    const actions = config.modelPath ? [choose, embedded, settings] : [choose, settings];
+    const kind = err.name === 'ModelFolderError' ? 'is not a usable model folder' : 'could not be loaded';
+    const pick = await vscode.window.showErrorMessage(`DEER: ${dir} ${kind}: ${err.message}`, ...actions);
+    if (pick === choose) await vscode.commands.executeCommand('deer.chooseModelFolder');
+    if (pick === embedded) await vscode.workspace.getConfiguration('deer').update('modelPath', '', vscode.ConfigurationTarget.Global);
+    if (pick === settings) await vscode.commands.executeCommand('workbench.action.openSettings', 'deer.modelPath');
+  }
+
+  // Load in the background once activation is done (inline completion only; Generate loads on demand).
+  if (config.enabled) setImmediate(() => void load().catch(() => undefined));
+
+  return {
+    status: (): StatusView => status.view,
+    lastStats: () => history.last?.stats,
+    whenIdle: async () => {
+      while (active > 0 || client.busy) {
+        await Promise.race([client.whenIdle(), new Promise((r) => setTimeout(r, 25))]);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+  };
+}
+
+export function deactivate(): void {
+  // Everything is in context.subscriptions (the client's dispose stops the inference process).
+}
+
+/** '' → the embedded model; '~' and paths relative to the first workspace folder are resolved. */
+export function resolveModelPath(setting: string, extensionPath: string): string {
+  if (!setting) return path.join(extensionPath, 'models', 'default');
+  let p = setting.replace(/^~(?=$|[\\/])/, os.homedir());
+  if (!path.isAbsolute(p)) {
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    p = path.resolve(root ?? extensionPath, p);
+  }
+  return p;
+}

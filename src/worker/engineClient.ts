@@ -1,0 +1,338 @@
+// The extension's handle on the inference process: a promise API mirroring Engine.
+// - runs src/worker/engineWorker.ts (dist/worker.js) in a child process (child_process.fork), so
+//   a native crash or a long decode never stalls or takes down the extension host;
+// - AbortSignal → abort message; in the 'inline' lane the latest request wins (a new request
+//   aborts the one in flight);
+// - restarts the child (and reloads the model) when it dies, and reports each crash as an event;
+//   after `maxCrashes` within `crashWindowMs` it stops trying and goes to the 'error' state.
+import { fork, type ChildProcess } from 'node:child_process';
+import type { CompletionRequest, CompletionResult, DrafterName, EngineOptions, ModelInfo, RunStats } from '../engine/api';
+import type { StopSpec } from '../editor/policy';
+import type { FromWorker, ToWorker, WireError } from './protocol';
+
+export type ClientState = 'idle' | 'loading' | 'ready' | 'error';
+
+export type ClientEvent =
+  | { type: 'state'; state: ClientState; error?: Error }
+  | { type: 'crash'; message: string; restarting: boolean }
+  | { type: 'log'; line: string };
+
+export interface ClientOptions {
+  /** Path of the bundled worker (dist/worker.js). */
+  workerPath: string;
+  /** Extra environment for the child. */
+  env?: NodeJS.ProcessEnv;
+  maxCrashes?: number;
+  crashWindowMs?: number;
+}
+
+export interface CompleteOptions {
+  signal?: AbortSignal;
+  onChunk?: (text: string) => void;
+  /** The stop rule, as data (a `stopAt` function in the request cannot cross processes). */
+  stopSpec?: StopSpec;
+  /** 'inline': a newer request aborts this one. 'generate': runs to the end unless aborted. */
+  lane?: 'inline' | 'generate';
+}
+
+export class WorkerCrashedError extends Error {
+  override name = 'WorkerCrashedError';
+}
+
+interface Pending {
+  resolve(result: CompletionResult | number): void;
+  reject(err: Error): void;
+  onChunk?: (text: string) => void;
+}
+
+/** Glibc malloc settings that keep KV-cache buffers off mmap/munmap churn (docs: platform notes). */
+const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '16777216', MALLOC_TRIM_THRESHOLD_: '268435456' };
+
+export function fromWire(e: WireError): Error {
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+export function abortedResult(drafter: RunStats['drafter'] = 'none'): CompletionResult {
+  return {
+    text: '', tokens: [], stopReason: 'aborted',
+    stats: {
+      drafter, promptTokens: 0, reusedTokens: 0, newTokens: 0, passes: 0, acceptedHistogram: [], meanAccepted: 0,
+      prefillMs: 0, draftMs: 0, verifyMs: 0, decodeMs: 0, totalMs: 0, tokensPerSecond: 0, estimatedSpeedup: 0,
+    },
+  };
+}
+
+export class EngineClient {
+  private child?: ChildProcess;
+  private options?: EngineOptions;
+  private warm?: DrafterName;
+  private loaded?: Promise<ModelInfo>;
+  private loadWaiter?: { resolve(info: ModelInfo): void; reject(err: Error): void };
+  private _info?: ModelInfo;
+  private _state: ClientState = 'idle';
+  private _error?: Error;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private inlineInFlight?: number;
+  private crashTimes: number[] = [];
+  private readonly listeners = new Set<(e: ClientEvent) => void>();
+  private idleWaiters: (() => void)[] = [];
+  private disposed = false;
+  private stderrTail = '';
+
+  constructor(private readonly opts: ClientOptions) {}
+
+  get state(): ClientState {
+    return this._state;
+  }
+  get error(): Error | undefined {
+    return this._error;
+  }
+  get info(): ModelInfo | undefined {
+    return this._info;
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+  /** True while a load or any request is in flight. */
+  get busy(): boolean {
+    return this._state === 'loading' || this.pending.size > 0;
+  }
+
+  onEvent(listener: (e: ClientEvent) => void): { dispose(): void } {
+    this.listeners.add(listener);
+    return { dispose: () => this.listeners.delete(listener) };
+  }
+
+  /** (Re)starts the inference process and loads the model; rejects with the engine's error (e.g. ModelFolderError). */
+  load(options: EngineOptions, warm?: DrafterName): Promise<ModelInfo> {
+    this.options = options;
+    this.warm = warm;
+    this.crashTimes = [];
+    return this.start();
+  }
+
+  /** Resolves when no load and no request is in flight. */
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
+    const { signal, onChunk, stopSpec, lane = 'generate' } = options;
+    if (signal?.aborted) return abortedResult(request.drafter);
+    if (!this.loaded) throw new Error('DEER: no model loaded');
+    await this.loaded;
+    if (signal?.aborted) return abortedResult(request.drafter);
+    // Latest wins: any new request makes the inline one in flight stale.
+    if (this.inlineInFlight !== undefined) this.abort(this.inlineInFlight);
+    const id = this.nextId++;
+    if (lane === 'inline') this.inlineInFlight = id;
+    const { stopAt: _dropped, ...wire } = request;
+    const onAbort = (): void => this.abort(id);
+    try {
+      return (await new Promise<CompletionResult | number>((resolve, reject) => {
+        this.pending.set(id, { resolve, reject, onChunk });
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.post({ type: 'complete', id, request: { ...wire, stopSpec }, stream: onChunk !== undefined });
+      })) as CompletionResult;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.inlineInFlight === id) this.inlineInFlight = undefined;
+      this.checkIdle();
+    }
+  }
+
+  async countTokens(text: string): Promise<number> {
+    if (!this.loaded) throw new Error('DEER: no model loaded');
+    await this.loaded;
+    return (await this.call((id) => ({ type: 'countTokens', id, text }))) as number;
+  }
+
+  /** Resident memory of the inference process, in bytes. */
+  async memory(): Promise<number> {
+    return (await this.call((id) => ({ type: 'memory', id }))) as number;
+  }
+
+  /** Stops the inference process. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const child = this.child;
+    this.child = undefined;
+    this.failAll(new Error('DEER: engine disposed'));
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      try {
+        child.send({ type: 'dispose' } satisfies ToWorker);
+      } catch {
+        /* already gone */
+      }
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.setState('idle');
+    this.listeners.clear();
+  }
+
+  private abort(id: number): void {
+    if (this.pending.has(id)) this.post({ type: 'abort', id });
+  }
+
+  private call(make: (id: number) => ToWorker): Promise<number | CompletionResult> {
+    const id = this.nextId++;
+    return new Promise<number | CompletionResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.post(make(id));
+    }).finally(() => this.checkIdle());
+  }
+
+  private post(msg: ToWorker): void {
+    const child = this.child;
+    if (!child || !child.connected) {
+      if ('id' in msg && msg.type !== 'abort') this.settle(msg.id, (p) => p.reject(new WorkerCrashedError('DEER: inference process is not running')));
+      return;
+    }
+    child.send(msg, (err) => {
+      if (err && 'id' in msg && msg.type !== 'abort') this.settle(msg.id, (p) => p.reject(err));
+    });
+  }
+
+  private start(): Promise<ModelInfo> {
+    const old = this.child;
+    this.child = undefined;
+    old?.kill('SIGKILL');
+    this.failAll(new WorkerCrashedError('DEER: inference process restarted'));
+    this.disposed = false;
+    this.stderrTail = '';
+
+    const child = fork(this.opts.workerPath, [], {
+      serialization: 'advanced',
+      execArgv: [],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // ELECTRON_RUN_AS_NODE: in desktop VS Code, process.execPath is Electron.
+      env: { ...MALLOC_ENV, ...process.env, ELECTRON_RUN_AS_NODE: '1', ...this.opts.env },
+    });
+    this.child = child;
+    const onOutput = (data: Buffer): void => {
+      const text = data.toString();
+      this.stderrTail = (this.stderrTail + text).slice(-2000);
+      for (const line of text.split('\n')) if (line.trim()) this.emit({ type: 'log', line });
+    };
+    child.stdout?.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
+    child.on('message', (msg: FromWorker) => this.onMessage(msg));
+    child.on('error', (err) => this.emit({ type: 'log', line: `inference process error: ${err.message}` }));
+    child.on('exit', (code, signal) => {
+      if (child !== this.child || this.disposed) return;
+      this.onCrash(code, signal);
+    });
+
+    this.setState('loading');
+    this.loaded = new Promise<ModelInfo>((resolve, reject) => {
+      this.loadWaiter = { resolve, reject };
+    });
+    this.loaded.catch(() => undefined); // observed by callers of load()/complete()
+    this.post({ type: 'load', options: this.options as EngineOptions, warm: this.warm });
+    return this.loaded;
+  }
+
+  private onMessage(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'loaded':
+        this._info = msg.info;
+        this._error = undefined;
+        this.setState('ready');
+        this.loadWaiter?.resolve(msg.info);
+        this.loadWaiter = undefined;
+        this.emit({ type: 'log', line: `model ${msg.info.name} loaded in ${Math.round(msg.loadMs)} ms` });
+        this.checkIdle();
+        break;
+      case 'loadError': {
+        const err = fromWire(msg.error);
+        this._error = err;
+        this.setState('error', err);
+        this.loadWaiter?.reject(err);
+        this.loadWaiter = undefined;
+        this.checkIdle();
+        break;
+      }
+      case 'chunk':
+        this.pending.get(msg.id)?.onChunk?.(msg.text);
+        break;
+      case 'result':
+        this.settle(msg.id, (p) => p.resolve(msg.result));
+        break;
+      case 'value':
+        this.settle(msg.id, (p) => p.resolve(msg.value));
+        break;
+      case 'error':
+        this.settle(msg.id, (p) => p.reject(fromWire(msg.error)));
+        break;
+    }
+  }
+
+  private onCrash(code: number | null, signal: NodeJS.Signals | null): void {
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    const detail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    const message = `inference process stopped unexpectedly (${how})${detail ? `: ${detail}` : ''}`;
+    this.child = undefined;
+    this.failAll(new WorkerCrashedError(`DEER: ${message}`));
+    const now = Date.now();
+    const window = this.opts.crashWindowMs ?? 120_000;
+    this.crashTimes = [...this.crashTimes.filter((t) => now - t < window), now];
+    const restarting = this.crashTimes.length <= (this.opts.maxCrashes ?? 3) && this.options !== undefined;
+    this.emit({ type: 'crash', message, restarting });
+    if (restarting) {
+      this.start().catch(() => undefined);
+    } else {
+      const err = new Error(`DEER: ${message}; gave up after ${this.crashTimes.length} crashes`);
+      this._error = err;
+      this.loadWaiter?.reject(err);
+      this.loadWaiter = undefined;
+      this.loaded = Promise.reject(err);
+      this.loaded.catch(() => undefined);
+      this.setState('error', err);
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(err));
+    this.loadWaiter?.reject(err);
+    this.loadWaiter = undefined;
+    this.inlineInFlight = undefined;
+  }
+
+  private settle(id: number, f: (p: Pending) => void): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    f(p);
+  }
+
+  private setState(state: ClientState, error?: Error): void {
+    if (this._state === state && !error) return;
+    this._state = state;
+    this.emit({ type: 'state', state, error });
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.busy || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private emit(e: ClientEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch {
+        /* a listener's bug is not ours to crash on */
+      }
+    }
+  }
+}
