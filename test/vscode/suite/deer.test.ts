@@ -96,7 +96,6 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
       await setDeer('enabled', true);
       await setDeer('modelPath', undefined);
       await setDeer('generate.maxNewTokens', 48);
-      await waitReady(api);
     });
 
     suiteTeardown(async () => {
@@ -107,83 +106,100 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
       if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
     });
 
-    test('inline suggestion appears and is committed at the cursor', async () => {
-      const prefix = 'export function fibonacci(n: number): number {\n  if (n < 2) {\n    return n;\n  }\n  return ';
-      const suffix = '\n}\n';
-      const editor = await openAt('inline.ts', prefix, suffix);
-      const after = await triggerAndCommit(api, editor);
-      assert.ok(after.startsWith(prefix), 'text before the cursor changed');
-      assert.ok(after.endsWith(suffix), `text after the cursor changed: ${JSON.stringify(after.slice(prefix.length))}`);
-      const inserted = after.slice(prefix.length, after.length - suffix.length);
-      assert.ok(inserted.trim().length > 0, `committed suggestion is blank: ${JSON.stringify(inserted)}`);
-      const cursor = editor.document.offsetAt(editor.selection.active);
-      assert.equal(cursor, prefix.length + inserted.length, 'cursor is not at the end of the committed suggestion');
-      note(`       committed: ${JSON.stringify(inserted)}`);
-    });
-
-    test('status bar shows speedup figures after a completion', async () => {
-      if (!api.lastStats()) {
-        const editor = await openAt('status.ts', 'const squares = [1, 2, 3].map((x) => ', '\n');
-        await triggerAndCommit(api, editor);
-      }
-      await api.whenIdle();
-      const stats = api.lastStats();
-      assert.ok(stats, 'lastStats() is undefined after a completion');
-      assert.ok(stats.newTokens > 0, `lastStats().newTokens = ${stats.newTokens}`);
-      const s = api.status();
-      assert.equal(s.state, 'ready');
-      assert.match(s.text, STATUS_FIGURES, `status bar text: ${JSON.stringify(s.text)}`);
-      note(`       status bar: ${JSON.stringify(s.text)}`);
-    });
-
-    test('generate command inserts text at the cursor and one undo restores the document', async () => {
-      const prefix = 'def is_prime(n: int) -> bool:\n    """Return True if n is a prime number."""\n    ';
-      const suffix = '\n\n\nprint(is_prime(7))\n';
-      const editor = await openAt('generate.py', prefix, suffix);
-      const doc = editor.document;
-      const original = doc.getText();
-      await vscode.commands.executeCommand('deer.generate');
-      await api.whenIdle();
-      // Generation streams; wait until the text has stopped changing.
-      let last = '';
-      await waitFor('generated text to settle', 120_000, async () => {
-        await api.whenIdle();
-        const now = doc.getText();
-        const settled = now !== original && now === last;
-        last = now;
-        if (!settled) await sleep(800);
-        return settled;
+    suite('with the embedded model', () => {
+      suiteSetup(async function () {
+        this.timeout(300_000);
+        await waitReady(api);
       });
-      const after = doc.getText();
-      assert.ok(after.startsWith(prefix) && after.endsWith(suffix), 'generated text was not inserted at the cursor');
-      const inserted = after.slice(prefix.length, after.length - suffix.length);
-      assert.ok(inserted.trim().length > 0, `generated text is blank: ${JSON.stringify(inserted)}`);
-      note(`       generated: ${JSON.stringify(inserted.length > 120 ? inserted.slice(0, 120) + '…' : inserted)}`);
-      await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
-      await vscode.commands.executeCommand('undo');
-      assert.equal(doc.getText(), original, 'one undo did not restore the original text');
+
+      test('inline suggestion appears and is committed at the cursor', async () => {
+        const prefix = 'export function fibonacci(n: number): number {\n  if (n < 2) {\n    return n;\n  }\n  return ';
+        const suffix = '\n}\n';
+        const editor = await openAt('inline.ts', prefix, suffix);
+        const after = await triggerAndCommit(api, editor);
+        assert.ok(after.startsWith(prefix), 'text before the cursor changed');
+        assert.ok(after.endsWith(suffix), `text after the cursor changed: ${JSON.stringify(after.slice(prefix.length))}`);
+        const inserted = after.slice(prefix.length, after.length - suffix.length);
+        assert.ok(inserted.trim().length > 0, `committed suggestion is blank: ${JSON.stringify(inserted)}`);
+        const cursor = editor.document.offsetAt(editor.selection.active);
+        assert.equal(cursor, prefix.length + inserted.length, 'cursor is not at the end of the committed suggestion');
+        note(`       committed: ${JSON.stringify(inserted)}`);
+      });
+
+      test('status bar shows speedup figures after a completion', async () => {
+        if (!api.lastStats()) {
+          const editor = await openAt('status.ts', 'const squares = [1, 2, 3].map((x) => ', '\n');
+          await triggerAndCommit(api, editor);
+        }
+        await api.whenIdle();
+        const stats = api.lastStats();
+        assert.ok(stats, 'lastStats() is undefined after a completion');
+        assert.ok(stats.newTokens > 0, `lastStats().newTokens = ${stats.newTokens}`);
+        const s = api.status();
+        assert.equal(s.state, 'ready');
+        assert.match(s.text, STATUS_FIGURES, `status bar text: ${JSON.stringify(s.text)}`);
+        note(`       status bar: ${JSON.stringify(s.text)}`);
+      });
+
+      test('generate command inserts text at the cursor and one undo restores the document', async () => {
+        const prefix = 'def is_prime(n: int) -> bool:\n    """Return True if n is a prime number."""\n    ';
+        const suffix = '\n\n\nprint(is_prime(7))\n';
+        const editor = await openAt('generate.py', prefix, suffix);
+        const doc = editor.document;
+        const original = doc.getText();
+        await vscode.commands.executeCommand('deer.generate');
+        await api.whenIdle();
+        // Generation streams; wait until the text has stopped changing.
+        let last = '';
+        await waitFor('generated text to settle', 120_000, async () => {
+          await api.whenIdle();
+          const now = doc.getText();
+          const settled = now !== original && now === last;
+          last = now;
+          if (!settled) await sleep(800);
+          return settled;
+        });
+        const after = doc.getText();
+        assert.ok(after.startsWith(prefix) && after.endsWith(suffix), 'generated text was not inserted at the cursor');
+        const inserted = after.slice(prefix.length, after.length - suffix.length);
+        assert.ok(inserted.trim().length > 0, `generated text is blank: ${JSON.stringify(inserted)}`);
+        note(`       generated: ${JSON.stringify(inserted.length > 120 ? inserted.slice(0, 120) + '…' : inserted)}`);
+        await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
+        await vscode.commands.executeCommand('undo');
+        assert.equal(doc.getText(), original, 'one undo did not restore the original text');
+      });
     });
 
-    test('an invalid model folder shows the error state, naming the problem', async () => {
-      const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'deer-not-a-model-'));
-      fs.writeFileSync(path.join(bad, 'README.txt'), 'not a model\n');
-      try {
-        await setDeer('modelPath', bad);
-        await waitFor('the error state', 120_000, () => api.status().state === 'error');
-        const s = api.status();
-        const problem = `${s.error ?? ''} ${s.tooltip}`;
-        assert.ok((s.error ?? '').trim().length > 0, `status().error is empty (tooltip: ${JSON.stringify(s.tooltip)})`);
-        assert.match(
-          problem,
-          /config\.json|tokenizer\.json|deer\.json|onnx|missing|not found|no such|does not|not a model/i,
-          `error does not name the problem: ${JSON.stringify(problem)}`,
-        );
-        note(`       error: ${JSON.stringify(s.error)}; status bar: ${JSON.stringify(s.text)}`);
-      } finally {
-        await setDeer('modelPath', undefined);
-        fs.rmSync(bad, { recursive: true, force: true });
-      }
-      await waitReady(api);
+    // After the model tests (mocha runs a suite's own tests before its nested suites).
+    suite('model folder', () => {
+      test('an invalid model folder shows the error state, naming the problem', async () => {
+        // Runs whether or not the embedded model works; it must come back when it did before.
+        const before = api.status();
+        const wasReady = before.state === 'ready';
+        const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'deer-not-a-model-'));
+        fs.writeFileSync(path.join(bad, 'README.txt'), 'not a model\n');
+        try {
+          await setDeer('modelPath', bad);
+          // (If the embedded model was already in error, wait for the new folder's error.)
+          await waitFor('the error state', 120_000, () => {
+            const s = api.status();
+            return s.state === 'error' && (before.state !== 'error' || s.error !== before.error || s.tooltip !== before.tooltip);
+          });
+          const s = api.status();
+          const problem = `${s.error ?? ''} ${s.tooltip}`;
+          assert.ok((s.error ?? '').trim().length > 0, `status().error is empty (tooltip: ${JSON.stringify(s.tooltip)})`);
+          assert.match(
+            problem,
+            /config\.json|tokenizer\.json|deer\.json|onnx|missing|not found|no such|does not|not a model/i,
+            `error does not name the problem: ${JSON.stringify(problem)}`,
+          );
+          note(`       error: ${JSON.stringify(s.error)}; status bar: ${JSON.stringify(s.text)}`);
+        } finally {
+          await setDeer('modelPath', undefined);
+          fs.rmSync(bad, { recursive: true, force: true });
+        }
+        if (wasReady) await waitReady(api);
+      });
     });
   });
 }

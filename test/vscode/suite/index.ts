@@ -37,11 +37,11 @@ export function runSuite(log: (line: string) => void = (l) => console.log(l)): P
       // A failed hook skips the tests after it: count each of those as failed too, so the
       // summary always names every test.
       const seen = new Set(results.tests.map((t) => t.title));
-      const hookFailure = results.tests.find((t) => t.state === 'failed' && /hook/.test(t.title));
+      const hookFailure = results.tests.find((t) => t.state === 'failed' && /"before all" hook/.test(t.title));
       const walk = (s: MochaType.Suite): void => {
         for (const t of s.tests) {
           if (seen.has(t.fullTitle())) continue;
-          const error = `not run${hookFailure ? `: ${hookFailure.title} failed` : ''}`;
+          const error = `not run${hookFailure ? ' (a "before all" hook failed)' : ''}`;
           results.failed++;
           results.tests.push({ title: t.fullTitle(), state: 'failed', durationMs: 0, error });
           log(`  FAIL ${t.fullTitle()} (${error})`);
