@@ -15,7 +15,10 @@ const USAGE = `usage:
              [--save-outputs FILE.jsonl] [--block-size K] [--threads N] [--no-spin]
 Without --model, the embedded default model (models/default) is used.`;
 
-const FLAGS = new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding']);
+const FLAGS: Record<string, Set<string>> = {
+  complete: new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding']),
+  bench: new Set(['no-spin', 'help', 'no-io-binding']),
+};
 
 // glibc hands big blocks straight back to the kernel and re-maps them on the next pass; raising
 // these thresholds keeps the per-pass buffers in the heap (docs/engine.md, "Per-pass floor").
@@ -91,7 +94,7 @@ async function complete(o: Options): Promise<void> {
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    const { command, options } = parseArgs(argv, FLAGS);
+    const { command, options } = parseArgs(argv, FLAGS[argv[0]] ?? new Set(['help']));
     const o = new Options(options);
     if (command === undefined || o.flag('help') || command === 'help') {
       process.stdout.write(USAGE + '\n');

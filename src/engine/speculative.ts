@@ -152,7 +152,6 @@ export async function runLoop(
     }
     verifier.rollback(past + 1 + accepted);
     const verifyMs = performance.now() - tv;
-    if (draft.tokens.length === 0) passTime.observe(past, verifier.lastPassMs);
     drafter.accept(accepted);
 
     let fresh = [...draft.tokens.slice(0, accepted), next];
@@ -164,6 +163,8 @@ export async function runLoop(
       generated.push(t);
     }
     const reason = tracker.add(decoder.push(fresh));
+    // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
+    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - td);
     if (reason) {
       stopReason = reason;
       break;

@@ -1,0 +1,58 @@
+// The deer CLI end to end: complete (text and --json) and bench (JSON, Markdown, SVG, outputs).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { CONDITIONED_MODEL, EVAL_DIR, hasModel, ROOT, TINY_MODEL } from './support';
+
+const MODEL = hasModel(TINY_MODEL) ? TINY_MODEL : CONDITIONED_MODEL;
+const BIN = resolve(ROOT, 'bin', 'deer.js');
+const deer = (args: string[]) => execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !hasModel(MODEL)) && 'not built or no model' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deer-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('complete --json prints the completion and its stats; --compare measures the speedup', () => {
+    const prefix = join(dir, 'prefix.py');
+    writeFileSync(prefix, 'def add(a, b):\n    """Return the sum."""\n');
+    const r = JSON.parse(deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'ngram', '--max-new-tokens', '12', '--json', '--compare', '--threads', '1']));
+    assert.equal(typeof r.text, 'string');
+    assert.equal(r.stats.drafter, 'ngram');
+    assert.ok(r.stats.newTokens > 0 && r.stats.newTokens <= 12);
+    assert.equal(r.baseline.drafter, 'none');
+    assert.equal(r.identical, true);
+    assert.ok(r.speedup > 0);
+    const text = deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'none', '--max-new-tokens', '12', '--threads', '1']);
+    assert.equal(text, r.text + '\n');
+  });
+
+  it('bench writes JSON, a Markdown table, an SVG chart and the outputs', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+    const out = join(dir, 'bench', 'ts.json');
+    const saved = join(dir, 'outputs.jsonl');
+    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '8', '--model', MODEL, '--json', out, '--save-outputs', saved, '--threads', '1']);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    for (const d of Object.keys(report.results)) {
+      const r = report.results[d];
+      for (const k of ['tokens_per_s', 'mean_accepted', 'speedup', 'identical', 'p50_ms', 'p95_ms', 'peak_rss_mb']) assert.ok(k in r, `${d}.${k}`);
+      assert.equal(r.identical, true, `${d} identical`);
+    }
+    assert.equal(report.results.none.speedup, 1);
+    assert.ok(report.model.name && report.machine.cpu);
+    assert.match(readFileSync(join(dir, 'bench', 'ts.md'), 'utf8'), /\| drafter \| tokens\/s \| mean accepted \| speedup \| identical/);
+    assert.match(readFileSync(join(dir, 'bench', 'ts.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
+    const lines = readFileSync(saved, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 2);
+    assert.deepEqual(Object.keys(lines[0].completions).sort(), Object.keys(report.results).sort());
+    assert.match(stdout, /\| none \|/);
+  });
+
+  it('names a bad option and a bad model folder', () => {
+    assert.throws(() => deer(['complete', '--nope', '1']), (e: { status: number; stderr: string }) => e.status === 2 && /unknown option --nope|--prefix-file is required/.test(e.stderr));
+    const prefix = join(dir, 'p.txt');
+    writeFileSync(prefix, 'x');
+    assert.throws(() => deer(['complete', '--prefix-file', prefix, '--model', dir]), (e: { status: number; stderr: string }) => e.status === 1 && /config\.json: missing/.test(e.stderr));
+  });
+});

@@ -1,0 +1,167 @@
+// The engine's request contract: streaming, stop rules, cancellation, queueing, sampling, stats;
+// and the loop with scripted drafters (perfect, half right, wrong) staying lossless.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CompletionResult, Engine } from '../../src/engine';
+import type { Draft, DraftContext, Drafter } from '../../src/engine/drafters/types';
+import { readModelFolder } from '../../src/engine/modelFolder';
+import { runLoop } from '../../src/engine/speculative';
+import { PassTimeModel } from '../../src/engine/stats';
+import { DeerTokenizer } from '../../src/engine/tokenizer';
+import { DecoderSession } from '../../src/engine/verifier';
+import { CONDITIONED_MODEL, evalPrompts, hasModel, TINY_MODEL } from './support';
+
+const MODEL = hasModel(TINY_MODEL) ? TINY_MODEL : CONDITIONED_MODEL;
+const PROMPT = evalPrompts('mbpp-py-reworded.jsonl', 1)[0]?.prompt ?? 'def add(a, b):\n    """Add two numbers."""\n';
+const MAX = 40;
+
+describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel(MODEL) && 'model fixture missing' }, () => {
+  let engine: Engine;
+  let base: CompletionResult;
+  const drafted = () => engine.info.drafters.filter((d) => d !== 'none');
+
+  before(async () => {
+    engine = await Engine.load({ modelDir: MODEL, threads: 1, spinning: false });
+    base = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
+  });
+  after(async () => engine?.dispose());
+
+  it('reports model info and calibrated stats', () => {
+    assert.ok(engine.info.drafters.includes('none') && engine.info.drafters.includes('ngram'));
+    assert.ok(engine.info.vocabSize > 0);
+    assert.ok(engine.countTokens('hello world') > 0);
+    const s = base.stats;
+    assert.equal(s.drafter, 'none');
+    assert.equal(s.newTokens, base.tokens.length);
+    assert.equal(s.passes, s.newTokens);
+    assert.equal(s.meanAccepted, 1);
+    assert.deepEqual(s.acceptedHistogram, [s.passes]);
+    assert.ok(s.tokensPerSecond > 0 && s.estimatedSpeedup > 0);
+    assert.ok(s.newTokens <= MAX);
+  });
+
+  it('streams chunks that add up to the text, for every drafter', async () => {
+    for (const d of engine.info.drafters) {
+      const chunks: string[] = [];
+      const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d }, { onChunk: (c) => chunks.push(c) });
+      assert.equal(chunks.join(''), r.text, d);
+      assert.equal(r.text, base.text, d);
+      assert.ok(r.stats.reusedTokens > 0, `${d}: the prompt's cache was reused`);
+      const hist = r.stats.acceptedHistogram.reduce((a, b) => a + b, 0);
+      assert.equal(hist, r.stats.passes);
+    }
+  });
+
+  it('stops at a stop string and by a caller rule, the same way for every drafter', async () => {
+    const text = base.text;
+    assert.ok(text.length > 6, 'baseline too short to test stops');
+    const stop = text.slice(4, 6);
+    const at = text.indexOf(stop);
+    for (const d of engine.info.drafters) {
+      const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d, stop: [stop] });
+      assert.equal(r.stopReason, 'stop');
+      assert.equal(r.text, text.slice(0, at), d);
+      const ruled = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d, stopAt: (g) => (g.length >= 5 ? 5 : null) });
+      assert.equal(ruled.stopReason, 'rule');
+      assert.equal(ruled.text, text.slice(0, 5), d);
+    }
+  });
+
+  it('cancellation mid-run resolves with the text so far and leaves a working session', async () => {
+    for (const d of drafted()) {
+      const ac = new AbortController();
+      const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d }, { signal: ac.signal, onChunk: () => ac.abort() });
+      assert.equal(r.stopReason, 'aborted');
+      assert.ok(base.text.startsWith(r.text), d);
+      assert.ok(r.tokens.length < base.tokens.length);
+      const again = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d });
+      assert.deepEqual(again.tokens, base.tokens, `${d} after cancellation`);
+    }
+    const ac = new AbortController();
+    ac.abort();
+    const early = await engine.complete({ prefix: PROMPT + '\n', maxNewTokens: MAX, drafter: 'ngram' }, { signal: ac.signal });
+    assert.equal(early.stopReason, 'aborted');
+    assert.equal(early.text, '');
+    const after = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
+    assert.deepEqual(after.tokens, base.tokens);
+  });
+
+  it('queues concurrent requests instead of corrupting the cache', async () => {
+    const other = PROMPT.replace(/\n$/, '') + '  # note\n';
+    const ref = await engine.complete({ prefix: other, maxNewTokens: 16, drafter: 'none' });
+    const runs = await Promise.all([
+      engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'ngram' }),
+      engine.complete({ prefix: other, maxNewTokens: 16, drafter: drafted().at(-1)! }),
+      engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' }),
+    ]);
+    assert.deepEqual(runs[0].tokens, base.tokens);
+    assert.deepEqual(runs[1].tokens, ref.tokens);
+    assert.deepEqual(runs[2].tokens, base.tokens);
+  });
+
+  it('samples reproducibly with a seed, for every drafter', async () => {
+    for (const d of engine.info.drafters) {
+      const req = { prefix: PROMPT, maxNewTokens: 24, drafter: d, temperature: 0.8, topP: 0.95, seed: 42 };
+      const a = await engine.complete(req);
+      const b = await engine.complete(req);
+      assert.deepEqual(a.tokens, b.tokens, d);
+      assert.ok(a.tokens.every((t) => t >= 0 && t < engine.info.vocabSize));
+    }
+  });
+
+  it('rejects a drafter the model does not have, and keeps working', async () => {
+    const missing = (['ar', 'deer'] as const).find((d) => !engine.info.drafters.includes(d));
+    if (missing) await assert.rejects(engine.complete({ prefix: 'x', maxNewTokens: 4, drafter: missing }), /not available/);
+    const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
+    assert.deepEqual(r.tokens, base.tokens);
+  });
+});
+
+/** Drafts from a script: `truth` (the verifier's own output) with errors injected. */
+class ScriptedDrafter implements Drafter {
+  readonly name = 'ngram' as const;
+  constructor(
+    private readonly truth: number[],
+    private readonly promptLength: number,
+    private readonly mode: 'perfect' | 'half' | 'wrong',
+  ) {}
+  async begin(): Promise<void> {}
+  async draft(ctx: DraftContext, k: number): Promise<Draft> {
+    const at = ctx.tokens.length - this.promptLength;
+    const tokens = this.truth.slice(at, at + k);
+    if (this.mode === 'half' && tokens.length > 1) tokens[Math.floor(tokens.length / 2)] = (tokens[Math.floor(tokens.length / 2)] + 1) % 100;
+    if (this.mode === 'wrong') for (let i = 0; i < tokens.length; i++) tokens[i] = (tokens[i] + 1) % 100;
+    return { tokens };
+  }
+  accept(): void {}
+  async dispose(): Promise<void> {}
+}
+
+describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model fixture missing' }, () => {
+  let verifier: DecoderSession;
+  let tokenizer: DeerTokenizer;
+  before(async () => {
+    const spec = readModelFolder(MODEL);
+    tokenizer = new DeerTokenizer(spec);
+    verifier = await DecoderSession.create(spec.verifier.file, spec.verifier, { threads: 1, spinning: false, vocabSize: spec.vocabSize, maxPositions: spec.maxPositions });
+  });
+  after(async () => verifier?.dispose());
+
+  it('accepts long runs from a perfect drafter, rolls back after wrong tokens, and stays lossless', async () => {
+    const prompt = tokenizer.encode(PROMPT);
+    const req = { prompt, suffixIds: [], maxNewTokens: 33, blockSize: 8, temperature: 0, topP: 1, seed: 1, stop: [] };
+    const none = await runLoop(verifier, new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer, new PassTimeModel(1, 0), { ...req, blockSize: 0 });
+    // the verifier's own tokens, then EOS-free padding so the scripted drafter can see ahead
+    const truth = [...none.tokens];
+    assert.ok(truth.length > 0);
+    for (const mode of ['perfect', 'half', 'wrong'] as const) {
+      const r = await runLoop(verifier, new ScriptedDrafter(truth, prompt.length, mode), tokenizer, new PassTimeModel(1, 0), req);
+      assert.deepEqual(r.tokens, none.tokens, mode);
+      if (mode === 'perfect' && none.stopReason === 'max_tokens') {
+        assert.equal(r.stats.passes, Math.ceil(33 / 9));
+        assert.ok(r.stats.acceptedHistogram[8] >= 3);
+      }
+      if (mode === 'wrong') assert.equal(r.stats.passes, none.tokens.length + (none.stopReason === 'eos' ? 1 : 0));
+    }
+  });
+});

@@ -1,0 +1,118 @@
+// Bad model folders give an error that names the file and what is wrong; a folder without
+// deer.json works as a plain verifier with the n-gram drafter.
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Engine, ModelFolderError } from '../../src/engine';
+import { readModelFolder } from '../../src/engine/modelFolder';
+import { CONDITIONED_MODEL, evalPrompts, hasModel } from './support';
+
+const SRC = CONDITIONED_MODEL;
+const temps: string[] = [];
+function copy(edit: (dir: string) => void): string {
+  const dir = mkdtempSync(join(tmpdir(), 'deer-folder-'));
+  temps.push(dir);
+  cpSync(SRC, dir, { recursive: true });
+  edit(dir);
+  return dir;
+}
+const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8'));
+const write = (dir: string, file: string, value: unknown) => writeFileSync(join(dir, file), typeof value === 'string' ? value : JSON.stringify(value));
+
+async function expectError(dir: string, file: string, pattern: RegExp): Promise<void> {
+  const load = Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+  await assert.rejects(load, (e: unknown) => {
+    assert.ok(e instanceof ModelFolderError, `expected ModelFolderError, got ${e}`);
+    assert.equal(e.file, join(dir, file));
+    assert.match(e.message, pattern);
+    assert.ok(e.message.includes(file), 'the message names the file');
+    return true;
+  });
+}
+
+describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, () => {
+  after(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  const cases: { name: string; edit: (dir: string) => void; file: string; pattern: RegExp }[] = [
+    { name: 'missing config.json', edit: (d) => unlinkSync(join(d, 'config.json')), file: 'config.json', pattern: /missing/ },
+    { name: 'corrupt config.json', edit: (d) => write(d, 'config.json', '{"vocab_size": 5,'), file: 'config.json', pattern: /not valid JSON/ },
+    { name: 'config.json without hidden_size', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), hidden_size: undefined }), file: 'config.json', pattern: /"hidden_size" is missing/ },
+    { name: 'missing tokenizer.json', edit: (d) => unlinkSync(join(d, 'tokenizer.json')), file: 'tokenizer.json', pattern: /missing/ },
+    { name: 'tokenizer.json that is not a tokenizer', edit: (d) => write(d, 'tokenizer.json', { hello: 1 }), file: 'tokenizer.json', pattern: /no "model" section/ },
+    { name: 'deer.json naming a missing drafter', edit: (d) => unlinkSync(join(d, 'onnx', 'drafter.onnx')), file: 'onnx/drafter.onnx', pattern: /missing.*drafters\.deer/ },
+    { name: 'deer.json of an unknown format', edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), format: 7 }), file: 'deer.json', pattern: /unknown "format" 7/ },
+    { name: 'bad fim_order', edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), fim_order: 'pms' }), file: 'deer.json', pattern: /fim_order/ },
+    {
+      name: 'a special token not in the vocabulary',
+      edit: (d) => {
+        const m = json(d, 'deer.json');
+        m.special_tokens.mask = '<|no such token|>';
+        write(d, 'deer.json', m);
+      },
+      file: 'deer.json',
+      pattern: /mask token "<\|no such token\|>" is not in tokenizer\.json/,
+    },
+    {
+      name: 'hidden conditioning without verifier hidden states',
+      edit: (d) => {
+        const m = json(d, 'deer.json');
+        delete m.verifier.hidden_states;
+        write(d, 'deer.json', m);
+      },
+      file: 'deer.json',
+      pattern: /conditioned on "hidden"/,
+    },
+    { name: 'truncated verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 1000), file: 'onnx/model.onnx', pattern: /cannot be loaded by onnxruntime/ },
+    { name: 'empty verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 0), file: 'onnx/model.onnx', pattern: /empty or truncated/ },
+    { name: 'KV heads that disagree with config.json', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), num_key_value_heads: 4, head_dim: 4 }), file: 'onnx/model.onnx', pattern: /KV heads but config\.json says 4/ },
+    { name: 'layer count that disagrees with config.json', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), num_hidden_layers: 3 }), file: 'onnx/model.onnx', pattern: /2 layers .* config\.json says 3/ },
+    { name: 'vocab that disagrees with config.json', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), vocab_size: 999 }), file: 'onnx/model.onnx', pattern: /vocab/ },
+    { name: 'a verifier of unknown layout (the drafter graph)', edit: (d) => copyFileSync(join(d, 'onnx', 'drafter.onnx'), join(d, 'onnx', 'model.onnx')), file: 'onnx/model.onnx', pattern: /unknown layout/ },
+  ];
+  for (const c of cases) it(c.name, () => expectError(copy(c.edit), c.file, c.pattern));
+
+  it('a drafter of the wrong layout fails when first used, naming its file', async () => {
+    const dir = copy((d) => copyFileSync(join(d, 'onnx', 'ar.onnx'), join(d, 'onnx', 'drafter.onnx')));
+    const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+    try {
+      await assert.rejects(engine.complete({ prefix: 'x = 1', maxNewTokens: 4, drafter: 'deer' }), (e: unknown) => {
+        assert.ok(e instanceof ModelFolderError);
+        assert.equal(e.file, join(dir, 'onnx', 'drafter.onnx'));
+        assert.match(e.message, /unknown layout/);
+        return true;
+      });
+      const r = await engine.complete({ prefix: 'x = 1', maxNewTokens: 4, drafter: 'ngram' });
+      assert.equal(r.stats.newTokens, 4);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('a folder without deer.json is a plain verifier with the n-gram drafter', async () => {
+    const dir = copy((d) => {
+      unlinkSync(join(d, 'deer.json'));
+      unlinkSync(join(d, 'onnx', 'drafter.onnx'));
+    });
+    const spec = readModelFolder(dir);
+    assert.equal(spec.hasManifest, false);
+    const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+    try {
+      assert.deepEqual(engine.info.drafters, ['none', 'ngram']);
+      assert.equal(engine.info.defaultDrafter, 'ngram');
+      assert.equal(engine.info.fim, true, 'FIM tokens found by their usual spellings');
+      const prefix = evalPrompts('mbpp-ts-reworded.jsonl', 1)[0]?.prompt ?? 'function f() {\n';
+      const a = await engine.complete({ prefix, maxNewTokens: 12, drafter: 'none' });
+      const b = await engine.complete({ prefix, maxNewTokens: 12 });
+      assert.equal(b.stats.drafter, 'ngram');
+      assert.deepEqual(b.tokens, a.tokens);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('a missing folder', async () => {
+    await assert.rejects(Engine.load({ modelDir: '/nonexistent/model' }), /model folder not found/);
+  });
+});

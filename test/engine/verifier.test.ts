@@ -1,0 +1,101 @@
+// KV-cache rollback, prefix reuse, chunked prefill and IO binding give the logits of a fresh prefill.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { readModelFolder } from '../../src/engine/modelFolder';
+import { DecoderSession, DecoderOptions } from '../../src/engine/verifier';
+import { CONDITIONED_MODEL, hasModel, TINY_MODEL } from './support';
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
+  describe(`verifier cache (${dir.split('/').slice(-1)[0]})`, { skip: !hasModel(dir) && 'model fixture missing' }, () => {
+    const sessions: DecoderSession[] = [];
+    let open: (extra?: Partial<DecoderOptions>) => Promise<DecoderSession>;
+    const seq = Array.from({ length: 48 }, (_, i) => (i * 37 + 11) % 200);
+    const other = [...seq.slice(0, 25), ...Array.from({ length: 15 }, (_, i) => (i * 13 + 5) % 200)];
+
+    before(() => {
+      const spec = readModelFolder(dir);
+      const hs = spec.verifier.hiddenStates;
+      open = async (extra = {}) => {
+        const s = await DecoderSession.create(spec.verifier.file, spec.verifier, {
+          threads: 1,
+          spinning: false,
+          vocabSize: spec.vocabSize,
+          maxPositions: spec.maxPositions,
+          hiddenOutput: hs?.output,
+          hiddenSize: hs?.size,
+          ...extra,
+        });
+        sessions.push(s);
+        return s;
+      };
+    });
+    after(async () => {
+      for (const s of sessions) await s.dispose();
+    });
+
+    async function fresh(ids: number[], probe: number[], extra?: Partial<DecoderOptions>) {
+      const s = await open(extra);
+      await s.prefill(ids);
+      const logits = (await s.forward(probe))!.slice();
+      return { s, logits };
+    }
+
+    it('rollback after rejected tokens gives the logits of a fresh prefill', async () => {
+      const ref = await fresh(seq, [3, 4]);
+      const s = await open();
+      await s.prefill(seq.slice(0, 20));
+      await s.forward([...seq.slice(20, 30), 99, 98, 97, 96, 95]); // 5 "rejected" drafts
+      s.rollback(30);
+      assert.deepEqual(s.tokens, seq.slice(0, 30));
+      await s.forward(seq.slice(30, 41));
+      s.rollback(41);
+      await s.forward(seq.slice(41));
+      const logits = (await s.forward([3, 4]))!;
+      assert.ok(maxDiff(logits, ref.logits) < 1e-4);
+    });
+
+    it('prefix reuse across requests keeps the common prefix and matches a fresh prefill', async () => {
+      const ref = await fresh(other, [7]);
+      const s = await open();
+      await s.prefill(seq);
+      const reused = await s.prefill(other);
+      assert.equal(reused, 25);
+      assert.deepEqual(s.tokens, other);
+      const logits = (await s.forward([7]))!;
+      assert.ok(maxDiff(logits, ref.logits) < 1e-4);
+      if (s.hiddenSize > 0) {
+        for (const pos of [0, 24, 25, 39]) assert.ok(maxDiff(s.hiddenAt(pos), ref.s.hiddenAt(pos)) < 1e-4, `hidden at ${pos}`);
+      }
+    });
+
+    it('chunked prefill and unbound outputs agree with the default', async () => {
+      const ref = await fresh(seq, [1, 2, 3]);
+      const chunked = await fresh(seq, [1, 2, 3], { prefillChunk: 7 });
+      assert.ok(maxDiff(chunked.logits, ref.logits) < 1e-4);
+      const unbound = await open({ bind: false });
+      await unbound.prefill(seq.slice(0, 30));
+      await unbound.forward([50, 51, 52]);
+      unbound.rollback(30);
+      await unbound.prefill(seq);
+      const logits = (await unbound.forward([1, 2, 3]))!;
+      assert.ok(maxDiff(logits, ref.logits) < 1e-4);
+    });
+
+    it('grows its buffers past the initial capacity', async () => {
+      const long = Array.from({ length: 300 }, (_, i) => (i * 7 + 3) % 200);
+      const ref = await fresh(long, [5], { prefillChunk: 300 });
+      const s = await open({ prefillChunk: 64 });
+      await s.prefill(long.slice(0, 200));
+      await s.prefill(long);
+      const logits = (await s.forward([5]))!;
+      assert.ok(maxDiff(logits, ref.logits) < 1e-4);
+    });
+  });
+}
