@@ -19,8 +19,10 @@ export class StatsHistory {
     this.records.push(record);
     if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);
   }
+  /** The last run that decoded at least one token. */
   get last(): CompletionRecord | undefined {
-    return this.records[this.records.length - 1];
+    for (let i = this.records.length - 1; i >= 0; i--) if (informative(this.records[i])) return this.records[i];
+    return undefined;
   }
   all(): readonly CompletionRecord[] {
     return this.records;
@@ -28,7 +30,7 @@ export class StatsHistory {
 }
 
 /** Runs that say something about speed: at least one new token decoded. */
-const informative = (r: CompletionRecord): boolean => r.stats.newTokens > 0 && r.stats.passes > 0;
+export const informative = (r: CompletionRecord): boolean => r.stats.newTokens > 0;
 
 /** Speedup and tokens/s over the recent informative runs (token-weighted). */
 export function summarize(records: readonly CompletionRecord[], window = 20): { speedup: number; tokensPerSecond: number; meanAccepted: number } | undefined {
@@ -47,7 +49,7 @@ export function summarize(records: readonly CompletionRecord[], window = 20): { 
   return {
     speedup: speedupWeighted / tokens,
     tokensPerSecond: decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0,
-    meanAccepted: tokens / passes,
+    meanAccepted: tokens / Math.max(1, passes),
   };
 }
 
@@ -88,7 +90,7 @@ export function statusView(input: StatusInput): StatusView {
       };
     case 'ready': {
       const sum = summarize(records);
-      const last = records[records.length - 1];
+      const last = [...records].reverse().find(informative);
       if (!sum || !last) return { state, text: '$(zap) DEER', tooltip: `DEER: ready\n${modelLine}\nClick for speedup stats.` };
       const tooltip = [
         `DEER: ${fmt(sum.speedup, 1)}x estimated speedup over plain decoding (last ${Math.min(20, records.filter(informative).length)} runs)`,

@@ -1,0 +1,85 @@
+// Settings: defaults agree with package.json, malformed values fall back, the status text.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, readConfig } from '../../src/editor/config';
+import { StatsHistory, statusView, statsViewData, type CompletionRecord } from '../../src/editor/stats';
+import type { RunStats } from '../../src/engine/api';
+
+const pkg = JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8'));
+
+test('defaults match package.json contributes.configuration', () => {
+  const props = pkg.contributes.configuration.properties;
+  for (const [field, key] of Object.entries(CONFIG_KEYS)) {
+    const p = props[`deer.${key}`];
+    assert.ok(p, `package.json lacks deer.${key}`);
+    assert.deepEqual(p.default, DEFAULT_CONFIG[field as keyof typeof DEFAULT_CONFIG], `default of deer.${key}`);
+  }
+  assert.equal(Object.keys(props).length, Object.keys(CONFIG_KEYS).length, 'a setting is not read by readConfig');
+});
+
+test('commands and keybinding are contributed under the fixed names', () => {
+  const ids = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
+  assert.deepEqual(ids, ['deer.chooseModelFolder', 'deer.generate', 'deer.showStats', 'deer.toggle']);
+  assert.deepEqual(pkg.contributes.keybindings[0], { key: 'alt+\\', command: 'editor.action.inlineSuggest.trigger', when: 'editorTextFocus' });
+});
+
+test('readConfig: missing and malformed values fall back to defaults', () => {
+  assert.deepEqual(readConfig({ get: () => undefined }), DEFAULT_CONFIG);
+  const bad: Record<string, unknown> = { drafter: 'magic', blockSize: -3, debounceMs: 'soon', temperature: Infinity, modelPath: '  /m  ' };
+  const c = readConfig({ get: <T>(k: string) => bad[k] as T });
+  assert.equal(c.drafter, 'deer');
+  assert.equal(c.blockSize, 1);
+  assert.equal(c.debounceMs, 75);
+  assert.equal(c.temperature, 0);
+  assert.equal(c.modelPath, '/m');
+  const good: Record<string, unknown> = { 'inline.maxNewTokens': 12, drafter: 'ngram', enabled: false };
+  const g = readConfig({ get: <T>(k: string) => good[k] as T });
+  assert.equal(g.inlineMaxNewTokens, 12);
+  assert.equal(g.drafter, 'ngram');
+  assert.equal(g.enabled, false);
+});
+
+test('effectiveDrafter falls back when the model lacks the drafter', () => {
+  assert.equal(effectiveDrafter('deer', ['none', 'ngram', 'deer']), 'deer');
+  assert.equal(effectiveDrafter('deer', ['none', 'ngram'], 'ngram'), 'ngram');
+  assert.equal(effectiveDrafter('ar', ['none', 'ngram', 'deer'], 'deer'), 'deer');
+  assert.equal(effectiveDrafter('ar', undefined), 'ar');
+});
+
+function stats(over: Partial<RunStats>): RunStats {
+  return {
+    drafter: 'deer', promptTokens: 100, reusedTokens: 90, newTokens: 20, passes: 5, acceptedHistogram: [0, 1, 2, 1, 1],
+    meanAccepted: 4, prefillMs: 5, draftMs: 10, verifyMs: 40, decodeMs: 50, totalMs: 55, tokensPerSecond: 400, estimatedSpeedup: 3.5,
+    ...over,
+  };
+}
+
+test('status bar text and tooltip per state', () => {
+  const base = { drafter: 'deer' as const, model: 'tiny', records: [] };
+  assert.match(statusView({ ...base, state: 'loading' }).text, /loading~spin/);
+  assert.match(statusView({ ...base, state: 'disabled' }).text, /circle-slash/);
+  const err = statusView({ ...base, state: 'error', error: 'config.json is missing' });
+  assert.equal(err.error, 'config.json is missing');
+  assert.match(err.tooltip, /config\.json is missing/);
+  assert.equal(statusView({ ...base, state: 'ready' }).text, '$(zap) DEER');
+
+  const h = new StatsHistory();
+  const rec = (s: Partial<RunStats>): CompletionRecord => ({ kind: 'inline', at: 0, latencyMs: 80, stats: stats(s) });
+  h.add(rec({ newTokens: 20, decodeMs: 50, estimatedSpeedup: 4 }));
+  h.add(rec({ newTokens: 20, decodeMs: 50, estimatedSpeedup: 5 }));
+  h.add(rec({ newTokens: 0, passes: 0, decodeMs: 0 })); // produced nothing: not the "last" stats
+  const ready = statusView({ ...base, state: 'ready', records: h.all() });
+  assert.equal(ready.text, '$(zap) 4.5x · 400 tok/s');
+  assert.match(ready.text, /\d+(\.\d+)?x · \d+ tok\/s/);
+  assert.match(ready.tooltip, /Mean accepted length: 4\.00/);
+  assert.match(ready.tooltip, /Model: tiny/);
+  assert.match(ready.tooltip, /80 ms/);
+  assert.equal(h.last?.stats.newTokens, 20);
+
+  const data = statsViewData(h.all(), 'tiny');
+  assert.equal(data.runs.length, 2);
+  assert.deepEqual(data.histograms.deer, [0, 2, 4, 2, 2]);
+  assert.equal(data.perDrafter[0].runs, 2);
+});
