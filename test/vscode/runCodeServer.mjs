@@ -283,7 +283,18 @@ async function main() {
   } catch (err) {
     await page.screenshot({ path: shot }).catch(() => {});
     results.push({ title, state: 'failed', error: err.message });
+    const deerLog = findFile(path.join(dirs.userData, 'logs'), /DEER/);
+    if (deerLog) say(`extension output (last lines):\n${fs.readFileSync(deerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n')}`);
   }
+}
+
+function findFile(dir, re) {
+  if (!fs.existsSync(dir)) return undefined;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) { const f = findFile(p, re); if (f) return f; } else if (re.test(e.name)) return p;
+  }
+  return undefined;
 }
 
 let code = 1;

@@ -17,6 +17,13 @@ export interface DeerTestApi {
 }
 
 export const STATUS_FIGURES = /\d+(\.\d+)?x · \d+ tok\/s/;
+/** Special-token markup (FIM markers, <|endoftext|>, ...) must never reach the document. */
+const SPECIAL_TOKEN = /<\|[^|>\s]*\|>|<(fim|file|repo)_[a-z_]*>|<\/?s>|<(pad|eos|bos|unk|mask)>/i;
+
+function assertPlainText(what: string, text: string): void {
+  const m = SPECIAL_TOKEN.exec(text);
+  assert.ok(!m, `${what} contains special-token markup ${JSON.stringify(m?.[0])}: ${JSON.stringify(text.slice(0, 200))}`);
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -121,9 +128,10 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         assert.ok(after.endsWith(suffix), `text after the cursor changed: ${JSON.stringify(after.slice(prefix.length))}`);
         const inserted = after.slice(prefix.length, after.length - suffix.length);
         assert.ok(inserted.trim().length > 0, `committed suggestion is blank: ${JSON.stringify(inserted)}`);
+        note(`       committed: ${JSON.stringify(inserted)}`);
+        assertPlainText('committed suggestion', inserted);
         const cursor = editor.document.offsetAt(editor.selection.active);
         assert.equal(cursor, prefix.length + inserted.length, 'cursor is not at the end of the committed suggestion');
-        note(`       committed: ${JSON.stringify(inserted)}`);
       });
 
       test('status bar shows speedup figures after a completion', async () => {
@@ -137,8 +145,10 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         assert.ok(stats.newTokens > 0, `lastStats().newTokens = ${stats.newTokens}`);
         const s = api.status();
         assert.equal(s.state, 'ready');
-        assert.match(s.text, STATUS_FIGURES, `status bar text: ${JSON.stringify(s.text)}`);
         note(`       status bar: ${JSON.stringify(s.text)}`);
+        assert.match(s.text, STATUS_FIGURES, `status bar text: ${JSON.stringify(s.text)}`);
+        const speedup = Number(/(\d+(?:\.\d+)?)x ·/.exec(s.text)?.[1]);
+        assert.ok(speedup > 0, `status bar shows a speedup of ${speedup}x (lastStats().estimatedSpeedup = ${stats.estimatedSpeedup})`);
       });
 
       test('generate command inserts text at the cursor and one undo restores the document', async () => {
@@ -164,6 +174,7 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         const inserted = after.slice(prefix.length, after.length - suffix.length);
         assert.ok(inserted.trim().length > 0, `generated text is blank: ${JSON.stringify(inserted)}`);
         note(`       generated: ${JSON.stringify(inserted.length > 120 ? inserted.slice(0, 120) + '…' : inserted)}`);
+        assertPlainText('generated text', inserted);
         await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
         await vscode.commands.executeCommand('undo');
         assert.equal(doc.getText(), original, 'one undo did not restore the original text');
