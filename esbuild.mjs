@@ -20,6 +20,7 @@ const entries = [
   { in: 'src/extension.ts', out: 'extension' },
   { in: 'src/worker/engineWorker.ts', out: 'worker' },
   { in: 'src/cli/deer.ts', out: 'cli' },
+  { in: 'src/editor/bench/latency.ts', out: 'bench-latency' },
 ].filter((e) => existsSync(e.in));
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });

@@ -1,0 +1,240 @@
+// Latency benchmark of inline completion, outside VS Code but through exactly what the extension
+// runs: the inference process (EngineClient → dist/worker.js) and the InlinePipeline (context,
+// policy, cache/type-through, debounce, postprocess). It simulates a user:
+//   cold: a file was just opened (no suggestion cache; the engine's KV cache holds another file),
+//         one keystroke, then the wait for the suggestion;
+//   warm: typing a line in bursts of 2-5 keystrokes (each one cancels the request before it, as
+//         VS Code does), then a pause: the wait after the burst's last keystroke.
+// single-line: cursor in a statement line; multi-line: right after a line that opens a block.
+// Reports ms from the last keystroke to the answer (debounce included), p50/p95, and the inference
+// process's resident memory. Writes bench/latency.json and bench/latency.md.
+//
+//   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { DEFAULT_CONFIG, type DeerConfig } from '../config';
+import { docFromString } from '../context';
+import { InlinePipeline, sleep, type InlineAnswer } from '../inlineCompletion';
+import { opensBlock } from '../policy';
+import { EngineClient } from '../../worker/engineClient';
+
+const ROOT = join(__dirname, '..');
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+
+const MODEL = arg('model', join(ROOT, 'models', 'default'));
+const OUT = arg('out', join(ROOT, 'bench', 'latency'));
+const PER_FILE = Number(arg('per-file', '4'));
+const DRAFTER = arg('drafter', DEFAULT_CONFIG.drafter) as DeerConfig['drafter'];
+const FILES = arg(
+  'files',
+  ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py']
+    .map((f) => join(ROOT, f))
+    .join(','),
+)
+  .split(',')
+  .filter((f) => existsSync(f));
+
+/** Deterministic choices. */
+let seed = 12345;
+const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
+
+type Kind = 'single' | 'multi';
+interface Sample {
+  file: string;
+  kind: Kind;
+  phase: 'cold' | 'warm';
+  ms: number;
+  source: 'model' | 'cache';
+  shown: boolean;
+}
+
+interface Spot {
+  /** Offset of the line start and the line's text. */
+  lineStart: number;
+  line: string;
+  kind: Kind;
+}
+
+function spots(text: string): Spot[] {
+  const out: Spot[] = [];
+  let start = 0;
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    const code = t.length > 0 && !/^(\/\/|#|\*|\/\*)/.test(t);
+    if (code && t.length >= 12 && line.length <= 100) {
+      if (opensBlock(line) && /[{:]\s*$/.test(line)) out.push({ lineStart: start, line, kind: 'multi' });
+      else if (/[;)\]]$|[\w)]$/.test(t) && !t.startsWith('import') && !t.startsWith('from')) out.push({ lineStart: start, line, kind: 'single' });
+    }
+    start += line.length + 1;
+  }
+  return out;
+}
+
+function pick<T>(xs: T[], n: number): T[] {
+  const copy = [...xs];
+  const out: T[] = [];
+  while (out.length < n && copy.length > 0) out.push(copy.splice(randInt(0, copy.length - 1), 1)[0]);
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(MODEL, 'config.json'))) throw new Error(`no model folder at ${MODEL} (use --model DIR)`);
+  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER };
+  const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
+  const t0 = performance.now();
+  const info = await client.load({ modelDir: MODEL }, config.drafter);
+  const loadMs = performance.now() - t0;
+  const rssAfterLoad = await client.memory();
+  let rssPeak = rssAfterLoad;
+  console.log(`model ${info.name} (${info.drafters.join(', ')}) loaded in ${Math.round(loadMs)} ms; worker RSS ${mb(rssAfterLoad)} MB`);
+
+  const samples: Sample[] = [];
+  let aborted = 0;
+  let pipeline = new InlinePipeline(client, () => config);
+
+  /** One keystroke: the request VS Code would make; resolves with the answer or undefined (cancelled/none). */
+  let current: AbortController | undefined;
+  const keystroke = (text: string, offset: number): Promise<{ answer?: InlineAnswer; ms: number }> => {
+    current?.abort();
+    const ac = new AbortController();
+    current = ac;
+    const start = performance.now();
+    return pipeline
+      .suggest({ doc: docFromString(text), offset, manual: false, signal: ac.signal })
+      .then((answer) => ({ answer, ms: performance.now() - start }))
+      .catch(() => ({ answer: undefined, ms: performance.now() - start }));
+  };
+  const record = (file: string, phase: 'cold' | 'warm', kind: Kind, r: { answer?: InlineAnswer; ms: number }): void => {
+    if (!r.answer) return;
+    if (r.answer.mode !== kind) return; // the spot turned out to be the other kind
+    samples.push({ file: relative(ROOT, file), kind, phase, ms: r.ms, source: r.answer.source, shown: r.answer.text !== '' });
+  };
+
+  for (const file of FILES) {
+    const full = readFileSync(file, 'utf8');
+    const all = spots(full);
+    const chosen = [...pick(all.filter((s) => s.kind === 'single'), PER_FILE), ...pick(all.filter((s) => s.kind === 'multi'), PER_FILE)];
+    for (const spot of chosen) {
+      // The document as the user has it: the spot's line typed up to the cursor, the rest of the file after it.
+      const indent = /^\s*/.exec(spot.line)![0].length;
+      const body = spot.line.slice(indent);
+      const end = spot.kind === 'multi' ? body.length : randInt(Math.ceil(body.length * 0.5), body.length);
+      const from = Math.max(0, end - randInt(6, 12));
+      const head = full.slice(0, spot.lineStart) + spot.line.slice(0, indent);
+      const tail = full.slice(spot.lineStart + spot.line.length);
+      const at = (n: number): { text: string; offset: number } => ({ text: head + body.slice(0, n) + tail, offset: head.length + n });
+
+      // Cold: "just opened": fresh suggestion cache, and the engine last saw another file.
+      pipeline = new InlinePipeline(client, () => config);
+      await client.complete({ prefix: `# unrelated ${Math.random()}\n`, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
+      const c = at(end);
+      const cold = await keystroke(c.text, c.offset);
+      record(file, 'cold', spot.kind, cold);
+
+      // Warm: retype the last characters in bursts, pausing after each burst.
+      pipeline = new InlinePipeline(client, () => config);
+      await keystroke(at(from).text, at(from).offset); // the editor was already completing here
+      let n = from;
+      while (n < end) {
+        const burst = Math.min(end - n, randInt(2, 5));
+        let last: Promise<{ answer?: InlineAnswer; ms: number }> | undefined;
+        for (let k = 0; k < burst; k++) {
+          n++;
+          const s = at(n);
+          const p = keystroke(s.text, s.offset);
+          if (k < burst - 1) {
+            const r = await Promise.race([p, sleep(randInt(80, 140)).then(() => undefined)]);
+            if (r === undefined) aborted++;
+          }
+          last = p;
+        }
+        const r = await last!;
+        // Only the spot's own kind at the final keystroke counts for multi-line; singles anywhere.
+        if (spot.kind === 'single' || n === end) record(file, 'warm', spot.kind, r);
+        await sleep(randInt(200, 400));
+      }
+      rssPeak = Math.max(rssPeak, await client.memory());
+    }
+    console.log(`${relative(ROOT, file)}: ${samples.length} samples so far`);
+  }
+  await client.dispose();
+
+  const table: Record<string, unknown>[] = [];
+  for (const kind of ['single', 'multi'] as Kind[]) {
+    for (const phase of ['cold', 'warm'] as const) {
+      const all = samples.filter((s) => s.kind === kind && s.phase === phase);
+      const model = all.filter((s) => s.source === 'model');
+      table.push({
+        kind,
+        phase,
+        n: all.length,
+        p50: pct(all.map((s) => s.ms), 50),
+        p95: pct(all.map((s) => s.ms), 95),
+        modelN: model.length,
+        modelP50: pct(model.map((s) => s.ms), 50),
+        modelP95: pct(model.map((s) => s.ms), 95),
+        cacheHits: all.length - model.length,
+        shown: all.filter((s) => s.shown).length,
+      });
+    }
+  }
+  const result = {
+    date: new Date().toISOString(),
+    model: { dir: relative(ROOT, MODEL) || MODEL, name: info.name, drafters: info.drafters },
+    drafter: config.drafter,
+    debounceMs: config.debounceMs,
+    inlineMaxNewTokens: config.inlineMaxNewTokens,
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg() },
+    loadMs: Math.round(loadMs),
+    workerRssMB: { afterLoad: mb(rssAfterLoad), peak: mb(rssPeak) },
+    files: FILES.map((f) => relative(ROOT, f)),
+    abortedWhileTyping: aborted,
+    table,
+    samples,
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(`${OUT}.json`, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(`${OUT}.md`, markdown(result, table));
+  console.log(markdown(result, table));
+}
+
+const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
+
+function pct(xs: number[], p: number): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]);
+}
+
+function markdown(r: { date: string; model: { name: string; dir: string }; drafter: string; debounceMs: number; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
+  const f = (x: unknown): string => (x === null || x === undefined ? '–' : String(x));
+  const lines = [
+    `# Inline completion latency`,
+    '',
+    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}, debounce ${r.debounceMs} ms, max ${r.inlineMaxNewTokens} new tokens; ` +
+      `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
+    '',
+    'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',
+    'inline pipeline (`node dist/bench-latency.js`). "all" counts answers from the suggestion cache (typing through a shown',
+    'suggestion) as they happen; "model" only answers that ran the model.',
+    '',
+    '| mode | phase | n | p50 all | p95 all | n model | p50 model | p95 model | cache hits | shown |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...table.map((t) => `| ${t.kind} | ${t.phase} | ${f(t.n)} | ${f(t.p50)} | ${f(t.p95)} | ${f(t.modelN)} | ${f(t.modelP50)} | ${f(t.modelP95)} | ${f(t.cacheHits)} | ${f(t.shown)} |`),
+    '',
+    `Model load (with drafter warm-up): ${r.loadMs} ms. Inference process resident memory: ${r.workerRssMB.afterLoad} MB after load, ${r.workerRssMB.peak} MB peak.`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
