@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Engine, ModelFolderError } from '../engine';
 import { Options, parseArgs, UsageError } from './args';
 import { runBench } from './bench';
+import { runPasses } from './passes';
 import { commonOptions, describeStats, drafterName } from './common';
 
 const USAGE = `usage:
@@ -13,11 +14,14 @@ const USAGE = `usage:
   deer bench --prompts FILE.jsonl [--prompt-field prompt] [--suffix-field suffix] [--limit N]
              [--max-new-tokens N] [--drafters none,ngram,ar,deer] [--model DIR] [--json OUT.json]
              [--save-outputs FILE.jsonl] [--block-size K] [--threads N] [--no-spin]
+  deer passes [--model DIR] [--pasts 64,256,512,1024] [--q 1,4,8,16,32] [--reps N] [--modes bound,plain]
+             (verifier ms per pass by cached length and tokens per pass)
 Without --model, the embedded default model (models/default) is used.`;
 
 const FLAGS: Record<string, Set<string>> = {
   complete: new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding']),
   bench: new Set(['no-spin', 'help', 'no-io-binding']),
+  passes: new Set(['no-spin', 'help']),
 };
 
 // glibc hands big blocks straight back to the kernel and re-maps them on the next pass; raising
@@ -102,6 +106,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (command === 'complete') await complete(o);
     else if (command === 'bench') await runBench(o);
+    else if (command === 'passes') await runPasses(o);
     else throw new UsageError(`unknown command "${command}"`);
     return 0;
   } catch (e) {

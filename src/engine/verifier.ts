@@ -25,6 +25,8 @@ export interface DecoderOptions extends SessionOptions {
   hiddenSize?: number;
   /** Write outputs into pre-allocated buffers (default true). */
   bind?: boolean;
+  /** Positions the KV buffers hold at first (they grow by doubling); default 256. */
+  initialCapacity?: number;
   /** Which file to name in shape errors about the config (config.json or deer.json). */
   shapeSource?: string;
 }
@@ -147,7 +149,7 @@ export class DecoderSession {
     }
     this.hasAttentionMask = session.inputNames.includes('attention_mask');
     this.hasPositionIds = session.inputNames.includes('position_ids');
-    this.reserve(256);
+    this.reserve(Math.min(opts.initialCapacity ?? 256, opts.maxPositions));
   }
 
   static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
@@ -176,7 +178,7 @@ export class DecoderSession {
 
   private reserve(positions: number): void {
     if (positions <= this.capacity) return;
-    const cap = Math.max(positions, Math.min(this.opts.maxPositions, this.capacity * 2), 256);
+    const cap = Math.max(positions, Math.min(this.opts.maxPositions, this.capacity * 2));
     const used = this.tokens.length * this.rowSize;
     if (this.bind) {
       this.buffers = this.kvNames.map((_, j) => {

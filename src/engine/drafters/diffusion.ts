@@ -75,8 +75,10 @@ export class DiffusionDrafter implements Drafter {
     const vocab = out.logits.dims[2];
     const tokens: number[] = [];
     const probs: Float32Array[] = [];
+    const mask = this.opts.maskId;
     for (let i = 0; i < k; i++) {
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
+      if (mask < vocab) row[mask] = -Infinity; // the mask token is never a completion
       if (ctx.temperature > 0) {
         const p = toProbs(row, ctx.temperature, ctx.topP);
         tokens.push(sample(p, ctx.rng));
