@@ -56,12 +56,21 @@ export function toProbs(logits: Float32Array, temperature: number, topP = 1): Fl
   }
   for (let i = 0; i < n; i++) p[i] /= sum;
   if (topP < 1) {
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[b] - p[a]);
+    // Sort only the likely tokens; fall back to all of them if they do not reach topP.
+    const sortedBy = (idx: number[]) => idx.sort((a, b) => p[b] - p[a]);
+    let order = sortedBy(Array.from(p.keys()).filter((i) => p[i] >= 1e-4 / n));
     let cum = 0;
     let keep = 0;
-    while (keep < n && cum < topP) cum += p[order[keep++]];
-    for (let j = keep; j < n; j++) p[order[j]] = 0;
-    for (let j = 0; j < keep; j++) p[order[j]] /= cum;
+    while (keep < order.length && cum < topP) cum += p[order[keep++]];
+    if (cum < topP && order.length < n) {
+      order = sortedBy(Array.from(p.keys()));
+      cum = 0;
+      keep = 0;
+      while (keep < n && cum < topP) cum += p[order[keep++]];
+    }
+    const kept = new Float32Array(n);
+    for (let j = 0; j < keep; j++) kept[order[j]] = p[order[j]] / cum;
+    return kept;
   }
   return p;
 }
@@ -101,23 +110,24 @@ export function residual(p: Float32Array, q: Float32Array | undefined, x: number
  * Speculative sampling (Leviathan et al. 2022): drafted token x_i is kept with probability
  * min(1, p_i(x)/q_i(x)); at the first rejection the next token is drawn from the residual
  * normalize(max(0, p_i - q_i)); when every drafted token is kept, from p_k. `targetProbs` has
- * draft.length + 1 rows; `draftProbs[i]` is the distribution token i was drawn from (undefined:
+ * draft.length + 1 rows (or computes row i on demand: only the rows read are computed); `draftProbs[i]` is the distribution token i was drawn from (undefined:
  * a deterministic drafter, a point mass). The output is distributed exactly as the verifier's.
  */
 export function acceptSampling(
   draft: readonly number[],
   draftProbs: readonly (Float32Array | undefined)[] | undefined,
-  targetProbs: readonly Float32Array[],
+  targetProbs: readonly Float32Array[] | ((i: number) => Float32Array),
   rng: () => number,
   residualFn: typeof residual = residual,
 ): { accepted: number; next: number } {
+  const target = typeof targetProbs === 'function' ? targetProbs : (i: number) => targetProbs[i];
   for (let i = 0; i < draft.length; i++) {
     const x = draft[i];
-    const p = targetProbs[i];
+    const p = target(i);
     const q = draftProbs?.[i];
     const qx = q ? q[x] : 1;
     if (qx > 0 && rng() < Math.min(1, p[x] / qx)) continue;
     return { accepted: i, next: sample(residualFn(p, q, x), rng) };
   }
-  return { accepted: draft.length, next: sample(targetProbs[draft.length], rng) };
+  return { accepted: draft.length, next: sample(target(draft.length), rng) };
 }

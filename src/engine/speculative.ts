@@ -137,10 +137,8 @@ export async function runLoop(
     let accepted: number;
     let next: number;
     if (req.temperature > 0) {
-      const rows = Array.from({ length: draft.tokens.length + 1 }, (_, i) =>
-        toProbs(logits.subarray(i * vocab, (i + 1) * vocab), req.temperature, req.topP),
-      );
-      ({ accepted, next } = acceptSampling(draft.tokens, draft.probs, rows, rng));
+      const row = (i: number) => toProbs(logits.subarray(i * vocab, (i + 1) * vocab), req.temperature, req.topP);
+      ({ accepted, next } = acceptSampling(draft.tokens, draft.probs, row, rng));
     } else {
       // Only the rows up to the first disagreement are read.
       const targets: number[] = [];
