@@ -145,15 +145,19 @@ function summarize() {
 }
 
 const GHOST_FILE = 'ghost.ts';
-// Ends mid-word, without a final newline: the browser check types the rest of the keyword.
+// The browser check puts the cursor after `  ret` (line 6) and types the rest of the keyword.
+const GHOST_LINE = '  ret';
 const GHOST_TEXT = [
   'export function add(a: number, b: number): number {',
   '  return a + b;',
   '}',
   '',
   'export function multiply(a: number, b: number): number {',
-  '  ret',
+  GHOST_LINE,
+  '}',
+  '',
 ].join('\n');
+const GHOST_AT = GHOST_TEXT.indexOf(`\n${GHOST_LINE}\n`) + 1 + GHOST_LINE.length;
 
 async function main() {
   // --- profile, workspace, extensions -------------------------------------------------------
@@ -179,7 +183,7 @@ async function main() {
 
   fs.cpSync(HARNESS_DIR, dirs.harness, { recursive: true });
   fs.writeFileSync(path.join(dirs.harness, 'harness.json'), JSON.stringify({
-    suite: SUITE, results: resultsFile, log: harnessLog, openAfter: ghostPath,
+    suite: SUITE, results: resultsFile, log: harnessLog, openAfter: ghostPath, openAt: GHOST_AT,
   }));
   const harnessVsix = path.join(tmp, 'deer-test-harness.vsix');
   say('packaging the harness extension');
@@ -261,9 +265,9 @@ async function main() {
     const editor = page.locator('.part.editor .monaco-editor').first();
     await editor.waitFor({ state: 'visible', timeout: 30_000 });
     await page.locator('.part.editor .tab', { hasText: GHOST_FILE }).first().waitFor({ timeout: 30_000 });
-    // Focus the editor's text area and go to the end of the file (after "  ret").
-    await page.locator('.part.editor .monaco-editor .view-lines').first().click();
-    await page.keyboard.press('Control+End');
+    // Click on line 6 (`  ret`), then End: the cursor after `ret`, the editor focused.
+    await page.locator('.part.editor .monaco-editor .view-line', { hasText: /^\s*ret\s*$/ }).first().click();
+    await page.keyboard.press('End');
     await sleep(500);
     await page.keyboard.type('urn ', { delay: 120 });
     const ghost = page.locator('.part.editor .ghost-text-decoration, .part.editor .ghost-text-decoration-preview');
@@ -278,6 +282,8 @@ async function main() {
     await page.screenshot({ path: shot });
     const ghostText = (await ghost.allInnerTexts().catch(() => [])).join('').trim();
     if (how !== 'after typing') throw new Error(`ghost text appeared ${how} (screenshot test/artifacts/ghost-text.png)`);
+    const special = /<\|[^|>\s]*\|>|<(fim|file|repo)_[a-z_]*>|<(pad|eos|bos|unk|mask)>/i.exec(ghostText);
+    if (special) throw new Error(`ghost text shows special-token markup ${special[0]}: ${JSON.stringify(ghostText.slice(0, 120))}`);
     say(`ghost text: ${JSON.stringify(ghostText)}; screenshot ${path.relative(process.cwd(), shot)}`);
     results.push({ title, state: 'passed' });
   } catch (err) {

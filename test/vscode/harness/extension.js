@@ -32,18 +32,27 @@ exports.activate = function activate() {
       results = { passed: 0, failed: 1, pending: 0, tests: [{ title: 'suite', state: 'failed', durationMs: 0, error: String(err && err.stack ? err.stack : err) }] };
     }
     try {
+      // The browser check types next: give the model time to be (back) in the ready state.
+      const deer = vscode.extensions.getExtension('deer-complete.deer-complete');
+      const api = deer && (deer.isActive ? deer.exports : await deer.activate());
+      for (let i = 0; api && i < 600 && api.status().state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 200));
+      log(`harness: deer status before the browser check: ${api ? JSON.stringify(api.status().text) + ' (' + api.status().state + ')' : 'not installed'}`);
+    } catch (err) {
+      log(`harness: deer status unknown: ${err}`);
+    }
+    try {
       // Toasts left by the suite (the invalid-model-folder error) must not cover the editor.
       await vscode.commands.executeCommand('notifications.clearAll');
     } catch (err) {
       log(`harness: could not clear notifications: ${err}`);
     }
     try {
-      // Leave an editor on the browser check's file, cursor at the end, focused.
+      // Leave an editor on the browser check's file, focused, cursor at cfg.openAt (default: the end).
       if (cfg.openAfter) {
         const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(cfg.openAfter));
         const editor = await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
-        const end = doc.positionAt(doc.getText().length);
-        editor.selection = new vscode.Selection(end, end);
+        const at = doc.positionAt(typeof cfg.openAt === 'number' ? cfg.openAt : doc.getText().length);
+        editor.selection = new vscode.Selection(at, at);
       }
     } catch (err) {
       log(`harness: could not open ${cfg.openAfter}: ${err}`);
