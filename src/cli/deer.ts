@@ -68,11 +68,21 @@ async function complete(o: Options): Promise<void> {
   const engine = await Engine.load(common);
   try {
     const drafter = drafterOpt ? drafterName(drafterOpt) : engine.info.defaultDrafter;
-    const result = await engine.complete({ ...req, drafter }, json ? {} : { onChunk: (t) => process.stdout.write(t) });
+    let result;
     let baseline;
     if (compare && drafter !== 'none') {
+      // Same conditions for both: a short untimed warm-up each, an empty cache, no streaming.
+      for (const d of [drafter, 'none'] as const) {
+        engine.clearCache();
+        await engine.complete({ ...req, maxNewTokens: Math.min(8, req.maxNewTokens), drafter: d });
+      }
+      engine.clearCache();
+      result = await engine.complete({ ...req, drafter });
       engine.clearCache();
       baseline = await engine.complete({ ...req, drafter: 'none' });
+      if (!json) process.stdout.write(result.text);
+    } else {
+      result = await engine.complete({ ...req, drafter }, json ? {} : { onChunk: (t) => process.stdout.write(t) });
     }
     const identical = baseline ? baseline.text === result.text : undefined;
     const measured = baseline ? result.stats.tokensPerSecond / baseline.stats.tokensPerSecond : undefined;

@@ -98,15 +98,15 @@ export class Engine {
     for (const past of [16, want - 4]) {
       await this.verifier.prefill(ids.slice(0, past));
       const times: number[] = [];
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 9; i++) {
         const t0 = performance.now();
         const logits = await this.verifier.forward([ids[past]], true);
         argmax(logits!);
         this.verifier.rollback(past);
-        times.push(performance.now() - t0);
+        if (i >= 2) times.push(performance.now() - t0); // the first passes warm up
       }
       times.sort((a, b) => a - b);
-      samples.push({ past, ms: times[1] }); // the first pass warms up; take a low median
+      samples.push({ past, ms: times[Math.floor(times.length / 2)] });
     }
     this.passTime.fit(samples);
     this.verifier.clear();
@@ -140,11 +140,13 @@ export class Engine {
     }
     const drafter = await this.drafter(name);
     const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : DEFAULT_BLOCK[name]));
-    const maxNew = Math.max(0, Math.floor(req.maxNewTokens));
     const suffix = req.suffix ?? '';
-    const budget = this.spec.maxPositions - maxNew - blockSize - 2;
-    let prompt = this.tokenizer.buildPrompt(req.prefix, suffix, budget);
+    // The prompt budget must not depend on the drafter, or drafters would see different prompts.
+    const maxPos = this.spec.maxPositions;
+    let maxNew = Math.max(0, Math.floor(req.maxNewTokens));
+    let prompt = this.tokenizer.buildPrompt(req.prefix, suffix, Math.max(Math.floor(maxPos / 2), maxPos - maxNew - 1));
     if (prompt.length === 0) prompt = [this.firstEos()];
+    maxNew = Math.min(maxNew, maxPos - prompt.length);
     const suffixIds = suffix.length > 0 ? this.tokenizer.encode(suffix.slice(0, 512)) : [];
     return runLoop(
       this.verifier,

@@ -125,7 +125,8 @@ export async function runLoop(
       break;
     }
     const remaining = req.maxNewTokens - generated.length;
-    const k = Math.min(req.blockSize, remaining - 1);
+    // The pass holds [pending, drafts...]: keep within the model's positions.
+    const k = Math.min(req.blockSize, remaining - 1, verifier.maxPositions - verifier.length - 1);
     const td = performance.now();
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
@@ -162,7 +163,7 @@ export async function runLoop(
     }
     const reason = tracker.add(decoder.push(fresh));
     // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
-    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - td);
+    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - td, 0.2);
     if (reason) {
       stopReason = reason;
       break;

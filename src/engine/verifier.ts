@@ -162,6 +162,10 @@ export class DecoderSession {
     return this.tokens.length;
   }
 
+  get maxPositions(): number {
+    return this.opts.maxPositions;
+  }
+
   get vocabSize(): number {
     return this.opts.vocabSize;
   }
