@@ -31,8 +31,11 @@ for (let i = 0; i < args.length; i++) {
 if (targets.length === 0) targets.push(`${process.platform}-${process.arch}`);
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+// The embedded model: models/default, or (to test the packaging with another folder) DEER_PACKAGE_MODEL.
+const MODEL_SRC = process.env.DEER_PACKAGE_MODEL ? resolve(process.env.DEER_PACKAGE_MODEL) : join(ROOT, 'models', 'default');
 for (const f of ['dist/extension.js', 'dist/worker.js']) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run build`);
-if (!existsSync('models/default/config.json')) console.warn('warning: models/default is missing: the .vsix will have no embedded model');
+if (!existsSync(join(MODEL_SRC, 'config.json'))) console.warn(`warning: no model folder at ${MODEL_SRC}: the .vsix will have no embedded model`);
+const MODEL_DIR = join('models', 'default');
 
 /** Files under `dir` (relative to ROOT), skipping nested node_modules and `skip(rel)`. */
 function walk(dir, skip = () => false, out = []) {
@@ -64,11 +67,11 @@ for (const target of targets) {
     'package.json', 'README.md', 'LICENSE', 'LICENSE.md', 'LICENSE.txt', 'CHANGELOG.md',
     'dist/extension.js', 'dist/worker.js',
     ...walk('media'),
-    ...walk(join('models', 'default')),
     ...deps.flatMap((d) => walk(d, (p) => p.startsWith(ortBin + '/') && !wanted.some((w) => w.startsWith(p) || p.startsWith(w + '/')))),
   ].filter((f) => existsSync(f));
-  for (const f of files) {
-    const to = join(stage, f);
+  const modelFiles = walk(relative(ROOT, MODEL_SRC) || '.').map((f) => [f, join(MODEL_DIR, relative(relative(ROOT, MODEL_SRC), f))]);
+  for (const [f, to0] of [...files.map((f) => [f, f]), ...modelFiles]) {
+    const to = join(stage, to0);
     mkdirSync(dirname(to), { recursive: true });
     try {
       linkSync(f, to);

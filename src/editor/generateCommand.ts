@@ -150,7 +150,10 @@ class StreamWriter {
       return;
     }
     const at = document.positionAt(this.startOffset + this.written.length);
-    const ok = await this.editor.edit((b) => b.insert(at, text), { undoStopBefore: this.first, undoStopAfter: last });
+    // Rejects when the editor was closed meanwhile: stop, as for a refused edit.
+    const ok = await this.editor
+      .edit((b) => b.insert(at, text), { undoStopBefore: this.first, undoStopAfter: last })
+      .then(undefined, () => false);
     if (!ok) {
       this.stopped = true;
       this.onConflict();
