@@ -8,7 +8,7 @@ import type { RunStats } from './engine/api';
 import { readConfig, type DeerConfig } from './editor/config';
 import { generateAtCursor } from './editor/generateCommand';
 import { InlinePipeline } from './editor/inlineCompletion';
-import { DeerInlineProvider, INLINE_SELECTOR } from './editor/inlineProvider';
+import { DeerInlineProvider, documentText, INLINE_SELECTOR } from './editor/inlineProvider';
 import { StatsHistory, statsViewData, type CompletionRecord, type StatusView, type UiState } from './editor/stats';
 import { StatusBar } from './editor/statusBar';
 import { StatsView } from './editor/statsView';
@@ -24,6 +24,9 @@ export interface DeerApi {
   lastStats(): RunStats | undefined;
   whenIdle(): Promise<void>;
 }
+
+/** Pause after a file is opened or the cursor is clicked somewhere before its context is prefetched. */
+const PREFETCH_DELAY_MS = 250;
 
 export function activate(context: vscode.ExtensionContext): DeerApi {
   const output = vscode.window.createOutputChannel('DEER Complete');
@@ -86,7 +89,29 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const pipeline = new InlinePipeline(client, () => config, onRecord);
   const provider = new DeerInlineProvider(pipeline, () => config.enabled && !generating && client.state === 'ready', track, log);
 
+  // When a file is opened or the cursor is put somewhere with the mouse, read the context there
+  // into the engine's KV cache, so the first keystroke only runs a few new tokens.
+  let prefetchTimer: NodeJS.Timeout | undefined;
+  let prefetchAbort: AbortController | undefined;
+  const schedulePrefetch = (editor: vscode.TextEditor | undefined): void => {
+    clearTimeout(prefetchTimer);
+    prefetchAbort?.abort();
+    if (!editor || !vscode.languages.match(INLINE_SELECTOR, editor.document)) return;
+    prefetchTimer = setTimeout(() => {
+      if (!config.enabled || generating || client.state !== 'ready' || client.busy) return;
+      const ac = new AbortController();
+      prefetchAbort = ac;
+      const document = editor.document;
+      void pipeline.prefetch(documentText(document), document.offsetAt(editor.selection.active), ac.signal);
+    }, PREFETCH_DELAY_MS);
+  };
+
   context.subscriptions.push(
+    { dispose: () => clearTimeout(prefetchTimer) },
+    vscode.window.onDidChangeActiveTextEditor(schedulePrefetch),
+    vscode.window.onDidChangeTextEditorSelection((e) => {
+      if (e.kind === vscode.TextEditorSelectionChangeKind.Mouse) schedulePrefetch(e.textEditor);
+    }),
     output,
     status,
     statsView,

@@ -4,7 +4,7 @@ import type { CompletionRequest, CompletionResult, ModelInfo } from '../engine/a
 import type { CompleteOptions } from '../worker/engineClient';
 import { SuggestionCache } from './cache';
 import { effectiveDrafter, type DeerConfig } from './config';
-import { buildContext, contextOptionsFor, type ContextOptions, type DocText } from './context';
+import { buildContext, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
 import { decideMode, type CompletionMode, type StopSpec } from './policy';
 import { postprocess } from './postprocess';
 import type { CompletionRecord } from './stats';
@@ -42,17 +42,32 @@ export class InlinePipeline {
     private readonly contextOptions?: ContextOptions,
   ) {}
 
+  /**
+   * Reads the context at the cursor into the engine's KV cache without generating (a file was
+   * opened or the cursor was put somewhere), so the first keystroke there only runs a few tokens.
+   * Any other request aborts it.
+   */
+  async prefetch(doc: DocText, offset: number, signal?: AbortSignal): Promise<void> {
+    const ctx = this.context(doc, offset);
+    if (!ctx) return;
+    await this.engine
+      .complete({ prefix: ctx.prefix, suffix: ctx.suffix, maxNewTokens: 0, drafter: 'none' }, { signal, lane: 'prefetch' })
+      .catch(() => undefined);
+  }
+
+  private context(doc: DocText, offset: number): FimContext | undefined {
+    const cfg = this.config();
+    const info = this.engine.info;
+    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize));
+    return built.ok ? built.context : undefined;
+  }
+
   /** The suggestion at the cursor, or undefined when cancelled or there is no place for one. */
   async suggest(q: InlineQuery): Promise<InlineAnswer | undefined> {
     const cfg = this.config();
     const info = this.engine.info;
-    const built = buildContext(
-      q.doc,
-      q.offset,
-      this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize),
-    );
-    if (!built.ok) return undefined;
-    const ctx = built.context;
+    const ctx = this.context(q.doc, q.offset);
+    if (!ctx) return undefined;
     const spec: StopSpec | null =
       decideMode(ctx) ?? (q.manual ? { mode: 'single', minIndent: 0, lineSuffix: ctx.lineSuffix.trim(), nextLine: '', maxLines: 1 } : null);
     if (!spec) return undefined;

@@ -31,8 +31,11 @@ export interface CompleteOptions {
   onChunk?: (text: string) => void;
   /** The stop rule, as data (a `stopAt` function in the request cannot cross processes). */
   stopSpec?: StopSpec;
-  /** 'inline': a newer request aborts this one. 'generate': runs to the end unless aborted. */
-  lane?: 'inline' | 'generate';
+  /**
+   * 'inline': a newer request aborts this one. 'generate': runs to the end unless aborted.
+   * 'prefetch': aborted by any other request, and aborts nothing itself.
+   */
+  lane?: 'inline' | 'generate' | 'prefetch';
 }
 
 export class WorkerCrashedError extends Error {
@@ -76,6 +79,7 @@ export class EngineClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private inlineInFlight?: number;
+  private prefetchInFlight?: number;
   private crashTimes: number[] = [];
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private idleWaiters: (() => void)[] = [];
@@ -126,10 +130,16 @@ export class EngineClient {
     if (!this.loaded) throw new Error('DEER: no model loaded');
     await this.loaded;
     if (signal?.aborted) return abortedResult(request.drafter);
-    // Latest wins: any new request makes the inline one in flight stale.
-    if (this.inlineInFlight !== undefined) this.abort(this.inlineInFlight);
     const id = this.nextId++;
-    if (lane === 'inline') this.inlineInFlight = id;
+    if (lane === 'prefetch') {
+      if (this.prefetchInFlight !== undefined) this.abort(this.prefetchInFlight);
+      this.prefetchInFlight = id;
+    } else {
+      // Latest wins: any new request makes the inline one (and any prefetch) in flight stale.
+      if (this.inlineInFlight !== undefined) this.abort(this.inlineInFlight);
+      if (this.prefetchInFlight !== undefined) this.abort(this.prefetchInFlight);
+      if (lane === 'inline') this.inlineInFlight = id;
+    }
     const { stopAt: _dropped, ...wire } = request;
     const onAbort = (): void => this.abort(id);
     try {
@@ -141,6 +151,7 @@ export class EngineClient {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       if (this.inlineInFlight === id) this.inlineInFlight = undefined;
+      if (this.prefetchInFlight === id) this.prefetchInFlight = undefined;
       this.checkIdle();
     }
   }
@@ -303,6 +314,7 @@ export class EngineClient {
     this.loadWaiter?.reject(err);
     this.loadWaiter = undefined;
     this.inlineInFlight = undefined;
+    this.prefetchInFlight = undefined;
   }
 
   private settle(id: number, f: (p: Pending) => void): void {

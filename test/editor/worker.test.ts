@@ -57,6 +57,23 @@ test('worker: KV cache is reused across keystrokes', async () => {
   assert.ok(r.stats.reusedTokens > r.stats.promptTokens / 2, `reused ${r.stats.reusedTokens} of ${r.stats.promptTokens} prompt tokens`);
 });
 
+test('worker: a prefetch fills the KV cache for the next keystroke; any request aborts a prefetch', async () => {
+  const other = 'const unrelated = [1, 2, 3];\n'.repeat(5);
+  await client.complete({ prefix: other, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
+  const p = new InlinePipeline(client, () => ({ ...DEFAULT_CONFIG, debounceMs: 0 }));
+  await p.prefetch(docFromString(PREFIX + SUFFIX), PREFIX.length);
+  const r = await client.complete({ prefix: PREFIX + 't', suffix: SUFFIX, maxNewTokens: 2, drafter: 'none' }, { lane: 'inline' });
+  assert.ok(r.stats.reusedTokens > r.stats.promptTokens / 2, `reused ${r.stats.reusedTokens} of ${r.stats.promptTokens} prompt tokens`);
+
+  await client.complete({ prefix: other, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
+  const long = 'let x = 1;\n'.repeat(300);
+  const prefetch = client.complete({ prefix: long, maxNewTokens: 0, drafter: 'none' }, { lane: 'prefetch' });
+  const real = client.complete({ prefix: PREFIX, maxNewTokens: 2, drafter: 'none' }, { lane: 'inline' });
+  // (Aborted mid-prefill it may report 'max_tokens': it had no tokens to generate anyway.)
+  assert.equal((await prefetch).text, '');
+  assert.notEqual((await real).stopReason, 'aborted', 'a prefetch aborted a real request');
+});
+
 test('worker: abort through the signal; the latest inline request wins', async () => {
   const ac = new AbortController();
   const long = client.complete({ prefix: PREFIX, maxNewTokens: 400, drafter: 'none' }, { signal: ac.signal, lane: 'generate' });
