@@ -35,7 +35,7 @@ exports.activate = function activate() {
       // The browser check types next: give the model time to be (back) in the ready state.
       const deer = vscode.extensions.getExtension('deer-complete.deer-complete');
       const api = deer && (deer.isActive ? deer.exports : await deer.activate());
-      for (let i = 0; api && i < 600 && api.status().state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 200));
+      for (let i = 0; api && i < 600 && api.status().state === 'loading'; i++) await new Promise((r) => setTimeout(r, 200));
       log(`harness: deer status before the browser check: ${api ? JSON.stringify(api.status().text) + ' (' + api.status().state + ')' : 'not installed'}`);
     } catch (err) {
       log(`harness: deer status unknown: ${err}`);
