@@ -1,0 +1,358 @@
+"""
+Export trained checkpoints to the model folder the engine reads (docs/model-folder.md):
+
+  config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
+  onnx/model.onnx (verifier, Optimum KV-cache layout, optional hidden_states),
+  onnx/drafter.onnx (DEER drafter), onnx/ar.onnx (small AR draft model), deer.json.
+
+Then optional int8 dynamic weight quantization and parity checks against PyTorch.
+
+    python -m training.export --verifier V.pt --drafter D.pt --ar A.pt \
+        --tokenizer tok.json --out models/default --quantize
+"""
+import argparse
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from training.model import GPT, GPTConfig, Drafter, DrafterConfig
+from training import tokenizer as toklib
+
+OPSET = 17
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, model, extra=None):
+    kind = "drafter" if isinstance(model, Drafter) else "gpt"
+    from dataclasses import asdict
+    torch.save({"kind": kind, "config": asdict(model.cfg), "model": model.state_dict(),
+                "extra": extra or {}}, path)
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if ck["kind"] == "drafter":
+        m = Drafter(DrafterConfig(**ck["config"]))
+    else:
+        m = GPT(GPTConfig(**ck["config"]))
+    m.load_state_dict(ck["model"])
+    m.eval()
+    return m, ck.get("extra", {})
+
+
+# ----------------------------------------------------------------------------- ONNX wrappers
+
+class VerifierOnnx(nn.Module):
+    """Flat-argument wrapper: (input_ids, attention_mask, position_ids, k0, v0, k1, v1, ...)."""
+
+    def __init__(self, gpt: GPT, with_hidden: bool):
+        super().__init__()
+        self.gpt, self.with_hidden = gpt, with_hidden
+
+    def forward(self, input_ids, attention_mask, position_ids, *past_flat):
+        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
+        logits, presents, h = self.gpt.forward_cached(input_ids, attention_mask, position_ids, past)
+        outs = [logits]
+        for k, v in presents:
+            outs += [k, v]
+        if self.with_hidden:
+            outs.append(h)
+        return tuple(outs)
+
+
+class DrafterOnnx(nn.Module):
+    """input_ids (1, c+k) ending in k mask tokens [, hidden_states (1, c, H)] -> logits (1, k, V).
+    k is the number of <|mask|> tokens in input_ids (they are the last k)."""
+
+    def __init__(self, drafter: Drafter):
+        super().__init__()
+        self.d = drafter
+
+    def forward(self, input_ids, hidden_states=None):
+        d, cfg = self.d, self.d.cfg
+        x = d.embed_tokens(input_ids)                                   # (1, L, C)
+        if cfg.hidden_size > 0:
+            c = hidden_states.shape[1]
+            hproj = d.hidden_proj(d.hidden_norm(hidden_states))         # (1, c, C)
+            x = torch.cat([x[:, :c] + hproj, x[:, c:]], dim=1)
+        L = input_ids.shape[1]
+        pos = torch.arange(L, dtype=torch.long)[None]
+        from training.model import rope_cos_sin
+        cos, sin = rope_cos_sin(pos, cfg.head_dim, cfg.rope_theta)
+        for blk in d.layers:
+            x, _ = blk(x, cos, sin, causal=False)
+        sel = (input_ids[0] == cfg.mask_id).nonzero().squeeze(1)        # (k,)
+        h = d.norm(x.index_select(1, sel))                              # (1, k, C)
+        return h @ d.embed_tokens.weight.t()                            # (1, k, V)
+
+
+def _export(module, args, path, input_names, output_names, dynamic_axes):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+                          dynamo=False)
+
+
+def export_verifier(gpt: GPT, path, with_hidden=False):
+    cfg = gpt.cfg
+    B, q, P = 1, 3, 2
+    ids = torch.randint(0, cfg.vocab_size, (B, q))
+    am = torch.ones(B, P + q, dtype=torch.long)
+    pos = torch.arange(P, P + q)[None]
+    past = []
+    in_names = ["input_ids", "attention_mask", "position_ids"]
+    out_names = ["logits"]
+    dyn = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+           "position_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+    for i in range(cfg.n_layer):
+        for kv in ("key", "value"):
+            past.append(torch.randn(B, cfg.n_kv_head, P, cfg.head_dim))
+            n_in, n_out = f"past_key_values.{i}.{kv}", f"present.{i}.{kv}"
+            in_names.append(n_in)
+            out_names.append(n_out)
+            dyn[n_in] = {0: "batch", 2: "past"}
+            dyn[n_out] = {0: "batch", 2: "total"}
+    if with_hidden:
+        out_names.append("hidden_states")
+        dyn["hidden_states"] = {0: "batch", 1: "seq"}
+    _export(VerifierOnnx(gpt, with_hidden).eval(), (ids, am, pos, *past), path, in_names, out_names, dyn)
+
+
+def export_drafter(drafter: Drafter, path):
+    cfg = drafter.cfg
+    c, k = 5, cfg.block_size
+    ids = torch.randint(7, cfg.vocab_size, (1, c + k))
+    ids[:, c:] = cfg.mask_id
+    args, in_names = (ids,), ["input_ids"]
+    dyn = {"input_ids": {1: "ctx_plus_k"}, "logits": {1: "k"}}
+    if cfg.hidden_size > 0:
+        args = (ids, torch.randn(1, c, cfg.hidden_size))
+        in_names.append("hidden_states")
+        dyn["hidden_states"] = {1: "ctx"}
+    _export(DrafterOnnx(drafter).eval(), args, path, in_names, ["logits"], dyn)
+
+
+def quantize(path_in, path_out):
+    """int8 dynamic weight quantization of MatMul and Gather (embedding) weights."""
+    from onnxruntime.quantization import quantize_dynamic, QuantType
+    quantize_dynamic(path_in, path_out, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gather"])
+
+
+# ----------------------------------------------------------------------------- parity
+
+def _session(path):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_verifier_step(sess, n_layer, n_kv, hs, ids, past, past_len):
+    """One verifier pass through onnxruntime. ids (1, q) int64 numpy; past: list of arrays."""
+    q = ids.shape[1]
+    feed = {"input_ids": ids,
+            "attention_mask": np.ones((1, past_len + q), dtype=np.int64),
+            "position_ids": np.arange(past_len, past_len + q, dtype=np.int64)[None]}
+    for i in range(n_layer):
+        feed[f"past_key_values.{i}.key"] = past[2 * i]
+        feed[f"past_key_values.{i}.value"] = past[2 * i + 1]
+    outs = sess.run(None, feed)
+    names = [o.name for o in sess.get_outputs()]
+    res = dict(zip(names, outs))
+    presents = [res[f"present.{i}.{kv}"] for i in range(n_layer) for kv in ("key", "value")]
+    return res["logits"], presents, res.get("hidden_states")
+
+
+def ort_greedy(path, gpt_cfg, prompt_ids, n_new, chunk=None):
+    """Greedy decoding with the ONNX verifier and its KV cache, starting from past length 0.
+    chunk: feed the prompt in pieces of this size (tests cache reuse at past > 0)."""
+    sess = _session(path)
+    L, nkv, hs = gpt_cfg.n_layer, gpt_cfg.n_kv_head, gpt_cfg.head_dim
+    past = [np.zeros((1, nkv, 0, hs), dtype=np.float32) for _ in range(2 * L)]
+    P = 0
+    ids = list(prompt_ids)
+    chunk = chunk or len(ids)
+    for s in range(0, len(ids), chunk):
+        piece = np.array([ids[s:s + chunk]], dtype=np.int64)
+        logits, past, _ = ort_verifier_step(sess, L, nkv, hs, piece, past, P)
+        P += piece.shape[1]
+    out = []
+    for _ in range(n_new):
+        nxt = int(logits[0, -1].argmax())
+        out.append(nxt)
+        logits, past, _ = ort_verifier_step(sess, L, nkv, hs, np.array([[nxt]], dtype=np.int64), past, P)
+        P += 1
+    return out
+
+
+@torch.no_grad()
+def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None):
+    """Parity: logits of the full prompt (past 0) and greedy continuations (PyTorch vs ORT).
+    Returns a dict with max_abs_diff and whether the greedy tokens match."""
+    sess = _session(path)
+    cfg = gpt.cfg
+    ids = np.array([prompt_ids], dtype=np.int64)
+    past0 = [np.zeros((1, cfg.n_kv_head, 0, cfg.head_dim), dtype=np.float32) for _ in range(2 * cfg.n_layer)]
+    ort_logits, _, _ = ort_verifier_step(sess, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, ids, past0, 0)
+    pt_logits, _ = gpt(torch.from_numpy(ids))
+    diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
+    pt_greedy = gpt.generate_greedy(torch.from_numpy(ids), n_new)[0].tolist()
+    ort_g = ort_greedy(path, cfg, prompt_ids, n_new)
+    ort_g_chunked = ort_greedy(path, cfg, prompt_ids, n_new, chunk=max(1, len(prompt_ids) // 3))
+    return {"max_abs_logit_diff": diff, "greedy_match": pt_greedy == ort_g == ort_g_chunked,
+            "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new}
+
+
+@torch.no_grad()
+def check_drafter(drafter: Drafter, path, ctx_ids, hidden=None):
+    sess = _session(path)
+    cfg = drafter.cfg
+    k = cfg.block_size
+    ids = torch.tensor([list(ctx_ids) + [cfg.mask_id] * k])
+    feed = {"input_ids": ids.numpy()}
+    if cfg.hidden_size > 0:
+        feed["hidden_states"] = hidden.numpy()
+    ort_logits = sess.run(None, feed)[0]
+    pt_logits = drafter(ids, hidden, k=k)
+    diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
+    same = (ort_logits.argmax(-1) == pt_logits.numpy().argmax(-1)).mean()
+    return {"max_abs_logit_diff": diff, "argmax_agreement": float(same)}
+
+
+def _agree(a, b):
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- folder
+
+def hf_config(cfg: GPTConfig, eos_id):
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.n_embd,
+        "intermediate_size": cfg.ffn_hidden, "num_hidden_layers": cfg.n_layer,
+        "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_kv_head,
+        "head_dim": cfg.head_dim, "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta,
+        "tie_word_embeddings": True, "hidden_act": "silu",
+        "bos_token_id": None, "eos_token_id": eos_id, "pad_token_id": eos_id,
+        "torch_dtype": "float32", "use_cache": True,
+    }
+
+
+def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
+                 quantize_int8=False, verifier_hidden=None, check=True, log=print):
+    """Write the whole model folder. Returns a report dict (sizes, parity)."""
+    os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
+    tmp = os.path.join(out, "onnx", "_fp32")
+    os.makedirs(tmp, exist_ok=True)
+    if verifier_hidden is None:
+        verifier_hidden = drafter is not None and drafter.cfg.hidden_size > 0
+    report = {"files": {}, "parity": {}}
+    cfg = verifier.cfg
+    shutil.copyfile(tokenizer_path, os.path.join(out, "tokenizer.json"))
+    _json(os.path.join(out, "tokenizer_config.json"), toklib.tokenizer_config(cfg.max_seq_len))
+    _json(os.path.join(out, "config.json"), hf_config(cfg, toklib.EOS))
+    _json(os.path.join(out, "generation_config.json"), {"eos_token_id": toklib.EOS, "pad_token_id": toklib.EOS})
+
+    tok = toklib.load(tokenizer_path)
+    probe = tok.encode("def fibonacci(n):\n    if n < 2:\n        return n\n    return").ids
+    items = [("model.onnx", verifier, "verifier")]
+    if drafter is not None:
+        items.append(("drafter.onnx", drafter, "drafter"))
+    if ar is not None:
+        items.append(("ar.onnx", ar, "ar"))
+    for name, m, role in items:
+        fp32 = os.path.join(tmp, name)
+        final = os.path.join(out, "onnx", name)
+        if role == "verifier":
+            export_verifier(m, fp32, with_hidden=verifier_hidden)
+        elif role == "ar":
+            export_verifier(m, fp32, with_hidden=False)
+        else:
+            export_drafter(m, fp32)
+        if quantize_int8:
+            quantize(fp32, final)
+        else:
+            shutil.copyfile(fp32, final)
+        report["files"][f"onnx/{name}"] = os.path.getsize(final)
+        if check:
+            if role == "drafter":
+                hid = None
+                if m.cfg.hidden_size > 0:
+                    with torch.no_grad():
+                        _, _, hid = verifier(torch.tensor([probe]), return_hidden=True)
+                    hid = hid.clone()
+                    hid[:, -1] = 0.0
+                report["parity"][role] = check_drafter(m, final, probe, hid)
+            else:
+                report["parity"][role] = check_verifier(m, final, probe)
+            log(f"parity {role} ({'int8' if quantize_int8 else 'fp32'}): {report['parity'][role]}")
+    shutil.rmtree(tmp)
+
+    deer = {
+        "format": 1,
+        "verifier": {"file": "onnx/model.onnx"},
+        "drafters": {},
+        "special_tokens": {
+            "eos": "<|endoftext|>", "fim_prefix": "<fim_prefix>", "fim_middle": "<fim_middle>",
+            "fim_suffix": "<fim_suffix>", "mask": "<|mask|>", "file_separator": "<|file_sep|>",
+        },
+        "fim_order": "spm",
+    }
+    if verifier_hidden:
+        deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd}
+    if drafter is not None:
+        conditioning = ["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else [])
+        deer["drafters"]["deer"] = {"file": "onnx/drafter.onnx", "block_size": drafter.cfg.block_size,
+                                    "context_window": drafter.cfg.context_window,
+                                    "conditioning": conditioning}
+    if ar is not None:
+        deer["drafters"]["ar"] = {"file": "onnx/ar.onnx", "num_layers": ar.cfg.n_layer,
+                                  "num_key_value_heads": ar.cfg.n_kv_head, "head_dim": ar.cfg.head_dim}
+    _json(os.path.join(out, "deer.json"), deer)
+    for f in ["tokenizer.json", "config.json", "deer.json"]:
+        report["files"][f] = os.path.getsize(os.path.join(out, f))
+    return report
+
+
+def _json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--verifier", required=True)
+    ap.add_argument("--drafter")
+    ap.add_argument("--ar")
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quantize", action="store_true", help="int8 dynamic weight quantization")
+    ap.add_argument("--report", help="write the parity / size report here (json)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    verifier, _ = load_checkpoint(args.verifier)
+    drafter = load_checkpoint(args.drafter)[0] if args.drafter else None
+    ar = load_checkpoint(args.ar)[0] if args.ar else None
+    rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize)
+    print(json.dumps(rep, indent=2))
+    if args.report:
+        _json(args.report, rep)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""
+The two networks of deer-complete, in plain PyTorch.
+
+- GPT: a Llama-style decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention,
+  tied embeddings). Used for the verifier and for the small `ar` draft model.
+  `forward` is the training path (causal SDPA); `forward_cached` is the
+  inference / ONNX path with an explicit KV cache in the Optimum layout.
+- Drafter: the DEER masked-diffusion drafter. A small bidirectional transformer
+  over [context tokens, k mask tokens] that predicts all k masked tokens in one
+  pass, optionally conditioned on the verifier's hidden states of the context.
+
+Shapes: B batch, T sequence, C n_embd, nh heads, nkv kv heads, hs head size.
+"""
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 16384
+    n_layer: int = 6
+    n_head: int = 8
+    n_kv_head: int = 4        # grouped-query attention: n_head % n_kv_head == 0
+    n_embd: int = 256
+    ffn_hidden: int = 704     # SwiGLU inner size (~8/3 * n_embd, rounded to 64)
+    max_seq_len: int = 512
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+
+@dataclass
+class DrafterConfig:
+    vocab_size: int = 16384
+    n_layer: int = 2
+    n_head: int = 8
+    n_embd: int = 256
+    ffn_hidden: int = 704
+    block_size: int = 16      # k: masked positions filled in one pass
+    context_window: int = 64  # c: at most this many verified tokens are seen
+    hidden_size: int = 0      # > 0: conditioned on verifier hidden states of this size
+    mask_id: int = 4          # id of <|mask|>
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def n_kv_head(self):
+        return self.n_head
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x32.type_as(x) * self.weight
+
+
+def rope_cos_sin(position_ids, head_dim, theta):
+    """position_ids (B, T) int64 -> cos, sin (B, 1, T, hs/2)"""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32,
+                                             device=position_ids.device) / head_dim))
+    freqs = position_ids.float()[:, :, None] * inv_freq[None, None, :]  # (B, T, hs/2)
+    return freqs.cos()[:, None], freqs.sin()[:, None]
+
+
+def apply_rope(x, cos, sin):
+    """x (B, h, T, hs): rotate the two halves of each head (Llama / HF convention)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, n_embd, n_head, n_kv_head):
+        super().__init__()
+        self.n_head, self.n_kv_head = n_head, n_kv_head
+        self.hs = n_embd // n_head
+        self.q_proj = nn.Linear(n_embd, n_head * self.hs, bias=False)
+        self.k_proj = nn.Linear(n_embd, n_kv_head * self.hs, bias=False)
+        self.v_proj = nn.Linear(n_embd, n_kv_head * self.hs, bias=False)
+        self.o_proj = nn.Linear(n_head * self.hs, n_embd, bias=False)
+
+    def forward(self, x, cos, sin, causal=True, past=None, mask=None):
+        """
+        x (B, T, C). Training: past=None, mask=None -> SDPA (causal or bidirectional).
+        Inference/export: past=(k, v) each (B, nkv, P, hs) and mask (B, 1, 1, T, P+T) bool;
+        returns (y, (k, v)) with the new cache of length P+T.
+        """
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.hs).transpose(1, 2)     # (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, self.n_kv_head, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = self.v_proj(x).view(B, T, self.n_kv_head, self.hs).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is None and mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                               enable_gqa=self.n_head != self.n_kv_head)
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), None
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, nkv, P+T, hs)
+            v = torch.cat([past[1], v], dim=2)
+        # explicit attention, grouped so K/V are never repeated: q -> (B, nkv, rep, T, hs)
+        rep = self.n_head // self.n_kv_head
+        qg = q.reshape(B, self.n_kv_head, rep, T, self.hs)
+        att = qg @ k.unsqueeze(2).transpose(-1, -2) * (1.0 / math.sqrt(self.hs))  # (B, nkv, rep, T, P+T)
+        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v.unsqueeze(2)).reshape(B, self.n_head, T, self.hs)             # (B, nh, T, hs)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd, hidden):
+        super().__init__()
+        self.gate_proj = nn.Linear(n_embd, hidden, bias=False)
+        self.up_proj = nn.Linear(n_embd, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, n_embd, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.self_attn = Attention(cfg.n_embd, cfg.n_head, cfg.n_kv_head)
+        self.post_attention_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.mlp = MLP(cfg.n_embd, cfg.ffn_hidden)
+
+    def forward(self, x, cos, sin, causal=True, past=None, mask=None):
+        a, present = self.self_attn(self.input_layernorm(x), cos, sin, causal, past, mask)
+        x = x + a
+        x = x + self.mlp(self.post_attention_layernorm(x))
+        return x, present
+
+
+def _init_weights(module, n_layer):
+    if isinstance(module, nn.Linear):
+        std = 0.02
+        if getattr(module, "_residual_out", False):
+            std = 0.02 / math.sqrt(2 * n_layer)
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        for blk in self.layers:
+            blk.self_attn.o_proj._residual_out = True
+            blk.mlp.down_proj._residual_out = True
+        self.apply(lambda m: _init_weights(m, cfg.n_layer))
+
+    def lm_head(self, h):
+        return h @ self.embed_tokens.weight.t()  # tied embeddings
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, targets=None, loss_mask=None, return_hidden=False):
+        """idx (B, T) -> logits (B, T, V); with targets, also the mean cross-entropy."""
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)[None].expand(B, T)
+        cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
+        x = self.embed_tokens(idx)
+        for blk in self.layers:
+            x, _ = blk(x, cos, sin, causal=True)
+        h = self.norm(x)                                         # (B, T, C)
+        logits = self.lm_head(h)                                 # (B, T, V)
+        loss = None
+        if targets is not None:
+            ce = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                 reduction="none", ignore_index=-1)
+            if loss_mask is None:
+                loss_mask = (targets.reshape(-1) != -1).float()
+            else:
+                loss_mask = loss_mask.reshape(-1).float()
+            loss = (ce * loss_mask).sum() / loss_mask.sum().clamp(min=1)
+        if return_hidden:
+            return logits, loss, h
+        return logits, loss
+
+    def forward_cached(self, input_ids, attention_mask, position_ids, past):
+        """
+        Inference with a KV cache (the ONNX graph).
+        input_ids, position_ids (B, q); attention_mask (B, P+q); past: list of (k, v),
+        each (B, nkv, P, hs). Returns logits (B, q, V), presents, hidden (B, q, C).
+        """
+        cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta)
+        # causal mask over past + new from the inputs alone (exports with dynamic shapes):
+        # key j is visible to query i iff key_pos[j] <= position_ids[i] and it is not padding
+        key_pos = attention_mask.cumsum(-1) - 1                                     # (B, P+q)
+        mask = (key_pos[:, None, :] <= position_ids[:, :, None]) & (attention_mask[:, None, :] > 0)
+        mask = mask[:, None, None]                                                  # (B, 1, 1, q, P+q)
+        x = self.embed_tokens(input_ids)
+        presents = []
+        for blk, kv in zip(self.layers, past):
+            x, present = blk(x, cos, sin, past=kv, mask=mask)
+            presents.append(present)
+        h = self.norm(x)
+        return self.lm_head(h), presents, h
+
+    @torch.no_grad()
+    def generate_greedy(self, idx, max_new_tokens, eos_id=None):
+        """Greedy continuation of a batch of equal-length prompts idx (B, T) with a KV cache.
+        Returns (B, max_new_tokens); positions after EOS are filled with EOS."""
+        B, T = idx.shape
+        past = [(torch.zeros(B, self.cfg.n_kv_head, 0, self.cfg.head_dim, device=idx.device),) * 2
+                for _ in range(self.cfg.n_layer)]
+        am = torch.ones(B, T, dtype=torch.long, device=idx.device)
+        pos = torch.arange(T, device=idx.device)[None].expand(B, T)
+        logits, past, _ = self.forward_cached(idx, am, pos, past)
+        out = []
+        done = torch.zeros(B, dtype=torch.bool, device=idx.device)
+        nxt = logits[:, -1].argmax(-1)
+        for t in range(max_new_tokens):
+            if eos_id is not None:
+                nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+                done |= nxt == eos_id
+            out.append(nxt)
+            if t == max_new_tokens - 1:
+                break
+            am = torch.ones(B, T + t + 1, dtype=torch.long, device=idx.device)
+            pos = torch.full((B, 1), T + t, dtype=torch.long, device=idx.device)
+            logits, past, _ = self.forward_cached(nxt[:, None], am, pos, past)
+            nxt = logits[:, -1].argmax(-1)
+        return torch.stack(out, dim=1)
+
+
+class Drafter(nn.Module):
+    """
+    DEER drafter: input_ids (B, c + k) = c verified tokens then k <|mask|> tokens;
+    bidirectional attention; logits for the k masked positions (B, k, V).
+    With hidden conditioning, hidden (B, c, H) from the verifier is projected and added
+    to the context embeddings (the engine passes a zero row for the last, unverified token).
+    """
+
+    def __init__(self, cfg: DrafterConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        if cfg.hidden_size > 0:
+            self.hidden_norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+            self.hidden_proj = nn.Linear(cfg.hidden_size, cfg.n_embd, bias=False)
+        for blk in self.layers:
+            blk.self_attn.o_proj._residual_out = True
+            blk.mlp.down_proj._residual_out = True
+        self.apply(lambda m: _init_weights(m, cfg.n_layer))
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def init_from_verifier(self, verifier: GPT):
+        """Share the verifier's token embedding (and so its tied LM head) as a start."""
+        assert verifier.cfg.n_embd == self.cfg.n_embd
+        self.embed_tokens.weight.data.copy_(verifier.embed_tokens.weight.data)
+
+    def forward(self, input_ids, hidden=None, k=None):
+        B, L = input_ids.shape
+        k = self.cfg.block_size if k is None else k
+        c = L - k
+        x = self.embed_tokens(input_ids)                              # (B, c+k, C)
+        if self.cfg.hidden_size > 0:
+            hproj = self.hidden_proj(self.hidden_norm(hidden))        # (B, c, C)
+            hproj = F.pad(hproj, (0, 0, 0, k))                        # (B, c+k, C), zeros on the block
+            x = x + hproj
+        pos = torch.arange(L, device=input_ids.device)[None].expand(B, L)
+        cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
+        for blk in self.layers:
+            x, _ = blk(x, cos, sin, causal=False)
+        h = self.norm(x[:, c:])                                        # (B, k, C)
+        return h @ self.embed_tokens.weight.t()                        # (B, k, V)
+
+
+def config_dict(cfg):
+    return asdict(cfg)

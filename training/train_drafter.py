@@ -1,0 +1,160 @@
+"""
+Train the DEER drafter on distillation data (training/distill.py).
+
+Stage I  (continuation distillation): the whole block of k positions after the verified
+         sequence (prompt + bonus token g0) is masked; cross-entropy against the verifier's
+         greedy tokens g1..gk.
+Stage II (scribe refinement): R ~ U(1, k); the first k - R block tokens are revealed as
+         verified context and only the last R are masked; masked position i (1..R) weighs
+         alpha^(R - i), so the positions nearest the prefix, which decide acceptance, count most.
+With --hidden, the drafter also sees the verifier's hidden states of its context
+(DFlash-style); the last context row (the pending bonus token) is zeros, as in the engine.
+
+    python -m training.train_drafter --verifier v.pt --distill d.npz --out drafter.pt --k 16
+"""
+import argparse
+import json
+import time
+from dataclasses import dataclass, asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.model import Drafter, DrafterConfig
+from training.export import load_checkpoint, save_checkpoint
+from training.tokenizer import MASK
+
+
+@dataclass
+class DrafterTrainConfig:
+    verifier: str = "training/work/verifier.pt"
+    distill: str = "training/work/distill.npz"
+    out: str = "training/work/drafter.pt"
+    init: str = ""                # continue from this drafter checkpoint (e.g. stage I -> II)
+    k: int = 16                   # block size
+    window: int = 64              # context window c (<= distill window)
+    n_layer: int = 2
+    hidden: bool = False          # condition on verifier hidden states
+    stage: int = 1                # 1: full-block masking; 2: scribe refinement
+    alpha: float = 1.01           # stage II position weight base
+    batch_size: int = 64
+    max_steps: int = 100000
+    minutes: float = 10.0
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup: int = 30
+    val_frac: float = 0.05
+    seed: int = 0
+    threads: int = 1
+    log_every: int = 20
+
+
+class DistillData:
+    def __init__(self, path, val_frac):
+        z = np.load(path)
+        self.ctx, self.gen, self.hid = z["ctx"], z["gen"], z["hid"]
+        self.W, self.K = int(z["window"]), int(z["K"])
+        self.Lc = self.ctx.shape[1]
+        n = len(self.ctx)
+        n_val = max(1, int(n * val_frac))
+        self.val_idx = np.arange(n - n_val, n)
+        self.train_idx = np.arange(0, n - n_val)
+
+    def batch(self, idx, k, R, c, hidden):
+        """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R)"""
+        seq = np.concatenate([self.ctx[idx], self.gen[idx]], 1)      # (B, Lc+K+1)
+        e = self.Lc + 1 + (k - R)                                     # end of verified part
+        ids = np.concatenate([seq[:, e - c:e], np.full((len(idx), R), MASK)], 1)
+        tgt = seq[:, e:e + R]
+        h = None
+        if hidden:
+            rows = np.arange(e - c, e) - self.Lc + self.W
+            h = torch.from_numpy(self.hid[idx][:, rows].astype(np.float32))
+            h[:, -1] = 0.0                                            # the pending bonus token
+        return torch.from_numpy(ids).long(), h, torch.from_numpy(tgt).long()
+
+
+def acceptance(logits, tgt):
+    """Greedy acceptance of a block: mean over the batch of (longest correct prefix) and
+    per-position accuracy. logits (B, k, V), tgt (B, k)."""
+    ok = (logits.argmax(-1) == tgt).float()
+    return ok.cumprod(1).sum(1).mean().item(), ok.mean(0).tolist()
+
+
+@torch.no_grad()
+def evaluate(model, data, cfg, k, n=512):
+    model.eval()
+    idx = data.val_idx[:n]
+    ids, h, tgt = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden)
+    logits = model(ids, h, k=k)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
+    acc_len, per_pos = acceptance(logits, tgt)
+    model.train()
+    return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
+
+
+def train(cfg: DrafterTrainConfig, log=print):
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    data = DistillData(cfg.distill, cfg.val_frac)
+    assert cfg.k <= data.K and cfg.window <= data.W
+    verifier, _ = load_checkpoint(cfg.verifier)
+    if cfg.init:
+        model, _ = load_checkpoint(cfg.init)
+        model.train()
+    else:
+        v = verifier.cfg
+        dcfg = DrafterConfig(vocab_size=v.vocab_size, n_layer=cfg.n_layer, n_head=v.n_head, n_embd=v.n_embd,
+                             ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
+                             hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK)
+        model = Drafter(dcfg)
+        model.init_from_verifier(verifier)
+    log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    t0, step = time.time(), 0
+    k = cfg.k
+    while step < cfg.max_steps:
+        progress = max(step / cfg.max_steps, (time.time() - t0) / (cfg.minutes * 60) if cfg.minutes else 0)
+        if progress >= 1:
+            break
+        lr = cfg.lr * (step + 1) / cfg.warmup if step < cfg.warmup else \
+            cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + np.cos(np.pi * progress))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        R = k if cfg.stage == 1 else int(rng.integers(1, k + 1))
+        c = cfg.window if rng.random() < 0.7 else int(rng.integers(4, cfg.window + 1))
+        idx = rng.choice(data.train_idx, size=cfg.batch_size)
+        ids, h, tgt = data.batch(idx, k, R, c, cfg.hidden)
+        logits = model(ids, h, k=R)                                           # (B, R, V)
+        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none")
+        w = torch.ones(R) if cfg.stage == 1 else cfg.alpha ** (R - torch.arange(1, R + 1, dtype=torch.float32))
+        loss = (ce.view(-1, R) * w).sum() / (w.sum() * len(idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % cfg.log_every == 0:
+            log(f"step {step} R {R} loss {loss.item():.3f} lr {lr:.2e} {time.time() - t0:.0f}s")
+    ev = evaluate(model, data, cfg, k)
+    result = {"steps": step, "train_time_s": time.time() - t0, "params": model.num_params(),
+              "eval": ev, "train_config": asdict(cfg)}
+    log(f"done: {json.dumps(result)}")
+    save_checkpoint(cfg.out, model, extra=result)
+    return model, result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for key, v in asdict(DrafterTrainConfig()).items():
+        if isinstance(v, bool):
+            ap.add_argument(f"--{key.replace('_', '-')}", action="store_true", default=v)
+        else:
+            ap.add_argument(f"--{key.replace('_', '-')}", type=type(v), default=v)
+    train(DrafterTrainConfig(**vars(ap.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
