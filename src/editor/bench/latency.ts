@@ -2,7 +2,9 @@
 // runs: the inference process (EngineClient → dist/worker.js) and the InlinePipeline (context,
 // policy, cache/type-through, debounce, postprocess). It simulates a user:
 //   cold: a file was just opened (no suggestion cache; the engine's KV cache holds another file),
-//         one keystroke, then the wait for the suggestion;
+//         one keystroke at once, then the wait for the suggestion;
+//   opened: the same, but the keystroke comes 1 s after opening, after the extension's prefetch
+//         of the context at the cursor;
 //   warm: typing a line in bursts of 2-5 keystrokes (each one cancels the request before it, as
 //         VS Code does), then a pause: the wait after the burst's last keystroke.
 // single-line: cursor in a statement line; multi-line: right after a line that opens a block.
@@ -45,13 +47,22 @@ const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 *
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 
 type Kind = 'single' | 'multi';
+type Phase = 'cold' | 'opened' | 'warm';
+const PHASES: Phase[] = ['cold', 'opened', 'warm'];
 interface Sample {
   file: string;
   kind: Kind;
-  phase: 'cold' | 'warm';
+  phase: Phase;
   ms: number;
   source: 'model' | 'cache';
   shown: boolean;
+  /** Engine figures of a model answer. */
+  promptTokens?: number;
+  reusedTokens?: number;
+  newTokens?: number;
+  prefillMs?: number;
+  decodeMs?: number;
+  meanAccepted?: number;
 }
 
 interface Spot {
@@ -110,10 +121,17 @@ async function main(): Promise<void> {
       .then((answer) => ({ answer, ms: performance.now() - start }))
       .catch(() => ({ answer: undefined, ms: performance.now() - start }));
   };
-  const record = (file: string, phase: 'cold' | 'warm', kind: Kind, r: { answer?: InlineAnswer; ms: number }): void => {
+  const record = (file: string, phase: Phase, kind: Kind, r: { answer?: InlineAnswer; ms: number }): void => {
     if (!r.answer) return;
     if (r.answer.mode !== kind) return; // the spot turned out to be the other kind
-    samples.push({ file: relative(ROOT, file), kind, phase, ms: r.ms, source: r.answer.source, shown: r.answer.text !== '' });
+    const st = r.answer.result?.stats;
+    samples.push({
+      file: relative(ROOT, file), kind, phase, ms: Math.round(r.ms * 10) / 10, source: r.answer.source, shown: r.answer.text !== '',
+      ...(st && {
+        promptTokens: st.promptTokens, reusedTokens: st.reusedTokens, newTokens: st.newTokens,
+        prefillMs: Math.round(st.prefillMs * 10) / 10, decodeMs: Math.round(st.decodeMs * 10) / 10, meanAccepted: Math.round(st.meanAccepted * 100) / 100,
+      }),
+    });
   };
 
   for (const file of FILES) {
@@ -136,6 +154,15 @@ async function main(): Promise<void> {
       const c = at(end);
       const cold = await keystroke(c.text, c.offset);
       record(file, 'cold', spot.kind, cold);
+
+      // Opened: as the extension does when a file is opened, the context at the cursor is
+      // prefetched into the KV cache; the first keystroke comes a second later.
+      pipeline = new InlinePipeline(client, () => config);
+      await client.complete({ prefix: `# unrelated ${Math.random()}\n`, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
+      const o = at(end - 1);
+      void pipeline.prefetch(docFromString(o.text), o.offset);
+      await sleep(1000);
+      record(file, 'opened', spot.kind, await keystroke(c.text, c.offset));
 
       // Warm: retype the last characters in bursts, pausing after each burst.
       pipeline = new InlinePipeline(client, () => config);
@@ -167,7 +194,7 @@ async function main(): Promise<void> {
 
   const table: Record<string, unknown>[] = [];
   for (const kind of ['single', 'multi'] as Kind[]) {
-    for (const phase of ['cold', 'warm'] as const) {
+    for (const phase of PHASES) {
       const all = samples.filter((s) => s.kind === kind && s.phase === phase);
       const model = all.filter((s) => s.source === 'model');
       table.push({
@@ -180,6 +207,10 @@ async function main(): Promise<void> {
         modelP50: pct(model.map((s) => s.ms), 50),
         modelP95: pct(model.map((s) => s.ms), 95),
         cacheHits: all.length - model.length,
+        prefillP50: pct(model.map((s) => s.prefillMs ?? 0), 50),
+        decodeP50: pct(model.map((s) => s.decodeMs ?? 0), 50),
+        newTokensP50: pct(model.map((s) => s.newTokens ?? 0), 50),
+        newPromptTokensP50: pct(model.map((s) => (s.promptTokens ?? 0) - (s.reusedTokens ?? 0)), 50),
         shown: all.filter((s) => s.shown).length,
       });
     }
@@ -221,12 +252,18 @@ function markdown(r: { date: string; model: { name: string; dir: string }; draft
       `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
     '',
     'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',
-    'inline pipeline (`node dist/bench-latency.js`). "all" counts answers from the suggestion cache (typing through a shown',
-    'suggestion) as they happen; "model" only answers that ran the model.',
+    'inline pipeline (`node dist/bench-latency.js`). cold: first keystroke right after opening a file (nothing cached);',
+    'opened: first keystroke 1 s after opening (the context was prefetched into the KV cache); warm: the last keystroke of',
+    'a burst of 2-5 while typing. "all" counts answers from the suggestion cache (typing through a shown suggestion) as they',
+    'happen; "model" only answers that ran the model. "shown": answers with a suggestion (not "nothing").',
     '',
-    '| mode | phase | n | p50 all | p95 all | n model | p50 model | p95 model | cache hits | shown |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-    ...table.map((t) => `| ${t.kind} | ${t.phase} | ${f(t.n)} | ${f(t.p50)} | ${f(t.p95)} | ${f(t.modelN)} | ${f(t.modelP50)} | ${f(t.modelP95)} | ${f(t.cacheHits)} | ${f(t.shown)} |`),
+    '| mode | phase | n | p50 all | p95 all | n model | p50 model | p95 model | cache hits | shown | prompt tokens run (p50) | prefill ms (p50) | new tokens (p50) | decode ms (p50) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...table.map(
+      (t) =>
+        `| ${t.kind} | ${t.phase} | ${f(t.n)} | ${f(t.p50)} | ${f(t.p95)} | ${f(t.modelN)} | ${f(t.modelP50)} | ${f(t.modelP95)} | ${f(t.cacheHits)} | ${f(t.shown)} | ` +
+        `${f(t.newPromptTokensP50)} | ${f(t.prefillP50)} | ${f(t.newTokensP50)} | ${f(t.decodeP50)} |`,
+    ),
     '',
     `Model load (with drafter warm-up): ${r.loadMs} ms. Inference process resident memory: ${r.workerRssMB.afterLoad} MB after load, ${r.workerRssMB.peak} MB peak.`,
     '',
