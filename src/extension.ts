@@ -141,6 +141,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
           ensureLoaded,
           onRecord,
           setGenerating: (on) => (generating = on),
+          tokenRatio: pipeline,
         }),
       ),
     ),

@@ -91,18 +91,23 @@ function lineText(doc: DocText, offset: number): { before: string } {
   return { before: head.slice(head.lastIndexOf('\n') + 1) };
 }
 
-/** Conservative characters per token for code (measured ~3.6 on this project's corpus). */
-const CHARS_PER_TOKEN = 2.8;
+/** Conservative characters per token for code (~3.6 on this project's corpus); refined per model from results. */
+export const CHARS_PER_TOKEN = 2.8;
 
 /**
  * Windows that fit the model: the engine trims prompts longer than
  * maxPositions - maxNewTokens - blockSize, and a trimmed prompt starts at a different token on
  * every keystroke, which would defeat KV-cache reuse. Prefix 3/4, suffix 1/4 of what fits.
  */
-export function contextOptionsFor(maxPositions: number | undefined, maxNewTokens: number, blockSize: number): ContextOptions {
+export function contextOptionsFor(
+  maxPositions: number | undefined,
+  maxNewTokens: number,
+  blockSize: number,
+  charsPerToken = CHARS_PER_TOKEN,
+): ContextOptions {
   if (!maxPositions) return DEFAULT_CONTEXT_OPTIONS;
   const tokens = Math.max(64, maxPositions - maxNewTokens - blockSize - 8);
-  const chars = Math.floor(tokens * CHARS_PER_TOKEN);
+  const chars = Math.floor(tokens * charsPerToken);
   const maxPrefixChars = Math.min(DEFAULT_CONTEXT_OPTIONS.maxPrefixChars, Math.floor(chars * 0.75));
   const maxSuffixChars = Math.min(DEFAULT_CONTEXT_OPTIONS.maxSuffixChars, chars - maxPrefixChars);
   return { ...DEFAULT_CONTEXT_OPTIONS, maxPrefixChars, maxSuffixChars, stride: Math.max(64, Math.floor(maxPrefixChars / 4)) };

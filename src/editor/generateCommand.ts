@@ -16,6 +16,8 @@ export interface GenerateDeps {
   ensureLoaded: () => Promise<unknown>;
   onRecord: (record: CompletionRecord) => void;
   setGenerating: (on: boolean) => void;
+  /** Characters per token, shared with inline completion (InlinePipeline). */
+  tokenRatio: { charsPerToken: number; learnTokenRatio(chars: number, promptTokens: number): void };
 }
 
 export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionResult | undefined> {
@@ -45,7 +47,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         const built = buildContext(
           documentText(document),
           offset,
-          contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize),
+          contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize, deps.tokenRatio.charsPerToken),
         );
         if (!built.ok) {
           void vscode.window.showWarningMessage(`DEER: no generation here: ${built.reason}.`);
@@ -72,6 +74,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
           },
         );
         await writer.finish();
+        deps.tokenRatio.learnTokenRatio(built.context.prefix.length + built.context.suffix.length, result.stats.promptTokens);
         const record: CompletionRecord = { kind: 'generate', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats };
         if (result.stats.newTokens > 0) deps.onRecord(record);
         report(result, writer.written);

@@ -4,7 +4,7 @@ import type { CompletionRequest, CompletionResult, ModelInfo } from '../engine/a
 import type { CompleteOptions } from '../worker/engineClient';
 import { SuggestionCache } from './cache';
 import { effectiveDrafter, type DeerConfig } from './config';
-import { buildContext, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
+import { buildContext, CHARS_PER_TOKEN, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
 import { decideMode, type CompletionMode, type StopSpec } from './policy';
 import { postprocess } from './postprocess';
 import type { CompletionRecord } from './stats';
@@ -33,6 +33,12 @@ export interface InlineAnswer {
 
 export class InlinePipeline {
   readonly cache = new SuggestionCache();
+  /**
+   * Characters per prompt token for this model: starts conservative and only shrinks, from what
+   * the engine reports, so the windows fit the model without being trimmed (which would defeat
+   * KV-cache reuse) and change at most a few times.
+   */
+  charsPerToken = CHARS_PER_TOKEN;
 
   constructor(
     private readonly engine: InlineEngine,
@@ -58,8 +64,15 @@ export class InlinePipeline {
   private context(doc: DocText, offset: number): FimContext | undefined {
     const cfg = this.config();
     const info = this.engine.info;
-    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize));
+    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize, this.charsPerToken));
     return built.ok ? built.context : undefined;
+  }
+
+  /** Shrinks charsPerToken when a prompt of `chars` characters took more tokens than assumed. */
+  learnTokenRatio(chars: number, promptTokens: number): void {
+    if (promptTokens < 32 || chars < 128) return;
+    const observed = chars / promptTokens;
+    if (observed < this.charsPerToken) this.charsPerToken = Math.max(1, observed * 0.9);
   }
 
   /** The suggestion at the cursor, or undefined when cancelled or there is no place for one. */
@@ -89,6 +102,7 @@ export class InlinePipeline {
       },
       { signal: q.signal, stopSpec: spec, lane: 'inline' },
     );
+    this.learnTokenRatio(ctx.prefix.length + ctx.suffix.length, result.stats.promptTokens);
     if (result.stopReason === 'aborted' || q.signal.aborted) return undefined;
     const text = postprocess(result.text, spec, ctx.suffix);
     this.cache.set(ctx.prefix, ctx.suffix, text);

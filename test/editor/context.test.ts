@@ -76,6 +76,8 @@ test('windows follow the model: prompt fits maxPositions', () => {
   const o = contextOptionsFor(512, 48, 16);
   assert.ok((o.maxPrefixChars + o.maxSuffixChars) / 2.8 <= 512 - 48 - 16);
   assert.deepEqual(contextOptionsFor(undefined, 48, 16), DEFAULT_CONTEXT_OPTIONS);
+  const dense = contextOptionsFor(512, 48, 16, 1.5);
+  assert.ok((dense.maxPrefixChars + dense.maxSuffixChars) / 1.5 <= 512 - 48 - 16);
   const big = contextOptionsFor(100_000, 48, 16);
   assert.equal(big.maxPrefixChars, DEFAULT_CONTEXT_OPTIONS.maxPrefixChars);
 });

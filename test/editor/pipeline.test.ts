@@ -98,3 +98,13 @@ test('pipeline: "nothing" is cached too; binary documents are skipped', async ()
   assert.equal(await p.suggest({ doc: docFromString('\u0000\u0001bin'), offset: 2, manual: true, signal: sig }), undefined);
   assert.equal(engine.calls.length, 1);
 });
+
+test('pipeline: learns a denser tokenizer so prompts fit without trimming', () => {
+  const p = new InlinePipeline(new ScriptedEngine(() => ''), config());
+  const start = p.charsPerToken;
+  p.learnTokenRatio(2000, 1000); // 2 chars per token
+  assert.ok(p.charsPerToken < 2 && p.charsPerToken < start);
+  const after = p.charsPerToken;
+  p.learnTokenRatio(4000, 1000); // a sparser prompt never widens the windows again
+  assert.equal(p.charsPerToken, after);
+});

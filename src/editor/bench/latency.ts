@@ -108,6 +108,12 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   let aborted = 0;
   let pipeline = new InlinePipeline(client, () => config);
+  /** A new suggestion cache (a fresh editor session), keeping what was learned about the tokenizer. */
+  const fresh = (): InlinePipeline => {
+    const p = new InlinePipeline(client, () => config);
+    p.charsPerToken = pipeline.charsPerToken;
+    return p;
+  };
 
   /** One keystroke: the request VS Code would make; resolves with the answer or undefined (cancelled/none). */
   let current: AbortController | undefined;
@@ -149,7 +155,7 @@ async function main(): Promise<void> {
       const at = (n: number): { text: string; offset: number } => ({ text: head + body.slice(0, n) + tail, offset: head.length + n });
 
       // Cold: "just opened": fresh suggestion cache, and the engine last saw another file.
-      pipeline = new InlinePipeline(client, () => config);
+      pipeline = fresh();
       await client.complete({ prefix: `# unrelated ${Math.random()}\n`, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
       const c = at(end);
       const cold = await keystroke(c.text, c.offset);
@@ -157,7 +163,7 @@ async function main(): Promise<void> {
 
       // Opened: as the extension does when a file is opened, the context at the cursor is
       // prefetched into the KV cache; the first keystroke comes a second later.
-      pipeline = new InlinePipeline(client, () => config);
+      pipeline = fresh();
       await client.complete({ prefix: `# unrelated ${Math.random()}\n`, maxNewTokens: 1, drafter: 'none' }, { lane: 'inline' });
       const o = at(end - 1);
       void pipeline.prefetch(docFromString(o.text), o.offset);
@@ -165,7 +171,7 @@ async function main(): Promise<void> {
       record(file, 'opened', spot.kind, await keystroke(c.text, c.offset));
 
       // Warm: retype the last characters in bursts, pausing after each burst.
-      pipeline = new InlinePipeline(client, () => config);
+      pipeline = fresh();
       await keystroke(at(from).text, at(from).offset); // the editor was already completing here
       let n = from;
       while (n < end) {
