@@ -26,7 +26,7 @@
     return 10 * p;
   }
 
-  function axes(svg, yMax, xLabel) {
+  function axes(svg, yMax, xLabel, labelOnTop) {
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     el('line', { class: 'axis', x1: PAD.left, y1: H - PAD.bottom, x2: W - PAD.right, y2: H - PAD.bottom }, svg);
     el('line', { class: 'axis', x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: H - PAD.bottom }, svg);
@@ -35,7 +35,7 @@
       const t = el('text', { x: PAD.left - 4, y: y + 3, 'text-anchor': 'end' }, svg);
       t.textContent = (yMax * f).toFixed(yMax * f < 10 && f > 0 ? 1 : 0);
     }
-    const t = el('text', { x: W - PAD.right, y: H - 4, 'text-anchor': 'end' }, svg);
+    const t = el('text', { x: W - PAD.right, y: labelOnTop ? PAD.top + 4 : H - 4, 'text-anchor': 'end' }, svg);
     t.textContent = xLabel;
   }
 
@@ -88,7 +88,7 @@
       return Array.from({ length: len }, (_, i) => (h[i] || 0) / total);
     });
     const yMax = niceMax(Math.max(0, ...shares.flat()));
-    axes(svg, yMax, 'accepted tokens per pass (share of passes)');
+    axes(svg, yMax, 'share of passes by accepted tokens', true);
     const slot = (W - PAD.left - PAD.right) / len;
     const bw = Math.max(1, (slot - 2) / Math.max(1, drafters.length));
     shares.forEach((row, s) => {
