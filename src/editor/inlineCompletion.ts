@@ -46,6 +46,12 @@ export class InlinePipeline {
     private readonly onRecord?: (record: CompletionRecord) => void,
     /** Fixed windows (tests); by default they follow the model's maxPositions. */
     private readonly contextOptions?: ContextOptions,
+    /**
+     * What happens during the debounce of an automatic request: 'wait' (nothing), 'prefill'
+     * (the context is read into the KV cache), or 'complete' (the request runs; the debounce only
+     * delays showing it). A keystroke aborts either.
+     */
+    readonly whileDebouncing: 'wait' | 'prefill' | 'complete' = 'prefill',
   ) {}
 
   /**
@@ -88,20 +94,28 @@ export class InlinePipeline {
     const cached = this.cache.get(ctx.prefix, ctx.suffix);
     if (cached !== undefined) return { text: cached, source: 'cache', mode: spec.mode };
 
-    if (!q.manual && cfg.debounceMs > 0 && !(await sleep(cfg.debounceMs, q.signal))) return undefined;
-
-    const t0 = performance.now();
-    const result = await this.engine.complete(
-      {
-        prefix: ctx.prefix,
-        suffix: ctx.suffix,
-        maxNewTokens: cfg.inlineMaxNewTokens,
-        drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
-        blockSize: cfg.blockSize,
-        temperature: cfg.temperature,
-      },
-      { signal: q.signal, stopSpec: spec, lane: 'inline' },
-    );
+    const request: CompletionRequest = {
+      prefix: ctx.prefix,
+      suffix: ctx.suffix,
+      maxNewTokens: cfg.inlineMaxNewTokens,
+      drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
+      blockSize: cfg.blockSize,
+      temperature: cfg.temperature,
+    };
+    const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, stopSpec: spec, lane: 'inline' });
+    let t0 = performance.now();
+    let pending: Promise<CompletionResult> | undefined;
+    if (!q.manual && cfg.debounceMs > 0) {
+      if (this.whileDebouncing === 'complete') pending = ask();
+      // Read the new characters into the KV cache while waiting: the request then starts decoding at once.
+      if (this.whileDebouncing === 'prefill') void this.engine.complete({ ...request, maxNewTokens: 0, drafter: 'none' }, { signal: q.signal, lane: 'prefetch' }).catch(() => undefined);
+      if (!(await sleep(cfg.debounceMs, q.signal))) {
+        pending?.catch(() => undefined);
+        return undefined;
+      }
+      if (!pending) t0 = performance.now();
+    }
+    const result = await (pending ?? ask());
     this.learnTokenRatio(ctx.prefix.length + ctx.suffix.length, result.stats.promptTokens);
     if (result.stopReason === 'aborted' || q.signal.aborted) return undefined;
     const text = postprocess(result.text, spec, ctx.suffix);

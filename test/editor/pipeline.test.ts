@@ -18,11 +18,16 @@ function stats(newTokens: number): RunStats {
 }
 
 class ScriptedEngine implements InlineEngine {
-  calls: { request: CompletionRequest; options: CompleteOptions }[] = [];
+  all: { request: CompletionRequest; options: CompleteOptions }[] = [];
+  /** Requests that generate (prefetches of the KV cache left out). */
+  get calls(): { request: CompletionRequest; options: CompleteOptions }[] {
+    return this.all.filter((c) => c.options.lane !== 'prefetch');
+  }
   info = { modelDir: '/m', name: 'scripted', vocabSize: 10, drafters: ['none' as const, 'ngram' as const], defaultBlockSize: 8, fim: true, defaultDrafter: 'ngram' as const, maxPositions: 2048 };
   constructor(private readonly reply: (req: CompletionRequest) => string) {}
   async complete(request: CompletionRequest, options: CompleteOptions): Promise<CompletionResult> {
-    this.calls.push({ request, options });
+    this.all.push({ request, options });
+    if (options.lane === 'prefetch') return { text: '', tokens: [], stopReason: 'max_tokens', stats: stats(0) };
     const text = this.reply(request);
     return { text, tokens: [], stopReason: 'eos', stats: stats(text.length) };
   }
@@ -107,4 +112,24 @@ test('pipeline: learns a denser tokenizer so prompts fit without trimming', () =
   const after = p.charsPerToken;
   p.learnTokenRatio(4000, 1000); // a sparser prompt never widens the windows again
   assert.equal(p.charsPerToken, after);
+});
+
+test('pipeline: while debouncing, the context is prefilled (default) or, eagerly, completed', async () => {
+  const { doc, offset } = atCursor('const total = █\n');
+  const prefill = new ScriptedEngine(() => 'a + b;');
+  await new InlinePipeline(prefill, config()).suggest({ doc, offset, manual: false, signal: new AbortController().signal });
+  assert.deepEqual(prefill.all.map((c) => [c.options.lane, c.request.maxNewTokens]), [['prefetch', 0], ['inline', 48]]);
+
+  const eager = new ScriptedEngine(() => 'a + b;');
+  const p = new InlinePipeline(eager, config({ debounceMs: 100 }), undefined, undefined, 'complete');
+  const ac = new AbortController();
+  const pending = p.suggest({ doc, offset, manual: false, signal: ac.signal });
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(eager.calls.length, 1, 'eager mode starts the request before the debounce ends');
+  ac.abort();
+  assert.equal(await pending, undefined, 'a keystroke during the debounce still drops the answer');
+
+  const waiting = new ScriptedEngine(() => 'a + b;');
+  await new InlinePipeline(waiting, config(), undefined, undefined, 'wait').suggest({ doc, offset, manual: false, signal: new AbortController().signal });
+  assert.deepEqual(waiting.all.map((c) => c.options.lane), ['inline']);
 });

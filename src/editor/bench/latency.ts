@@ -32,6 +32,7 @@ const MODEL = arg('model', join(ROOT, 'models', 'default'));
 const OUT = arg('out', join(ROOT, 'bench', 'latency'));
 const PER_FILE = Number(arg('per-file', '4'));
 const DRAFTER = arg('drafter', DEFAULT_CONFIG.drafter) as DeerConfig['drafter'];
+const WHILE_DEBOUNCING = arg('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete';
 const FILES = arg(
   'files',
   ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py']
@@ -107,10 +108,10 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   let aborted = 0;
-  let pipeline = new InlinePipeline(client, () => config);
+  let pipeline = new InlinePipeline(client, () => config, undefined, undefined, WHILE_DEBOUNCING);
   /** A new suggestion cache (a fresh editor session), keeping what was learned about the tokenizer. */
   const fresh = (): InlinePipeline => {
-    const p = new InlinePipeline(client, () => config);
+    const p = new InlinePipeline(client, () => config, undefined, undefined, WHILE_DEBOUNCING);
     p.charsPerToken = pipeline.charsPerToken;
     return p;
   };
@@ -226,6 +227,7 @@ async function main(): Promise<void> {
     model: { dir: relative(ROOT, MODEL) || MODEL, name: info.name, drafters: info.drafters },
     drafter: config.drafter,
     debounceMs: config.debounceMs,
+    whileDebouncing: WHILE_DEBOUNCING,
     inlineMaxNewTokens: config.inlineMaxNewTokens,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg() },
     loadMs: Math.round(loadMs),
@@ -249,12 +251,12 @@ function pct(xs: number[], p: number): number | null {
   return Math.round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]);
 }
 
-function markdown(r: { date: string; model: { name: string; dir: string }; drafter: string; debounceMs: number; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
+function markdown(r: { date: string; model: { name: string; dir: string }; drafter: string; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
   const f = (x: unknown): string => (x === null || x === undefined ? '–' : String(x));
   const lines = [
     `# Inline completion latency`,
     '',
-    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}, debounce ${r.debounceMs} ms, max ${r.inlineMaxNewTokens} new tokens; ` +
+    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens; ` +
       `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
     '',
     'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',
