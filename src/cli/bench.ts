@@ -66,6 +66,7 @@ export async function runBench(o: Options): Promise<void> {
   const limit = o.num('limit', Infinity);
   const maxNewTokens = o.num('max-new-tokens', 64);
   const blockSize = o.num('block-size');
+  const adaptiveBlock = !o.flag('fixed-block');
   const drafterList = o.str('drafters');
   const stem = basename(promptsFile).replace(/\.jsonl?$/, '');
   const jsonOut = resolve(o.str('json', join(ROOT, 'bench', `${stem}.json`)));
@@ -91,7 +92,7 @@ export async function runBench(o: Options): Promise<void> {
       const completions: Record<string, string> = {};
       for (const d of drafters) {
         engine.clearCache(); // every run prefills from scratch: latencies stay comparable
-        const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens, drafter: d, blockSize });
+        const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens, drafter: d, blockSize, adaptiveBlock });
         runs.get(d)!.push(r);
         rss.set(d, Math.max(rss.get(d)!, process.memoryUsage().rss));
         completions[d] = r.text;
@@ -151,6 +152,7 @@ export async function runBench(o: Options): Promise<void> {
         prompt_count: prompts.length,
         max_new_tokens: maxNewTokens,
         block_size: blockSize ?? 'default',
+        adaptive_block: adaptiveBlock,
         greedy: true,
         date: new Date().toISOString(),
       },

@@ -10,17 +10,17 @@ import { commonOptions, describeStats, drafterName } from './common';
 const USAGE = `usage:
   deer complete --prefix-file F [--suffix-file S] [--model DIR] [--drafter none|ngram|ar|deer]
                 [--max-new-tokens N] [--block-size K] [--temperature T] [--top-p P] [--seed N]
-                [--stop STR] [--compare] [--json] [--threads N] [--no-spin]
+                [--stop STR] [--compare] [--json] [--fixed-block] [--threads N] [--no-spin]
   deer bench --prompts FILE.jsonl [--prompt-field prompt] [--suffix-field suffix] [--limit N]
              [--max-new-tokens N] [--drafters none,ngram,ar,deer] [--model DIR] [--json OUT.json]
-             [--save-outputs FILE.jsonl] [--block-size K] [--threads N] [--no-spin]
+             [--save-outputs FILE.jsonl] [--block-size K] [--fixed-block] [--threads N] [--no-spin]
   deer passes [--model DIR] [--pasts 64,256,512,1024] [--q 1,4,8,16,32] [--reps N] [--modes bound,plain]
              (verifier ms per pass by cached length and tokens per pass)
 Without --model, the embedded default model (models/default) is used.`;
 
 const FLAGS: Record<string, Set<string>> = {
-  complete: new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding']),
-  bench: new Set(['no-spin', 'help', 'no-io-binding']),
+  complete: new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding', 'fixed-block']),
+  bench: new Set(['no-spin', 'help', 'no-io-binding', 'fixed-block']),
   passes: new Set(['no-spin', 'help']),
 };
 
@@ -56,6 +56,7 @@ async function complete(o: Options): Promise<void> {
     suffix,
     maxNewTokens: o.num('max-new-tokens', 64),
     blockSize: o.num('block-size'),
+    adaptiveBlock: !o.flag('fixed-block'),
     temperature: o.num('temperature', 0),
     topP: o.num('top-p', 1),
     seed: o.num('seed'),

@@ -131,3 +131,36 @@ export function acceptSampling(
   }
   return { accepted: draft.length, next: sample(target(draft.length), rng) };
 }
+
+/** Softmax probability of the row's argmax (the drafter's confidence in its greedy token). */
+export function maxProb(row: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  if (max === Infinity) return 1;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return 1 / sum;
+}
+
+/**
+ * How many drafted tokens to send to the verifier: the k that maximizes expected new tokens per
+ * millisecond, (1 + sum_{j<=k} prod_{i<=j} conf_i) / cost(k + 1), where conf_i is the drafter's
+ * probability for its token i and cost(q) the expected time of a pass with q tokens. The choice
+ * depends only on the drafter, so acceptance stays exact.
+ */
+export function chooseDraftLength(conf: readonly number[], cost: (q: number) => number): number {
+  let best = 0;
+  let bestRate = 1 / cost(1);
+  let expected = 1;
+  let survive = 1;
+  for (let k = 1; k <= conf.length; k++) {
+    survive *= conf[k - 1];
+    expected += survive;
+    const rate = expected / cost(k + 1);
+    if (rate > bestRate) {
+      best = k;
+      bestRate = rate;
+    }
+  }
+  return best;
+}

@@ -22,6 +22,11 @@ export interface CompletionRequest {
   drafter?: DrafterName;
   /** Drafted block size for drafters that take one (deer, ar, ngram). */
   blockSize?: number;
+  /**
+   * Trim each drafted block to the length with the best expected tokens per millisecond, from the
+   * drafter's confidence and the measured verifier pass times (deer, ar). Lossless. Default true.
+   */
+  adaptiveBlock?: boolean;
   /** 0 (default) = greedy. */
   temperature?: number;
   topP?: number;

@@ -17,7 +17,7 @@ import { NoDrafter } from './drafters/none';
 import type { Drafter } from './drafters/types';
 import { ModelSpec, readModelFolder } from './modelFolder';
 import { runLoop } from './speculative';
-import { PassTimeModel } from './stats';
+import { AcceptanceCalibration, PassTimeModel } from './stats';
 import { DeerTokenizer } from './tokenizer';
 import { DecoderSession } from './verifier';
 
@@ -41,6 +41,7 @@ export class Engine {
   /** Single-token pass time model (ms = a + b * past), from calibration and observed passes. */
   readonly passTime = new PassTimeModel();
   private readonly drafters = new Map<DrafterName, Promise<Drafter>>();
+  private readonly calibrations = new Map<DrafterName, AcceptanceCalibration>();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -109,6 +110,20 @@ export class Engine {
       samples.push({ past, ms: times[Math.floor(times.length / 2)] });
     }
     this.passTime.fit(samples);
+    // One block-sized pass sets the starting cost of multi-token passes.
+    const q = Math.min(this.info.defaultBlockSize + 1, 32);
+    const mid = Math.floor(want / 2);
+    await this.verifier.prefill(ids.slice(0, mid));
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await this.verifier.forward(ids.slice(mid, mid + q), true);
+      this.verifier.rollback(mid);
+      if (i >= 1) times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    const ratio = times[Math.floor(times.length / 2)] / this.passTime.predict(mid);
+    this.passTime.slope = Math.max(0, (ratio - 1) / (q - 1));
     this.verifier.clear();
   }
 
@@ -163,9 +178,20 @@ export class Engine {
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
         stop: req.stop ?? [],
         stopAt: req.stopAt,
+        adaptive: req.adaptiveBlock ?? true,
       },
       cb,
+      this.calibration(name),
     );
+  }
+
+  private calibration(name: DrafterName): AcceptanceCalibration {
+    let c = this.calibrations.get(name);
+    if (!c) {
+      c = new AcceptanceCalibration();
+      this.calibrations.set(name, c);
+    }
+    return c;
   }
 
   private firstEos(): number {

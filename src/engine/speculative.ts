@@ -2,9 +2,9 @@
 // [pending, draft...] in one pass; accept the agreeing prefix plus one verifier token; roll the
 // verifier's cache back to what was accepted; check stop conditions; stream the stable text.
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
-import { acceptGreedy, acceptSampling, argmax, makeRng, toProbs } from './acceptance';
+import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, toProbs } from './acceptance';
 import type { DraftContext, Drafter } from './drafters/types';
-import { PassTimeModel, StatsRecorder } from './stats';
+import { AcceptanceCalibration, PassTimeModel, StatsRecorder } from './stats';
 import { DeerTokenizer, StreamDecoder } from './tokenizer';
 import type { DecoderSession } from './verifier';
 
@@ -18,6 +18,8 @@ export interface LoopRequest {
   seed: number;
   stop: string[];
   stopAt?: (generated: string) => number | null;
+  /** Trim each draft to the length with the best expected tokens per millisecond (drafters that report confidence). */
+  adaptive?: boolean;
 }
 
 /** Text bookkeeping: stop strings, the caller's rule, and what has been streamed. */
@@ -89,6 +91,7 @@ export async function runLoop(
   passTime: PassTimeModel,
   req: LoopRequest,
   cb: CompletionCallbacks = {},
+  calibration = new AcceptanceCalibration(),
 ): Promise<CompletionResult> {
   const t0 = performance.now();
   const signal = cb.signal;
@@ -131,8 +134,14 @@ export async function runLoop(
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
     const draftMs = performance.now() - td;
-
     const past = verifier.length;
+    if (req.adaptive && draft.confidence && draft.tokens.length > 0 && passTime.calibrated) {
+      const conf = draft.confidence.slice(0, draft.tokens.length).map((c) => calibration.p(c));
+      const keep = chooseDraftLength(conf, (q) => draftMs + passTime.passMs(q, past));
+      draft.tokens.length = keep;
+      if (draft.probs) draft.probs.length = keep;
+    }
+
     const tv = performance.now();
     const logits = (await verifier.forward([tokens[tokens.length - 1], ...draft.tokens]))!;
     let accepted: number;
@@ -151,7 +160,9 @@ export async function runLoop(
     }
     verifier.rollback(past + 1 + accepted);
     const verifyMs = performance.now() - tv;
+    passTime.observePass(draft.tokens.length + 1, past, verifyMs);
     drafter.accept(accepted);
+    if (draft.confidence) calibration.observe(draft.confidence, draft.tokens.length, accepted);
 
     let fresh = [...draft.tokens.slice(0, accepted), next];
     const eosAt = fresh.findIndex((t) => tokenizer.special.eos.has(t));

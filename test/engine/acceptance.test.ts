@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acceptGreedy, acceptSampling, argmax, makeRng, residual, sample, toProbs } from '../../src/engine/acceptance';
+import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, maxProb, residual, sample, toProbs } from '../../src/engine/acceptance';
 
 describe('greedy acceptance', () => {
   const cases: { draft: number[]; targets: number[]; accepted: number; next: number }[] = [
@@ -98,5 +98,22 @@ describe('speculative sampling preserves the verifier distribution', () => {
     const chi = counts.reduce((s, c, i) => (p2[i] > 0 ? s + (c - n2 * p2[i]) ** 2 / (n2 * p2[i]) : s), 0);
     assert.equal(counts[4], 0);
     assert.ok(chi < 16.27, `chi-square ${chi}`); // chi-square(3) 99.9th percentile
+  });
+});
+
+describe('adaptive draft length', () => {
+  const linear = (perToken: number) => (q: number) => 10 + perToken * (q - 1);
+  it('sends the whole block when the drafter is sure and extra tokens are cheap', () => {
+    assert.equal(chooseDraftLength([1, 1, 1, 1], linear(0.5)), 4);
+  });
+  it('sends nothing when the drafter is hopeless', () => {
+    assert.equal(chooseDraftLength([0.001, 0.5], linear(0.5)), 0);
+  });
+  it('stops where the expected gain no longer pays for the longer pass', () => {
+    // expected tokens: k=0: 1, k=1: 1.9, k=2: 2.71, k=3: 2.791 (third token nearly hopeless)
+    assert.equal(chooseDraftLength([0.9, 0.9, 0.1], linear(1)), 2);
+  });
+  it('maxProb is the softmax probability of the argmax', () => {
+    assert.ok(Math.abs(maxProb(new Float32Array([Math.log(0.7), Math.log(0.2), Math.log(0.1)])) - 0.7) < 1e-6);
   });
 });

@@ -2,7 +2,7 @@
 // conditioned (as deer.json declares) on the last context tokens, the verifier's hidden states of
 // those tokens, and the first tokens after the cursor. No KV cache of its own.
 import * as ort from 'onnxruntime-node';
-import { argmax, sample, toProbs } from '../acceptance';
+import { argmax, maxProb, sample, toProbs } from '../acceptance';
 import { DiffusionDrafterSpec, ModelFolderError } from '../modelFolder';
 import { createSession, SessionOptions } from '../verifier';
 import type { Draft, DraftContext, Drafter } from './types';
@@ -75,19 +75,28 @@ export class DiffusionDrafter implements Drafter {
     const vocab = out.logits.dims[2];
     const tokens: number[] = [];
     const probs: Float32Array[] = [];
+    const confidence: number[] = [];
+    let joint = 1; // the chance that every token so far is accepted, by the drafter's own account
     const mask = this.opts.maskId;
     for (let i = 0; i < k; i++) {
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       if (mask < vocab) row[mask] = -Infinity; // the mask token is never a completion
       if (ctx.temperature > 0) {
         const p = toProbs(row, ctx.temperature, ctx.topP);
-        tokens.push(sample(p, ctx.rng));
+        const x = sample(p, ctx.rng);
+        tokens.push(x);
         probs.push(p);
+        confidence.push(p[x]);
       } else {
         tokens.push(argmax(row));
+        if (joint > 1e-3) {
+          const c = maxProb(row);
+          confidence.push(c);
+          joint *= c;
+        }
       }
     }
-    return ctx.temperature > 0 ? { tokens, probs } : { tokens };
+    return ctx.temperature > 0 ? { tokens, probs, confidence } : { tokens, confidence };
   }
 
   accept(): void {}

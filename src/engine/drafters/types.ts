@@ -22,6 +22,11 @@ export interface Draft {
   tokens: number[];
   /** probs[i]: the distribution tokens[i] was drawn from; absent = deterministic (a point mass). */
   probs?: Float32Array[];
+  /**
+   * confidence[i]: the drafter's probability for tokens[i] (may be shorter than tokens: positions
+   * past a negligible joint probability are left out). Absent: the loop sends the whole draft.
+   */
+  confidence?: number[];
 }
 
 export interface Drafter {
