@@ -71,6 +71,8 @@ export interface StatusInput {
 }
 
 const fmt = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+/** Speedup with one decimal, two below 1 (0.03x must not read as 0.0x). */
+const fmtSpeedup = (x: number): string => fmt(x, x > 0 && x < 1 ? 2 : 1);
 
 /** The status bar item: text (with codicons) and tooltip for a state and the recent runs. */
 export function statusView(input: StatusInput): StatusView {
@@ -93,14 +95,14 @@ export function statusView(input: StatusInput): StatusView {
       const last = [...records].reverse().find(informative);
       if (!sum || !last) return { state, text: '$(zap) DEER', tooltip: `DEER: ready\n${modelLine}\nClick for speedup stats.` };
       const tooltip = [
-        `DEER: ${fmt(sum.speedup, 1)}x estimated speedup over plain decoding (last ${Math.min(20, records.filter(informative).length)} runs)`,
+        `DEER: ${fmtSpeedup(sum.speedup)}x estimated speedup over plain decoding (last ${Math.min(20, records.filter(informative).length)} runs)`,
         `Mean accepted length: ${fmt(sum.meanAccepted, 2)} tokens per verifier pass`,
         `Throughput: ${Math.round(sum.tokensPerSecond)} tok/s`,
         modelLine,
         `Last: ${last.kind}, ${Math.round(last.latencyMs)} ms, ${last.stats.newTokens} tokens (${last.stats.drafter})`,
         'Click for speedup stats.',
       ].join('\n');
-      return { state, text: `$(zap) ${fmt(sum.speedup, 1)}x · ${Math.round(sum.tokensPerSecond)} tok/s`, tooltip };
+      return { state, text: `$(zap) ${fmtSpeedup(sum.speedup)}x · ${Math.round(sum.tokensPerSecond)} tok/s`, tooltip };
     }
   }
 }

@@ -78,6 +78,10 @@ test('status bar text and tooltip per state', () => {
   assert.match(ready.tooltip, /80 ms/);
   assert.equal(h.last?.stats.newTokens, 20);
 
+  const slow = new StatsHistory();
+  slow.add(rec({ estimatedSpeedup: 0.03 }));
+  assert.equal(statusView({ ...base, state: 'ready', records: slow.all() }).text, '$(zap) 0.03x · 400 tok/s');
+
   const data = statsViewData(h.all(), 'tiny');
   assert.equal(data.runs.length, 2);
   assert.deepEqual(data.histograms.deer, [0, 2, 4, 2, 2]);
