@@ -77,6 +77,7 @@ export async function runBench(o: Options): Promise<void> {
   const prompts = readPrompts(resolve(promptsFile), promptField, suffixField, limit);
   if (prompts.length === 0) throw new UsageError(`no prompts in ${promptsFile}`);
   const engine = await Engine.load(common);
+  for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
   try {
     const drafters: DrafterName[] = drafterList ? drafterList.split(',').map((s) => drafterName(s.trim())) : engine.info.drafters;
     for (const d of drafters) {

@@ -67,6 +67,7 @@ async function complete(o: Options): Promise<void> {
   o.checkUnused();
 
   const engine = await Engine.load(common);
+  for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
   try {
     const drafter = drafterOpt ? drafterName(drafterOpt) : engine.info.defaultDrafter;
     let result;

@@ -90,4 +90,6 @@ export interface ModelInfo {
   defaultDrafter?: DrafterName;
   /** Longest sequence (prompt + completion) the verifier takes; longer prompts are trimmed. */
   maxPositions?: number;
+  /** Problems worth showing that do not stop the model from loading (e.g. a quantization that is not exact). */
+  warnings?: string[];
 }

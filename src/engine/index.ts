@@ -1,5 +1,6 @@
 // The engine: a verifier with a KV cache, sped up by drafters without changing its output.
 // Plain Node (no 'vscode'), shared by the CLI, the tests, the benchmark and the extension.
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type {
   CompletionCallbacks,
@@ -36,6 +37,20 @@ export interface EngineLoadOptions extends EngineOptions {
   ioBinding?: boolean;
 }
 
+/**
+ * Per-tensor dynamic activation quantization (onnxruntime's quantize_dynamic) gives a position
+ * logits that depend on the other tokens in the same pass, so speculative output can differ from
+ * plain decoding. bench/tools/rowwise_int8.py rewrites such a graph to per-row quantization.
+ */
+function perTensorQuantWarning(file: string): string[] {
+  const bytes = readFileSync(file);
+  if (!bytes.includes('DynamicQuantizeLinear')) return [];
+  return [
+    `${file} quantizes activations per tensor (DynamicQuantizeLinear): a position's logits depend on the other ` +
+      'tokens in the same pass, so drafted output may differ from plain decoding. Rewrite it with bench/tools/rowwise_int8.py.',
+  ];
+}
+
 export class Engine {
   readonly info: ModelInfo;
   /** Single-token pass time model (ms = a + b * past), from calibration and observed passes. */
@@ -63,6 +78,7 @@ export class Engine {
       fim: tokenizer.fim,
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
+      warnings: perTensorQuantWarning(spec.verifier.file),
     };
   }
 
