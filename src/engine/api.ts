@@ -24,7 +24,9 @@ export interface CompletionRequest {
   blockSize?: number;
   /**
    * Trim each drafted block to the length with the best expected tokens per millisecond, from the
-   * drafter's confidence and the measured verifier pass times (deer, ar). Lossless. Default true.
+   * drafter's confidence and the measured verifier pass times (deer, ar). Lossless. Default true,
+   * except when sampling with a seed (the length then depends on timing, so the seed would not
+   * reproduce the output).
    */
   adaptiveBlock?: boolean;
   /** 0 (default) = greedy. */

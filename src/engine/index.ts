@@ -194,7 +194,8 @@ export class Engine {
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
         stop: req.stop ?? [],
         stopAt: req.stopAt,
-        adaptive: req.adaptiveBlock ?? true,
+        // Draft lengths chosen from measured times would make seeded sampling irreproducible.
+        adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
       },
       cb,
       this.calibration(name),
