@@ -84,6 +84,11 @@ export async function runBench(o: Options): Promise<void> {
       if (!engine.info.drafters.includes(d)) throw new UsageError(`drafter "${d}" is not available for ${engine.info.name}`);
       await engine.warm(d);
     }
+    // One untimed completion per drafter first: onnxruntime's first passes of each shape are slow.
+    for (const d of drafters) {
+      engine.clearCache();
+      await engine.complete({ prefix: prompts[0].prefix, suffix: prompts[0].suffix, maxNewTokens, drafter: d, blockSize, adaptiveBlock });
+    }
     const runs = new Map<DrafterName, CompletionResult[]>(drafters.map((d) => [d, []]));
     const rss = new Map<DrafterName, number>(drafters.map((d) => [d, 0]));
     const outputs: { name: string; completions: Record<string, string> }[] = [];
