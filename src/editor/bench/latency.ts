@@ -12,6 +12,7 @@
 // process's resident memory. Writes bench/latency.json and bench/latency.md.
 //
 //   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
+//                              [--drafter D] [--threads N] [--while-debouncing wait|prefill|complete]
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -32,6 +33,7 @@ const MODEL = arg('model', join(ROOT, 'models', 'default'));
 const OUT = arg('out', join(ROOT, 'bench', 'latency'));
 const PER_FILE = Number(arg('per-file', '4'));
 const DRAFTER = arg('drafter', DEFAULT_CONFIG.drafter) as DeerConfig['drafter'];
+const THREADS = Number(arg('threads', '0'));
 const WHILE_DEBOUNCING = arg('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete';
 const FILES = arg(
   'files',
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
   const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER };
   const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
   const t0 = performance.now();
-  const info = await client.load({ modelDir: MODEL }, config.drafter);
+  const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined }, config.drafter);
   const loadMs = performance.now() - t0;
   const rssAfterLoad = await client.memory();
   let rssPeak = rssAfterLoad;
@@ -228,6 +230,7 @@ async function main(): Promise<void> {
     drafter: config.drafter,
     debounceMs: config.debounceMs,
     whileDebouncing: WHILE_DEBOUNCING,
+    threads: THREADS || 'engine default',
     inlineMaxNewTokens: config.inlineMaxNewTokens,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg() },
     loadMs: Math.round(loadMs),
