@@ -119,6 +119,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     client.onEvent((e) => {
       if (e.type === 'log') log(e.line);
       if (e.type === 'state') status.update();
+      if (e.type === 'state' && e.state === 'ready') schedulePrefetch(vscode.window.activeTextEditor);
       if (e.type === 'crash') {
         log(e.message + (e.restarting ? '; restarting it' : ''));
         if (!crashReported) {
