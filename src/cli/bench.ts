@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CompletionResult, DrafterName, Engine } from '../engine';
+import { CompletionResult, Engine } from '../engine';
 import { Options, UsageError } from './args';
 import { renderChart } from './chart';
 import { commonOptions, drafterName, ROOT } from './common';
@@ -79,18 +79,20 @@ export async function runBench(o: Options): Promise<void> {
   const engine = await Engine.load(common);
   for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
   try {
-    const drafters: DrafterName[] = drafterList ? drafterList.split(',').map((s) => drafterName(s.trim())) : engine.info.drafters;
+    // 'deer+lookup' = deer with prompt lookup (CompletionRequest.lookup)
+    const drafters: string[] = drafterList ? drafterList.split(',').map((s) => s.trim()) : engine.info.drafters;
+    const config = (d: string) => ({ drafter: drafterName(d.replace(/\+lookup$/, '')), lookup: d.endsWith('+lookup') });
     for (const d of drafters) {
-      if (!engine.info.drafters.includes(d)) throw new UsageError(`drafter "${d}" is not available for ${engine.info.name}`);
-      await engine.warm(d);
+      if (!engine.info.drafters.includes(config(d).drafter)) throw new UsageError(`drafter "${d}" is not available for ${engine.info.name}`);
+      await engine.warm(config(d).drafter);
     }
     // One untimed completion per drafter first: onnxruntime's first passes of each shape are slow.
     for (const d of drafters) {
       engine.clearCache();
-      await engine.complete({ prefix: prompts[0].prefix, suffix: prompts[0].suffix, maxNewTokens, drafter: d, blockSize, adaptiveBlock });
+      await engine.complete({ prefix: prompts[0].prefix, suffix: prompts[0].suffix, maxNewTokens, ...config(d), blockSize, adaptiveBlock });
     }
-    const runs = new Map<DrafterName, CompletionResult[]>(drafters.map((d) => [d, []]));
-    const rss = new Map<DrafterName, number>(drafters.map((d) => [d, 0]));
+    const runs = new Map<string, CompletionResult[]>(drafters.map((d) => [d, []]));
+    const rss = new Map<string, number>(drafters.map((d) => [d, 0]));
     const outputs: { name: string; completions: Record<string, string> }[] = [];
     const t0 = performance.now();
     for (const [i, p] of prompts.entries()) {
@@ -98,7 +100,7 @@ export async function runBench(o: Options): Promise<void> {
       const completions: Record<string, string> = {};
       for (const d of drafters) {
         engine.clearCache(); // every run prefills from scratch: latencies stay comparable
-        const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens, drafter: d, blockSize, adaptiveBlock });
+        const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens, ...config(d), blockSize, adaptiveBlock });
         runs.get(d)!.push(r);
         rss.set(d, Math.max(rss.get(d)!, process.memoryUsage().rss));
         completions[d] = r.text;
@@ -190,7 +192,7 @@ export async function runBench(o: Options): Promise<void> {
   }
 }
 
-function markdownTable(results: Record<string, DrafterResult>, drafters: readonly DrafterName[]): string {
+function markdownTable(results: Record<string, DrafterResult>, drafters: readonly string[]): string {
   const rows = ['| drafter | tokens/s | mean accepted | speedup | identical | p50 ms | p95 ms | peak RSS MB |', '|---|---:|---:|---:|:---:|---:|---:|---:|'];
   for (const d of drafters) {
     const r = results[d];

@@ -10,7 +10,7 @@ export interface ChartSeries {
   histogram: number[];
 }
 
-const COLORS: Record<string, string> = { none: '#8c8c8c', ngram: '#e39b2d', ar: '#4a7fc1', deer: '#2e9c5a' };
+const COLORS: Record<string, string> = { none: '#8c8c8c', ngram: '#e39b2d', ar: '#4a7fc1', deer: '#2e9c5a', 'deer+lookup': '#8a4fbf' };
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceMax(v: number): number {

@@ -29,6 +29,11 @@ export interface CompletionRequest {
    * reproduce the output).
    */
   adaptiveBlock?: boolean;
+  /**
+   * deer only: each pass also try prompt lookup (the ngram drafter) and send whichever draft
+   * promises more accepted tokens. Greedy only (ignored when sampling). Default false.
+   */
+  lookup?: boolean;
   /** 0 (default) = greedy. */
   temperature?: number;
   topP?: number;

@@ -13,6 +13,7 @@ import type {
 import { argmax } from './acceptance';
 import { AutoregressiveDrafter } from './drafters/autoregressive';
 import { DiffusionDrafter } from './drafters/diffusion';
+import { LookupHybridDrafter } from './drafters/hybrid';
 import { NgramDrafter } from './drafters/ngram';
 import { NoDrafter } from './drafters/none';
 import type { Drafter } from './drafters/types';
@@ -169,7 +170,8 @@ export class Engine {
     if (!this.info.drafters.includes(name)) {
       throw new Error(`drafter "${name}" is not available for ${this.spec.name} (available: ${this.info.drafters.join(', ')})`);
     }
-    const drafter = await this.drafter(name);
+    const lookup = name === 'deer' && req.lookup === true;
+    const drafter = lookup ? await this.hybrid() : await this.drafter(name);
     const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : DEFAULT_BLOCK[name]));
     const suffix = req.suffix ?? '';
     // The prompt budget must not depend on the drafter, or drafters would see different prompts.
@@ -200,6 +202,15 @@ export class Engine {
       cb,
       this.calibration(name),
     );
+  }
+
+  private hybridDrafter?: LookupHybridDrafter;
+
+  /** DEER with prompt lookup (CompletionRequest.lookup). */
+  private async hybrid(): Promise<LookupHybridDrafter> {
+    const deer = (await this.drafter('deer')) as DiffusionDrafter;
+    this.hybridDrafter ??= new LookupHybridDrafter(deer, this.calibration('deer'));
+    return this.hybridDrafter;
   }
 
   private calibration(name: DrafterName): AcceptanceCalibration {

@@ -38,9 +38,10 @@ for (const c of cases) {
         const base = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: 'none' });
         assert.ok(base.tokens.length > 0 || base.stopReason === 'eos', `${p.name}: no tokens`);
         for (const d of engine.info.drafters.filter((x): x is DrafterName => x !== 'none')) {
-          for (const blockSize of d === 'ngram' ? [4] : [undefined]) {
-            const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: d, blockSize });
-            assert.deepEqual(r.tokens, base.tokens, `${p.name}: ${d} differs from none`);
+          const variants = d === 'ngram' ? [{ blockSize: 4 }, {}] : d === 'deer' ? [{}, { lookup: true }, { adaptiveBlock: false }] : [{}];
+          for (const v of variants) {
+            const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: d, ...v });
+            assert.deepEqual(r.tokens, base.tokens, `${p.name}: ${d} ${JSON.stringify(v)} differs from none`);
             assert.equal(r.text, base.text);
             assert.equal(r.stopReason, base.stopReason);
             assert.equal(r.stats.newTokens, base.stats.newTokens);

@@ -4,6 +4,11 @@ import type { Draft, DraftContext, Drafter } from './types';
 
 /** The tokens that followed the latest earlier match of the last n tokens, up to k of them. */
 export function promptLookup(tokens: readonly number[], k: number, maxN = 3, minN = 1): number[] {
+  return lookupMatch(tokens, k, maxN, minN).tokens;
+}
+
+/** Like promptLookup, also telling the length n of the suffix that matched (0: no match). */
+export function lookupMatch(tokens: readonly number[], k: number, maxN = 3, minN = 1): { tokens: number[]; n: number } {
   const len = tokens.length;
   for (let n = Math.min(maxN, len - 1); n >= minN; n--) {
     // candidate start positions i of a match tokens[i..i+n) == tokens[len-n..len), i + n < len
@@ -12,11 +17,11 @@ export function promptLookup(tokens: readonly number[], k: number, maxN = 3, min
       while (j < n && tokens[i + j] === tokens[len - n + j]) j++;
       if (j === n) {
         const from = i + n;
-        return tokens.slice(from, Math.min(from + k, len));
+        return { tokens: tokens.slice(from, Math.min(from + k, len)), n };
       }
     }
   }
-  return [];
+  return { tokens: [], n: 0 };
 }
 
 export class NgramDrafter implements Drafter {
