@@ -27,11 +27,12 @@ def greedy_with_hidden(gpt, idx, n_new):
     After an EOS a row keeps emitting EOS."""
     B, T = idx.shape
     cfg = gpt.cfg
-    past = [(torch.zeros(B, cfg.n_kv_head, 0, cfg.head_dim),) * 2 for _ in range(cfg.n_layer)]
-    logits, past, h = gpt.forward_cached(idx, torch.ones(B, T, dtype=torch.long),
-                                         torch.arange(T)[None].expand(B, T), past)
+    dev = idx.device
+    past = [(torch.zeros(B, cfg.n_kv_head, 0, cfg.head_dim, device=dev),) * 2 for _ in range(cfg.n_layer)]
+    logits, past, h = gpt.forward_cached(idx, torch.ones(B, T, dtype=torch.long, device=dev),
+                                         torch.arange(T, device=dev)[None].expand(B, T), past)
     prompt_h, gen_h, toks = h, [], []
-    done = torch.zeros(B, dtype=torch.bool)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
     nxt = logits[:, -1].argmax(-1)
     for t in range(n_new):
         nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
@@ -39,8 +40,8 @@ def greedy_with_hidden(gpt, idx, n_new):
         toks.append(nxt)
         if t == n_new - 1:
             break
-        logits, past, h = gpt.forward_cached(nxt[:, None], torch.ones(B, T + t + 1, dtype=torch.long),
-                                             torch.full((B, 1), T + t, dtype=torch.long), past)
+        logits, past, h = gpt.forward_cached(nxt[:, None], torch.ones(B, T + t + 1, dtype=torch.long, device=dev),
+                                             torch.full((B, 1), T + t, dtype=torch.long, device=dev), past)
         gen_h.append(h[:, 0])
         nxt = logits[:, -1].argmax(-1)
     return torch.stack(toks, 1), prompt_h, torch.stack(gen_h, 1)
@@ -49,6 +50,8 @@ def greedy_with_hidden(gpt, idx, n_new):
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
          split="train", minutes=0.0, log=print):
     gpt, _ = load_checkpoint(verifier_path)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    gpt = gpt.to(dev)
     b = Batcher(TokenData(data_dir, split), seq_len=max(ctx_len * 2, 256), seed=seed)
     rng = np.random.default_rng(seed)
     ctxs, gens, hids = [], [], []
@@ -59,11 +62,12 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
             r = b.row()
             cut = int(rng.integers(ctx_len, len(r) + 1))
             rows.append(r[cut - ctx_len:cut])
-        idx = torch.tensor(rows, dtype=torch.long)
-        toks, ph, gh = greedy_with_hidden(gpt, idx, K + 1)
-        ctxs.append(idx.numpy().astype(np.int32))
-        gens.append(toks.numpy().astype(np.int32))
-        hids.append(torch.cat([ph[:, -window:], gh], 1).half().numpy())
+        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+            toks, ph, gh = greedy_with_hidden(gpt, idx, K + 1)
+        ctxs.append(idx.cpu().numpy().astype(np.int32))
+        gens.append(toks.cpu().numpy().astype(np.int32))
+        hids.append(torch.cat([ph[:, -window:], gh], 1).float().half().cpu().numpy())
         if len(ctxs) % 10 == 0:
             log(f"distill {len(ctxs) * batch}/{n} {time.time() - t0:.0f}s")
         if minutes and time.time() - t0 > minutes * 60:

@@ -24,12 +24,12 @@ from training.train_drafter import DrafterTrainConfig, train as train_drafter
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def build(out, seconds=60, work=None, vocab=1024, eval_dir=None, hidden=False, log=print):
+def build(out, seconds=60, work=None, vocab=1024, eval_dir=None, hidden=False, source_dir=None, log=print):
     """Run the toy pipeline end to end; returns the export report."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     work = work or tempfile.mkdtemp(prefix="deer-fixture-")
-    stdlib = sysconfig.get_paths()["stdlib"]
+    stdlib = source_dir or sysconfig.get_paths()["stdlib"]
     src = {"languages": {"python": {"ext": [".py"], "weight": 1.0, "cap_mb": 3}}}
     cdir = os.path.join(work, "corpus")
     corpus.build(cdir, os.path.join(work, "src"), eval_dir, src, local=[f"{stdlib}:PSF-2.0:python-stdlib"],

@@ -61,7 +61,7 @@ class DistillData:
         self.val_idx = np.arange(n - n_val, n)
         self.train_idx = np.arange(0, n - n_val)
 
-    def batch(self, idx, k, R, c, hidden):
+    def batch(self, idx, k, R, c, hidden, device="cpu"):
         """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R)"""
         seq = np.concatenate([self.ctx[idx], self.gen[idx]], 1)      # (B, Lc+K+1)
         e = self.Lc + 1 + (k - R)                                     # end of verified part
@@ -72,7 +72,8 @@ class DistillData:
             rows = np.arange(e - c, e) - self.Lc + self.W
             h = torch.from_numpy(self.hid[idx][:, rows].astype(np.float32))
             h[:, -1] = 0.0                                            # the pending bonus token
-        return torch.from_numpy(ids).long(), h, torch.from_numpy(tgt).long()
+        h = h.to(device) if h is not None else None
+        return torch.from_numpy(ids).long().to(device), h, torch.from_numpy(tgt).long().to(device)
 
 
 def acceptance(logits, tgt):
@@ -86,8 +87,9 @@ def acceptance(logits, tgt):
 def evaluate(model, data, cfg, k, n=512):
     model.eval()
     idx = data.val_idx[:n]
-    ids, h, tgt = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden)
-    logits = model(ids, h, k=k)
+    dev = next(model.parameters()).device
+    ids, h, tgt = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev)
+    logits = model(ids, h, k=k).float()
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
     acc_len, per_pos = acceptance(logits, tgt)
     model.train()
@@ -100,6 +102,7 @@ def train(cfg: DrafterTrainConfig, log=print):
     rng = np.random.default_rng(cfg.seed)
     data = DistillData(cfg.distill, cfg.val_frac)
     assert cfg.k <= data.K and cfg.window <= data.W
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     verifier, _ = load_checkpoint(cfg.verifier)
     if cfg.init:
         model, _ = load_checkpoint(cfg.init)
@@ -111,6 +114,7 @@ def train(cfg: DrafterTrainConfig, log=print):
                              hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK)
         model = Drafter(dcfg)
         model.init_from_verifier(verifier)
+    model = model.to(dev)
     log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
     t0, step = time.time(), 0
@@ -126,10 +130,12 @@ def train(cfg: DrafterTrainConfig, log=print):
         R = k if cfg.stage == 1 else int(rng.integers(1, k + 1))
         c = cfg.window if rng.random() < 0.7 else int(rng.integers(4, cfg.window + 1))
         idx = rng.choice(data.train_idx, size=cfg.batch_size)
-        ids, h, tgt = data.batch(idx, k, R, c, cfg.hidden)
-        logits = model(ids, h, k=R)                                           # (B, R, V)
-        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none")
+        ids, h, tgt = data.batch(idx, k, R, c, cfg.hidden, dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+            logits = model(ids, h, k=R)                                       # (B, R, V)
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none")
         w = torch.ones(R) if cfg.stage == 1 else cfg.alpha ** (R - torch.arange(1, R + 1, dtype=torch.float32))
+        w = w.to(dev)
         loss = (ce.view(-1, R) * w).sum() / (w.sum() * len(idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,7 +148,7 @@ def train(cfg: DrafterTrainConfig, log=print):
     result = {"steps": step, "train_time_s": time.time() - t0, "params": model.num_params(),
               "eval": ev, "train_config": asdict(cfg)}
     log(f"done: {json.dumps(result)}")
-    save_checkpoint(cfg.out, model, extra=result)
+    save_checkpoint(cfg.out, model.cpu(), extra=result)
     return model, result
 
 

@@ -1,0 +1,192 @@
+"""
+Evaluation in PyTorch, before export.
+
+accepted_length: simulate greedy speculative decoding. The verifier's greedy continuation
+  g0..gN of a prompt is fixed, so a draft of k tokens at step p is accepted up to its first
+  disagreement with g[p:p+k]; each verifier pass then yields the accepted tokens plus one
+  (the verifier's own token). Mean accepted length tau = generated tokens / verifier passes
+  (so tau >= 1; drafted tokens accepted per pass = tau - 1).
+pass_at_1: greedy completion of ../shared/eval prompts, cut at the stop tokens, run with the
+  tests (python3; TypeScript via esbuild's transform, then node), with a time limit.
+
+    python -m training.evaluate --verifier v.pt --drafter d.pt --tokenizer tok.json --eval ../shared/eval
+"""
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+import torch
+
+from training import tokenizer as toklib
+from training.distill import greedy_with_hidden
+from training.export import load_checkpoint
+from training.tokenizer import EOS, MASK
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_prompts(eval_dir, lang, n=None):
+    rows = [json.loads(l) for l in open(os.path.join(eval_dir, f"mbpp-{lang}-reworded.jsonl"), encoding="utf-8")]
+    return rows[:n] if n else rows
+
+
+@torch.no_grad()
+def draft_deer(drafter, ctx_ids, hidden_rows, k):
+    """ctx_ids: list (the verified sequence, last token = pending bonus); hidden_rows (len, C) or None."""
+    c = min(len(ctx_ids), drafter.cfg.context_window)
+    dev = next(drafter.parameters()).device
+    ids = torch.tensor([ctx_ids[-c:] + [MASK] * k], device=dev)
+    h = None
+    if drafter.cfg.hidden_size > 0:
+        h = hidden_rows[-c:].clone()[None]
+        h[:, -1] = 0.0
+    return drafter(ids, h, k=k)[0].argmax(-1).tolist()
+
+
+@torch.no_grad()
+def draft_ar(ar, ctx_ids, k, window=256):
+    ids = torch.tensor([ctx_ids[-window:]], device=next(ar.parameters()).device)
+    return ar.generate_greedy(ids, k)[0].tolist()
+
+
+@torch.no_grad()
+def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64):
+    """prompts_ids: list of token lists. Returns tau and the accepted-length histogram."""
+    total_tokens, passes, hist = 0, 0, np.zeros(k + 2, dtype=np.int64)
+    for p in prompts_ids:
+        idx = torch.tensor([p], device=next(verifier.parameters()).device)
+        g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1)
+        g = g[0].tolist()
+        if EOS in g:
+            g = g[:g.index(EOS) + 1]
+        hid = torch.cat([ph[0], gh[0]], 0)                          # hidden of p + g[:-1]
+        pos = 1                                                      # g0 comes from the prompt pass
+        while pos < len(g):
+            ctx = p + g[:pos]
+            if drafter is not None:
+                d = draft_deer(drafter, ctx, hid[:len(ctx)], k)
+            else:
+                d = draft_ar(ar, ctx, k)
+            n = 0
+            while n < len(d) and pos + n < len(g) and d[n] == g[pos + n]:
+                n += 1
+            step = min(n + 1, len(g) - pos)
+            hist[min(n, k + 1)] += 1
+            total_tokens += step
+            passes += 1
+            pos += step
+    return {"tau": total_tokens / max(1, passes), "passes": passes, "tokens": total_tokens,
+            "accepted_hist": hist.tolist(), "k": k}
+
+
+# ----------------------------------------------------------------------------- pass@1
+
+@torch.no_grad()
+def complete(verifier, tok, prompt, max_new=192, stop=()):
+    ids = tok.encode(prompt).ids
+    ids = ids[-(verifier.cfg.max_seq_len - max_new):]
+    dev = next(verifier.parameters()).device
+    out = verifier.generate_greedy(torch.tensor([ids], device=dev), max_new, eos_id=EOS)[0].tolist()
+    if EOS in out:
+        out = out[:out.index(EOS)]
+    text = tok.decode(out, skip_special_tokens=True)
+    cut = min([text.find(s) for s in stop if s in text] or [len(text)])
+    return text[:cut]
+
+
+def run_program(code, lang, timeout=10):
+    with tempfile.TemporaryDirectory() as d:
+        if lang == "py":
+            path = os.path.join(d, "t.py")
+            open(path, "w").write(code)
+            cmd = ["python3", path]
+        else:
+            src = os.path.join(d, "t.ts")
+            open(src, "w").write(code)
+            js = os.path.join(d, "t.js")
+            esbuild = os.path.join(ROOT, "node_modules", ".bin", "esbuild")
+            r = subprocess.run([esbuild, src, "--loader:.ts=ts", f"--outfile={js}"], capture_output=True, timeout=timeout)
+            if r.returncode != 0:
+                return False
+            cmd = ["node", js]
+        try:
+            return subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=d).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+
+def pass_at_1(verifier, tok, eval_dir, lang, n=None, max_new=192, log=print):
+    rows = load_prompts(eval_dir, lang, n)
+    ok = 0
+    for i, r in enumerate(rows):
+        body = complete(verifier, tok, r["prompt"], max_new, r["stop_tokens"])
+        ok += run_program(r["prompt"] + body + "\n\n" + r["tests"], lang)
+        if (i + 1) % 50 == 0:
+            log(f"pass@1 {lang}: {ok}/{i + 1}")
+    return {"lang": lang, "n": len(rows), "passed": ok, "pass_at_1": ok / max(1, len(rows))}
+
+
+def heldin_prompts(data_dir, n, ctx_len=128, seed=1):
+    """Prompts cut from validation rows (held out from training, same distribution)."""
+    from training.data import TokenData, Batcher
+    b = Batcher(TokenData(data_dir, "val"), seq_len=256, seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        r = b.row()
+        cut = int(rng.integers(ctx_len, len(r) + 1))
+        out.append(r[cut - ctx_len:cut])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--verifier", required=True)
+    ap.add_argument("--drafter", nargs="*", default=[])
+    ap.add_argument("--ar")
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--data", help="token dir (for held-in prompts)")
+    ap.add_argument("--eval", default=os.path.join(ROOT, "..", "shared", "eval"))
+    ap.add_argument("--n-prompts", type=int, default=40)
+    ap.add_argument("--n-new", type=int, default=64)
+    ap.add_argument("--k", type=int, nargs="*", default=[16])
+    ap.add_argument("--pass-at-1", type=int, default=0, help="number of eval problems per language (0: skip)")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    verifier, _ = load_checkpoint(args.verifier)
+    verifier = verifier.to(dev)
+    tok = toklib.load(args.tokenizer)
+    sets = {}
+    if args.data:
+        sets["held_in"] = heldin_prompts(args.data, args.n_prompts)
+    for lang in ("py", "ts"):
+        sets[f"eval_{lang}"] = [tok.encode(r["prompt"]).ids for r in load_prompts(args.eval, lang, args.n_prompts)]
+    res = {"accepted_length": {}}
+    for path in args.drafter + ([args.ar] if args.ar else []):
+        m, _ = load_checkpoint(path)
+        m = m.to(dev)
+        is_ar = path == args.ar
+        name = os.path.basename(path)
+        for k in args.k:
+            if not is_ar and k > m.cfg.block_size:
+                continue
+            for sname, prompts in sets.items():
+                r = accepted_length(verifier, prompts, drafter=None if is_ar else m, ar=m if is_ar else None,
+                                    k=k, n_new=args.n_new)
+                res["accepted_length"][f"{name} k={k} {sname}"] = r
+                print(f"{name} k={k} {sname}: tau {r['tau']:.2f} hist {r['accepted_hist']}", flush=True)
+    if args.pass_at_1:
+        for lang in ("py", "ts"):
+            res[f"pass_at_1_{lang}"] = pass_at_1(verifier, tok, args.eval, lang, args.pass_at_1)
+            print(json.dumps(res[f"pass_at_1_{lang}"]), flush=True)
+    if args.out:
+        json.dump(res, open(args.out, "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""
+The whole model pipeline in one command, at a named size:
+
+  corpus -> tokenizer -> tokens -> verifier -> ar draft model -> distillation data
+  -> DEER drafter (stage I, then stage II) for each variant -> evaluation -> export (+ int8)
+
+    python -m training.pipeline --size tiny   --out training/work/p-tiny     # CI-sized smoke run
+    python -m training.pipeline --size cpu    --out training/work/p-cpu      # what ships without a GPU
+    python -m training.pipeline --size device --out /tmp/deer                # one GPU call (training/device.sh)
+
+With several GPUs the verifier trains through torchrun (DDP): --gpus N.
+Every stage writes into --out and is skipped if its output exists (so a run can resume).
+The corpus is read from --corpus (a docs.jsonl[.gz] made by training/corpus.py, which needs
+the network); --local adds local trees (DIR:LICENSE:NAME), e.g. site-packages on a GPU machine.
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, asdict, field
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class Size:
+    vocab: int = 16384
+    verifier: str = "cpu"          # preset in training/train.py
+    ar: str = "ar-cpu"
+    seq_len: int = 256
+    batch: int = 8                 # per process
+    lr: float = 3e-3
+    v_minutes: float = 45.0
+    ar_minutes: float = 10.0
+    distill_n: int = 6000
+    distill_minutes: float = 10.0
+    ctx_len: int = 96              # verifier prompt length for distillation
+    window: int = 64               # drafter context window
+    K: int = 32                    # longest block generated
+    blocks: list = field(default_factory=lambda: [16, 32])
+    variants: list = field(default_factory=lambda: ["context", "hidden"])
+    d_layers: int = 2
+    d_batch: int = 64
+    d1_minutes: float = 5.0        # stage I per drafter
+    d2_minutes: float = 2.0        # stage II per drafter
+    eval_prompts: int = 30
+    pass_at_1: int = 100           # problems per language (0: skip)
+    compile: bool = False
+
+
+SIZES = {
+    "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, batch=8, v_minutes=0.2, ar_minutes=0.05,
+                 distill_n=128, distill_minutes=0.5, ctx_len=48, window=32, K=16, blocks=[16],
+                 variants=["context", "hidden"], d_layers=1, d_batch=16, d1_minutes=0.05, d2_minutes=0.03,
+                 eval_prompts=2, pass_at_1=1),
+    "cpu": Size(),
+    "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, batch=64, lr=1.5e-3,
+                   v_minutes=3.5, ar_minutes=0.5, distill_n=60000, distill_minutes=0.7, ctx_len=192, window=128,
+                   K=32, blocks=[16, 32], variants=["context", "hidden"], d_layers=3, d_batch=256,
+                   d1_minutes=0.4, d2_minutes=0.15, eval_prompts=30, pass_at_1=0, compile=True),
+}
+
+
+def sh(cmd, log):
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, log=print):
+    os.makedirs(out, exist_ok=True)
+    py = sys.executable
+    t_start = time.time()
+    timings = {}
+
+    def stage(name, path, fn):
+        if os.path.exists(path):
+            log(f"[{name}] exists, skipped")
+            return
+        t = time.time()
+        fn()
+        timings[name] = time.time() - t
+        log(f"[{name}] {timings[name]:.0f}s")
+
+    # corpus: the prebuilt docs (+ local trees, filtered/deduplicated/decontaminated the same way)
+    cdir = os.path.join(out, "corpus")
+
+    def make_corpus():
+        from training import corpus as C
+        os.makedirs(cdir, exist_ok=True)
+        opener = gzip.open if corpus.endswith(".gz") else open
+        base = os.path.dirname(corpus)
+        with opener(corpus, "rt", encoding="utf-8") as f, open(os.path.join(cdir, "docs.jsonl"), "w") as g:
+            shutil.copyfileobj(f, g)
+        shutil.copy(os.path.join(base, "manifest.json"), os.path.join(cdir, "manifest.json"))
+        if local:
+            man = json.load(open(os.path.join(cdir, "manifest.json")))
+            extra = C.build(os.path.join(out, "corpus_local"), os.path.join(out, "src"), eval_dir,
+                            {"languages": man["languages"]}, local=local, log=log)
+            with open(os.path.join(cdir, "docs.jsonl"), "a") as g, \
+                    open(os.path.join(out, "corpus_local", "docs.jsonl")) as f:
+                shutil.copyfileobj(f, g)
+            man["sources"] += extra["sources"]
+            man["local"] = {k: extra[k] for k in ("dedup", "decontamination", "per_language")}
+            json.dump(man, open(os.path.join(cdir, "manifest.json"), "w"), indent=2)
+    stage("corpus", os.path.join(cdir, "manifest.json"), make_corpus)
+
+    tok = os.path.join(out, "tokenizer.json")
+
+    def make_tok():
+        if tokenizer:
+            shutil.copy(tokenizer, tok)
+            return
+        from training import tokenizer as T
+        texts, n = [], 0
+        for line in open(os.path.join(cdir, "docs.jsonl"), encoding="utf-8"):
+            texts.append(json.loads(line)["text"])
+            n += len(texts[-1])
+            if n > 30_000_000:
+                break
+        T.train_tokenizer(texts, size.vocab, tok)
+    stage("tokenizer", tok, make_tok)
+
+    tdir = os.path.join(out, "tokens")
+    stage("tokens", os.path.join(tdir, "stats.json"),
+          lambda: sh([py, "-m", "training.data", "--corpus", cdir, "--tokenizer", tok, "--out", tdir], log))
+
+    def train_lm(preset, path, minutes):
+        launcher = [py, "-m"] if gpus <= 1 else ["torchrun", f"--nproc_per_node={gpus}", "-m"]
+        cmd = launcher + ["training.train", "--preset", preset, "--data", tdir, "--out", path,
+                          "--batch-size", str(size.batch), "--seq-len", str(size.seq_len), "--minutes", str(minutes),
+                          "--lr", str(size.lr), "--min-lr", str(size.lr / 10), "--eval-every", "100"]
+        sh(cmd + (["--compile"] if size.compile else []), log)
+
+    v = os.path.join(out, "verifier.pt")
+    stage("verifier", v, lambda: train_lm(size.verifier, v, size.v_minutes))
+    ar = os.path.join(out, "ar.pt")
+    stage("ar", ar, lambda: train_lm(size.ar, ar, size.ar_minutes))
+
+    dist = os.path.join(out, "distill.npz")
+    stage("distill", dist, lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
+                                       "--n", str(size.distill_n), "--ctx-len", str(size.ctx_len),
+                                       "--window", str(size.window), "--K", str(size.K),
+                                       "--minutes", str(size.distill_minutes),
+                                       "--batch", "256" if torch.cuda.is_available() else "64"], log))
+
+    drafters = []
+    for k in size.blocks:
+        for var in size.variants:
+            s1 = os.path.join(out, f"drafter-{var}-k{k}-s1.pt")
+            s2 = os.path.join(out, f"drafter-{var}-k{k}-s2.pt")
+            common = ["--verifier", v, "--distill", dist, "--k", str(k), "--window", str(size.window),
+                      "--n-layer", str(size.d_layers), "--batch-size", str(size.d_batch)] + \
+                     (["--hidden"] if var == "hidden" else [])
+            stage(f"drafter {var} k={k} I", s1, lambda: sh([py, "-m", "training.train_drafter", "--out", s1, "--stage", "1",
+                                                            "--minutes", str(size.d1_minutes)] + common, log))
+            stage(f"drafter {var} k={k} II", s2, lambda: sh([py, "-m", "training.train_drafter", "--out", s2, "--stage", "2",
+                                                             "--init", s1, "--lr", "5e-4", "--min-lr", "5e-5",
+                                                             "--minutes", str(size.d2_minutes)] + common, log))
+            drafters += [s1, s2]
+
+    ev = os.path.join(out, "eval.json")
+    ev_cmd = [py, "-m", "training.evaluate", "--verifier", v, "--drafter", *drafters, "--ar", ar, "--tokenizer", tok,
+              "--data", tdir, "--n-prompts", str(size.eval_prompts), "--k", *map(str, size.blocks),
+              "--pass-at-1", str(size.pass_at_1), "--out", ev]
+    if eval_dir:
+        ev_cmd += ["--eval", eval_dir]
+    stage("evaluate", ev, lambda: sh(ev_cmd, log))
+
+    # ship the drafter with the longest mean accepted length on the eval prompts at block 16 (or the first block)
+    res = json.load(open(ev))["accepted_length"]
+    k0 = 16 if 16 in size.blocks else size.blocks[0]
+
+    def score(path):
+        name = os.path.basename(path)
+        vals = [r["tau"] for key, r in res.items() if key.startswith(f"{name} k={k0} ")]
+        return sum(vals) / max(1, len(vals))
+    best = max([d for d in drafters if f"-k{k0}-" in d], key=score)
+    log(f"best drafter: {best} ({score(best):.2f})")
+
+    model_dir = os.path.join(out, "model")
+
+    def export():
+        sh([py, "-m", "training.export", "--verifier", v, "--drafter", best, "--ar", ar, "--tokenizer", tok,
+            "--out", model_dir, "--quantize", "--report", os.path.join(out, "export.json")], log)
+    stage("export", os.path.join(out, "export.json"), export)
+    summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "best_drafter": best,
+               "gpus": gpus, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    json.dump(summary, open(os.path.join(out, "pipeline.json"), "w"), indent=2)
+    return summary
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", choices=list(SIZES), default="cpu")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--corpus", default=os.path.join(HERE, "work", "corpus", "docs.jsonl"))
+    ap.add_argument("--tokenizer", help="reuse this tokenizer.json (e.g. to draft for an existing verifier)")
+    ap.add_argument("--local", nargs="*", default=[])
+    ap.add_argument("--gpus", type=int, default=torch.cuda.device_count())
+    ap.add_argument("--eval", default=os.path.join(HERE, "..", "..", "shared", "eval"))
+    ap.add_argument("--set", nargs="*", default=[], help="override size fields, e.g. v_minutes=1 blocks=[16]")
+    args = ap.parse_args()
+    size = SIZES[args.size]
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        setattr(size, k, json.loads(v))
+    print(json.dumps(run(size, args.out, args.corpus, args.tokenizer, args.local, args.gpus,
+                         args.eval if os.path.isdir(args.eval) else None), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""pass@1 harness and acceptance simulation."""
+import os
+import shutil
+
+import pytest
+import torch
+
+from training import evaluate
+from training.model import GPT, GPTConfig, Drafter, DrafterConfig
+
+PROMPT_PY = 'def is_not_prime(n: int) -> bool:\n    """Identify non-prime numbers."""\n'
+TESTS_PY = "assert is_not_prime(10) == True\nassert is_not_prime(7) == False\n"
+
+
+def test_run_program_python():
+    good = "    return n < 2 or any(n % i == 0 for i in range(2, n))\n"
+    assert evaluate.run_program(PROMPT_PY + good + "\n" + TESTS_PY, "py")
+    assert not evaluate.run_program(PROMPT_PY + "    return True\n\n" + TESTS_PY, "py")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(evaluate.ROOT, "node_modules", ".bin", "esbuild"))
+                    or shutil.which("node") is None, reason="needs node and esbuild")
+def test_run_program_typescript():
+    prompt = "function is_not_prime(n: number): boolean {\n"
+    tests = "declare var require: any;\nconst assert = require('node:assert');\nassert.deepEqual(is_not_prime(10), true);\n"
+    good = "  for (let i = 2; i < n; i++) if (n % i === 0) return true;\n  return false;\n}\n"
+    assert evaluate.run_program(prompt + good + "\n" + tests, "ts")
+    assert not evaluate.run_program(prompt + "  return false;\n}\n\n" + tests, "ts")
+
+
+def test_accepted_length_bounds():
+    torch.manual_seed(0)
+    v = GPT(GPTConfig(vocab_size=50, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, ffn_hidden=32)).eval()
+    d = Drafter(DrafterConfig(vocab_size=50, n_layer=1, n_head=2, n_embd=16, ffn_hidden=32, block_size=4,
+                              context_window=8, mask_id=4)).eval()
+    r = evaluate.accepted_length(v, [[7, 8, 9, 10]], drafter=d, k=4, n_new=12)
+    assert 1.0 <= r["tau"] <= 5.0 and 1 <= r["tokens"] <= 12
+    # the verifier drafting for itself is always fully accepted: k + 1 tokens per pass
+    r = evaluate.accepted_length(v, [[7, 8, 9, 10]], ar=v, k=4, n_new=12)
+    assert r["passes"] == -(-r["tokens"] // 5)
