@@ -53,16 +53,26 @@ def draft_ar(ar, ctx_ids, k, window=256):
 
 
 @torch.no_grad()
-def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64):
-    """prompts_ids: list of token lists. Returns tau and the accepted-length histogram."""
-    total_tokens, passes, hist = 0, 0, np.zeros(k + 2, dtype=np.int64)
+def trajectories(verifier, prompts_ids, n_new=64):
+    """The verifier's greedy continuation of each prompt (cut after EOS) and the hidden states
+    of prompt + continuation. Computed once, shared by every drafter evaluated."""
+    out = []
     for p in prompts_ids:
         idx = torch.tensor([p], device=next(verifier.parameters()).device)
         g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1)
         g = g[0].tolist()
         if EOS in g:
             g = g[:g.index(EOS) + 1]
-        hid = torch.cat([ph[0], gh[0]], 0)                          # hidden of p + g[:-1]
+        out.append((p, g, torch.cat([ph[0], gh[0]], 0).float()))     # hidden of p + g[:-1]
+    return out
+
+
+@torch.no_grad()
+def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64, trajs=None):
+    """prompts_ids: list of token lists. Returns tau and the accepted-length histogram."""
+    total_tokens, passes, hist = 0, 0, np.zeros(k + 2, dtype=np.int64)
+    trajs = trajs or trajectories(verifier, prompts_ids, n_new)
+    for p, g, hid in trajs:
         pos = 1                                                      # g0 comes from the prompt pass
         while pos < len(g):
             ctx = p + g[:pos]
@@ -167,6 +177,7 @@ def main():
     for lang in ("py", "ts"):
         sets[f"eval_{lang}"] = [tok.encode(r["prompt"]).ids for r in load_prompts(args.eval, lang, args.n_prompts)]
     res = {"accepted_length": {}}
+    trajs = {name: trajectories(verifier, prompts, args.n_new) for name, prompts in sets.items()}
     for path in args.drafter + ([args.ar] if args.ar else []):
         m, _ = load_checkpoint(path)
         m = m.to(dev)
@@ -177,7 +188,7 @@ def main():
                 continue
             for sname, prompts in sets.items():
                 r = accepted_length(verifier, prompts, drafter=None if is_ar else m, ar=m if is_ar else None,
-                                    k=k, n_new=args.n_new)
+                                    k=k, n_new=args.n_new, trajs=trajs[sname])
                 res["accepted_length"][f"{name} k={k} {sname}"] = r
                 print(f"{name} k={k} {sname}: tau {r['tau']:.2f} hist {r['accepted_hist']}", flush=True)
     if args.pass_at_1:

@@ -227,6 +227,20 @@ def check_drafter(drafter: Drafter, path, ctx_ids, hidden=None):
     return {"max_abs_logit_diff": diff, "argmax_agreement": float(same)}
 
 
+def onnx_loss(path, gpt_cfg, rows):
+    """Mean next-token cross-entropy of an ONNX verifier on token rows (list of lists), past 0."""
+    sess = _session(path)
+    tot, n = 0.0, 0
+    for r in rows:
+        ids = np.array([r], dtype=np.int64)
+        past = [np.zeros((1, gpt_cfg.n_kv_head, 0, gpt_cfg.head_dim), dtype=np.float32) for _ in range(2 * gpt_cfg.n_layer)]
+        logits, _, _ = ort_verifier_step(sess, gpt_cfg.n_layer, gpt_cfg.n_kv_head, gpt_cfg.head_dim, ids, past, 0)
+        lp = torch.log_softmax(torch.from_numpy(logits[0, :-1]), -1)
+        tot += -lp[torch.arange(len(r) - 1), torch.tensor(r[1:])].sum().item()
+        n += len(r) - 1
+    return tot / n
+
+
 def _agree(a, b):
     n = 0
     for x, y in zip(a, b):
@@ -253,7 +267,7 @@ def hf_config(cfg: GPTConfig, eos_id):
 
 
 def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
-                 quantize_int8=False, verifier_hidden=None, check=True, log=print):
+                 quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print):
     """Write the whole model folder. Returns a report dict (sizes, parity)."""
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     tmp = os.path.join(out, "onnx", "_fp32")
@@ -285,6 +299,11 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
             export_drafter(m, fp32)
         if quantize_int8:
             quantize(fp32, final)
+            if role == "verifier" and quality_rows:
+                report["int8_quality"] = {"val_loss_fp32_onnx": onnx_loss(fp32, m.cfg, quality_rows),
+                                          "val_loss_int8_onnx": onnx_loss(final, m.cfg, quality_rows),
+                                          "rows": len(quality_rows)}
+                log(f"int8 quality: {report['int8_quality']}")
         else:
             shutil.copyfile(fp32, final)
         report["files"][f"onnx/{name}"] = os.path.getsize(final)
@@ -343,12 +362,18 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--quantize", action="store_true", help="int8 dynamic weight quantization")
     ap.add_argument("--report", help="write the parity / size report here (json)")
+    ap.add_argument("--data", help="token dir: compare fp32 and int8 loss on validation rows")
     args = ap.parse_args()
     torch.set_num_threads(1)
     verifier, _ = load_checkpoint(args.verifier)
     drafter = load_checkpoint(args.drafter)[0] if args.drafter else None
     ar = load_checkpoint(args.ar)[0] if args.ar else None
-    rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize)
+    rows = None
+    if args.data:
+        from training.data import TokenData, Batcher
+        b = Batcher(TokenData(args.data, "val"), seq_len=256, seed=123)
+        rows = [b.row() for _ in range(16)]
+    rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize, quality_rows=rows)
     print(json.dumps(rep, indent=2))
     if args.report:
         _json(args.report, rep)

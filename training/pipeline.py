@@ -59,7 +59,8 @@ SIZES = {
                  distill_n=128, distill_minutes=0.5, ctx_len=48, window=32, K=16, blocks=[16],
                  variants=["context", "hidden"], d_layers=1, d_batch=16, d1_minutes=0.05, d2_minutes=0.03,
                  eval_prompts=2, pass_at_1=1),
-    "cpu": Size(),
+    "cpu": Size(ar_minutes=30.0, distill_n=8000, distill_minutes=8.0, d1_minutes=4.5, d2_minutes=1.5,
+                eval_prompts=20, pass_at_1=0),
     "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, batch=64, lr=1.5e-3,
                    v_minutes=3.5, ar_minutes=0.5, distill_n=60000, distill_minutes=0.7, ctx_len=192, window=128,
                    K=32, blocks=[16, 32], variants=["context", "hidden"], d_layers=3, d_batch=256,
@@ -72,7 +73,7 @@ def sh(cmd, log):
     subprocess.run(cmd, check=True)
 
 
-def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, log=print):
+def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, jobs=1, log=print):
     os.makedirs(out, exist_ok=True)
     py = sys.executable
     t_start = time.time()
@@ -149,7 +150,8 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                                        "--minutes", str(size.distill_minutes),
                                        "--batch", "256" if torch.cuda.is_available() else "64"], log))
 
-    drafters = []
+    # drafters: each (variant, block) is a chain stage I -> stage II; chains run `jobs` at a time
+    drafters, chains = [], []
     for k in size.blocks:
         for var in size.variants:
             s1 = os.path.join(out, f"drafter-{var}-k{k}-s1.pt")
@@ -157,12 +159,19 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
             common = ["--verifier", v, "--distill", dist, "--k", str(k), "--window", str(size.window),
                       "--n-layer", str(size.d_layers), "--batch-size", str(size.d_batch)] + \
                      (["--hidden"] if var == "hidden" else [])
-            stage(f"drafter {var} k={k} I", s1, lambda: sh([py, "-m", "training.train_drafter", "--out", s1, "--stage", "1",
-                                                            "--minutes", str(size.d1_minutes)] + common, log))
-            stage(f"drafter {var} k={k} II", s2, lambda: sh([py, "-m", "training.train_drafter", "--out", s2, "--stage", "2",
-                                                             "--init", s1, "--lr", "5e-4", "--min-lr", "5e-5",
-                                                             "--minutes", str(size.d2_minutes)] + common, log))
+            chains.append([(f"drafter {var} k={k} I", s1, [py, "-m", "training.train_drafter", "--out", s1, "--stage", "1",
+                                                          "--minutes", str(size.d1_minutes)] + common),
+                           (f"drafter {var} k={k} II", s2, [py, "-m", "training.train_drafter", "--out", s2, "--stage", "2",
+                                                           "--init", s1, "--lr", "5e-4", "--min-lr", "5e-5",
+                                                           "--minutes", str(size.d2_minutes)] + common)])
             drafters += [s1, s2]
+
+    def run_chain(chain):
+        for name, path, cmd in chain:
+            stage(name, path, lambda: sh(cmd + ["--log-every", "50"], log))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(run_chain, chains))
 
     ev = os.path.join(out, "eval.json")
     ev_cmd = [py, "-m", "training.evaluate", "--verifier", v, "--drafter", *drafters, "--ar", ar, "--tokenizer", tok,
@@ -187,7 +196,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
 
     def export():
         sh([py, "-m", "training.export", "--verifier", v, "--drafter", best, "--ar", ar, "--tokenizer", tok,
-            "--out", model_dir, "--quantize", "--report", os.path.join(out, "export.json")], log)
+            "--out", model_dir, "--quantize", "--data", tdir, "--report", os.path.join(out, "export.json")], log)
     stage("export", os.path.join(out, "export.json"), export)
     summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "best_drafter": best,
                "gpus": gpus, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
@@ -205,13 +214,14 @@ def main():
     ap.add_argument("--gpus", type=int, default=torch.cuda.device_count())
     ap.add_argument("--eval", default=os.path.join(HERE, "..", "..", "shared", "eval"))
     ap.add_argument("--set", nargs="*", default=[], help="override size fields, e.g. v_minutes=1 blocks=[16]")
+    ap.add_argument("--jobs", type=int, default=1, help="drafters trained at the same time")
     args = ap.parse_args()
     size = SIZES[args.size]
     for kv in args.set:
         k, v = kv.split("=", 1)
         setattr(size, k, json.loads(v))
     print(json.dumps(run(size, args.out, args.corpus, args.tokenizer, args.local, args.gpus,
-                         args.eval if os.path.isdir(args.eval) else None), indent=2))
+                         args.eval if os.path.isdir(args.eval) else None, args.jobs), indent=2))
 
 
 if __name__ == "__main__":
