@@ -174,7 +174,7 @@ export async function runLoop(
     }
     const reason = tracker.add(decoder.push(fresh));
     // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
-    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - td, 0.2);
+    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - tv, 0.2);
     if (reason) {
       stopReason = reason;
       break;
