@@ -109,6 +109,16 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     }
   });
 
+  it('typing one more character at the cursor re-reads only the end of the prompt (FIM, spm)', async () => {
+    const suffix = '\n\n\ndef check(candidate):\n    assert candidate(1) is not None\n';
+    const first = await engine.complete({ prefix: PROMPT, suffix, maxNewTokens: 4, drafter: 'ngram' });
+    const typed = await engine.complete({ prefix: PROMPT + '    r', suffix, maxNewTokens: 4, drafter: 'ngram' });
+    assert.ok(first.stats.promptTokens > 20);
+    assert.ok(typed.stats.reusedTokens >= typed.stats.promptTokens - 6, `reused ${typed.stats.reusedTokens} of ${typed.stats.promptTokens}`);
+    const again = await engine.complete({ prefix: PROMPT + '    re', suffix, maxNewTokens: 4, drafter: 'none' });
+    assert.ok(again.stats.reusedTokens >= again.stats.promptTokens - 6);
+  });
+
   it('rejects a drafter the model does not have, and keeps working', async () => {
     const missing = (['ar', 'deer'] as const).find((d) => !engine.info.drafters.includes(d));
     if (missing) await assert.rejects(engine.complete({ prefix: 'x', maxNewTokens: 4, drafter: missing }), /not available/);
