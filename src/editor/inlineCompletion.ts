@@ -31,6 +31,19 @@ export interface InlineAnswer {
   result?: CompletionResult;
 }
 
+export interface PipelineOptions {
+  /** Fixed windows (tests); by default they follow the model's maxPositions. */
+  contextOptions?: ContextOptions;
+  /**
+   * What happens during the debounce of an automatic request: 'wait' (nothing), 'prefill'
+   * (default: the context is read into the KV cache), or 'complete' (the request runs; the
+   * debounce only delays showing it). A keystroke aborts either.
+   */
+  whileDebouncing?: 'wait' | 'prefill' | 'complete';
+  /** With the deer drafter, also try prompt lookup each pass (CompletionRequest.lookup). */
+  lookup?: boolean;
+}
+
 export class InlinePipeline {
   readonly cache = new SuggestionCache();
   /**
@@ -44,15 +57,15 @@ export class InlinePipeline {
     private readonly engine: InlineEngine,
     private readonly config: () => DeerConfig,
     private readonly onRecord?: (record: CompletionRecord) => void,
-    /** Fixed windows (tests); by default they follow the model's maxPositions. */
-    private readonly contextOptions?: ContextOptions,
-    /**
-     * What happens during the debounce of an automatic request: 'wait' (nothing), 'prefill'
-     * (the context is read into the KV cache), or 'complete' (the request runs; the debounce only
-     * delays showing it). A keystroke aborts either.
-     */
-    readonly whileDebouncing: 'wait' | 'prefill' | 'complete' = 'prefill',
+    private readonly options: PipelineOptions = {},
   ) {}
+
+  private get contextOptions(): ContextOptions | undefined {
+    return this.options.contextOptions;
+  }
+  private get whileDebouncing(): NonNullable<PipelineOptions['whileDebouncing']> {
+    return this.options.whileDebouncing ?? 'prefill';
+  }
 
   /**
    * Reads the context at the cursor into the engine's KV cache without generating (a file was
@@ -101,6 +114,7 @@ export class InlinePipeline {
       drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
       blockSize: cfg.blockSize,
       temperature: cfg.temperature,
+      lookup: this.options.lookup,
     };
     const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, stopSpec: spec, lane: 'inline' });
     let t0 = performance.now();

@@ -258,7 +258,8 @@ export class EngineClient {
         this.setState('ready');
         this.loadWaiter?.resolve(msg.info);
         this.loadWaiter = undefined;
-        this.emit({ type: 'log', line: `model ${msg.info.name} loaded in ${Math.round(msg.loadMs)} ms` });
+        this.emit({ type: 'log', line: `model ${msg.info.name} loaded in ${Math.round(msg.loadMs)} ms (drafters: ${msg.info.drafters.join(', ')})` });
+        for (const w of msg.info.warnings ?? []) this.emit({ type: 'log', line: `model warning: ${w}` });
         this.checkIdle();
         break;
       case 'loadError': {

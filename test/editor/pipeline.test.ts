@@ -121,7 +121,7 @@ test('pipeline: while debouncing, the context is prefilled (default) or, eagerly
   assert.deepEqual(prefill.all.map((c) => [c.options.lane, c.request.maxNewTokens]), [['prefetch', 0], ['inline', 48]]);
 
   const eager = new ScriptedEngine(() => 'a + b;');
-  const p = new InlinePipeline(eager, config({ debounceMs: 100 }), undefined, undefined, 'complete');
+  const p = new InlinePipeline(eager, config({ debounceMs: 100 }), undefined, { whileDebouncing: 'complete' });
   const ac = new AbortController();
   const pending = p.suggest({ doc, offset, manual: false, signal: ac.signal });
   await new Promise((r) => setTimeout(r, 10));
@@ -130,6 +130,6 @@ test('pipeline: while debouncing, the context is prefilled (default) or, eagerly
   assert.equal(await pending, undefined, 'a keystroke during the debounce still drops the answer');
 
   const waiting = new ScriptedEngine(() => 'a + b;');
-  await new InlinePipeline(waiting, config(), undefined, undefined, 'wait').suggest({ doc, offset, manual: false, signal: new AbortController().signal });
+  await new InlinePipeline(waiting, config(), undefined, { whileDebouncing: 'wait' }).suggest({ doc, offset, manual: false, signal: new AbortController().signal });
   assert.deepEqual(waiting.all.map((c) => c.options.lane), ['inline']);
 });

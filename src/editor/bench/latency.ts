@@ -12,7 +12,7 @@
 // process's resident memory. Writes bench/latency.json and bench/latency.md.
 //
 //   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
-//                              [--drafter D] [--threads N] [--while-debouncing wait|prefill|complete]
+//                              [--drafter D] [--lookup] [--threads N] [--while-debouncing wait|prefill|complete]
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -34,6 +34,7 @@ const OUT = arg('out', join(ROOT, 'bench', 'latency'));
 const PER_FILE = Number(arg('per-file', '4'));
 const DRAFTER = arg('drafter', DEFAULT_CONFIG.drafter) as DeerConfig['drafter'];
 const THREADS = Number(arg('threads', '0'));
+const LOOKUP = args.includes('--lookup');
 const WHILE_DEBOUNCING = arg('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete';
 const FILES = arg(
   'files',
@@ -110,10 +111,10 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   let aborted = 0;
-  let pipeline = new InlinePipeline(client, () => config, undefined, undefined, WHILE_DEBOUNCING);
+  let pipeline = new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
   /** A new suggestion cache (a fresh editor session), keeping what was learned about the tokenizer. */
   const fresh = (): InlinePipeline => {
-    const p = new InlinePipeline(client, () => config, undefined, undefined, WHILE_DEBOUNCING);
+    const p = new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
     p.charsPerToken = pipeline.charsPerToken;
     return p;
   };
@@ -231,6 +232,7 @@ async function main(): Promise<void> {
     debounceMs: config.debounceMs,
     whileDebouncing: WHILE_DEBOUNCING,
     threads: THREADS || 'engine default',
+    lookup: LOOKUP,
     inlineMaxNewTokens: config.inlineMaxNewTokens,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg() },
     loadMs: Math.round(loadMs),
@@ -254,12 +256,12 @@ function pct(xs: number[], p: number): number | null {
   return Math.round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]);
 }
 
-function markdown(r: { date: string; model: { name: string; dir: string }; drafter: string; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
+function markdown(r: { date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
   const f = (x: unknown): string => (x === null || x === undefined ? '–' : String(x));
   const lines = [
     `# Inline completion latency`,
     '',
-    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens; ` +
+    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}${r.lookup ? '+lookup' : ''}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens; ` +
       `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
     '',
     'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',
