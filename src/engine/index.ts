@@ -19,7 +19,7 @@ import { NoDrafter } from './drafters/none';
 import type { Drafter } from './drafters/types';
 import { ModelSpec, readModelFolder } from './modelFolder';
 import { runLoop } from './speculative';
-import { AcceptanceCalibration, PassTimeModel } from './stats';
+import { AcceptanceCalibration, BlockPolicy, PassTimeModel } from './stats';
 import { DeerTokenizer } from './tokenizer';
 import { DecoderSession } from './verifier';
 
@@ -201,6 +201,7 @@ export class Engine {
       },
       cb,
       this.calibration(name),
+      name === 'ar' || (name === 'deer' && !lookup) ? this.policy(name) : undefined,
     );
   }
 
@@ -211,6 +212,17 @@ export class Engine {
     const deer = (await this.drafter('deer')) as DiffusionDrafter;
     this.hybridDrafter ??= new LookupHybridDrafter(deer, this.calibration('deer'));
     return this.hybridDrafter;
+  }
+
+  private readonly policies = new Map<DrafterName, BlockPolicy>();
+
+  private policy(name: DrafterName): BlockPolicy {
+    let p = this.policies.get(name);
+    if (!p) {
+      p = new BlockPolicy();
+      this.policies.set(name, p);
+    }
+    return p;
   }
 
   private calibration(name: DrafterName): AcceptanceCalibration {

@@ -4,7 +4,7 @@
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
 import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, toProbs } from './acceptance';
 import type { DraftContext, Drafter } from './drafters/types';
-import { AcceptanceCalibration, PassTimeModel, StatsRecorder } from './stats';
+import { AcceptanceCalibration, BlockPolicy, PassTimeModel, StatsRecorder } from './stats';
 import { DeerTokenizer, StreamDecoder } from './tokenizer';
 import type { DecoderSession } from './verifier';
 
@@ -92,6 +92,8 @@ export async function runLoop(
   req: LoopRequest,
   cb: CompletionCallbacks = {},
   calibration = new AcceptanceCalibration(),
+  /** Chooses each pass's block size (drafters with a per-pass cost: deer, ar); none = always blockSize. */
+  policy?: BlockPolicy,
 ): Promise<CompletionResult> {
   const t0 = performance.now();
   const signal = cb.signal;
@@ -129,12 +131,14 @@ export async function runLoop(
     }
     const remaining = req.maxNewTokens - generated.length;
     // The pass holds [pending, drafts...]: keep within the model's positions.
-    const k = Math.min(req.blockSize, remaining - 1, verifier.maxPositions - verifier.length - 1);
+    const kMax = Math.min(req.blockSize, remaining - 1, verifier.maxPositions - verifier.length - 1);
+    const past = verifier.length;
+    const useAdaptive = req.adaptive && policy !== undefined && passTime.calibrated;
+    const k = useAdaptive && kMax > 0 ? policy.choose(kMax, (q) => passTime.passMs(q, past)) : kMax;
     const td = performance.now();
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
     const draftMs = performance.now() - td;
-    const past = verifier.length;
     if (req.adaptive && draft.confidence && draft.tokens.length > 0 && passTime.calibrated) {
       const conf = draft.confidence.slice(0, draft.tokens.length).map((c) => calibration.p(c));
       const keep = chooseDraftLength(conf, (q) => draftMs + passTime.passMs(q, past));
@@ -163,6 +167,7 @@ export async function runLoop(
     passTime.observePass(draft.tokens.length + 1, past, verifyMs);
     drafter.accept(accepted);
     if (draft.confidence) calibration.observe(draft.confidence, draft.tokens.length, accepted);
+    if (useAdaptive && k > 0) policy.observe(k, draftMs, draft.tokens.length, accepted);
 
     let fresh = [...draft.tokens.slice(0, accepted), next];
     const eosAt = fresh.findIndex((t) => tokenizer.special.eos.has(t));

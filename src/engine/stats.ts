@@ -96,6 +96,80 @@ export class AcceptanceCalibration {
   }
 }
 
+/**
+ * How many tokens to ask the drafter for, before drafting: the k that maximizes expected new tokens
+ * per millisecond, (1 + sum_{j<=k} prod_{i<=j} s_i) / (draft_ms(k) + pass_ms(k + 1)), where s_j is
+ * the learned chance that drafted token j is accepted once tokens 1..j-1 were (an optimistic prior
+ * keeps long blocks tried until the passes show otherwise) and draft_ms(k) a line fitted to the
+ * drafter's own timings. Learned per drafter over the engine's life.
+ */
+export class BlockPolicy {
+  private readonly reached: number[] = [];
+  private readonly kept: number[] = [];
+  // exponentially forgotten least squares for draft ms = a + b * k
+  private n = 0;
+  private sx = 0;
+  private sy = 0;
+  private sxx = 0;
+  private sxy = 0;
+
+  constructor(
+    private readonly prior = 0.8,
+    private readonly priorWeight = 3,
+  ) {}
+
+  survival(j: number): number {
+    return ((this.kept[j] ?? 0) + this.prior * this.priorWeight) / ((this.reached[j] ?? 0) + this.priorWeight);
+  }
+
+  draftMs(k: number): number {
+    if (this.n < 1) return 0;
+    const mx = this.sx / this.n;
+    const my = this.sy / this.n;
+    const vx = this.sxx / this.n - mx * mx;
+    const b = vx > 1e-9 ? Math.max(0, (this.sxy / this.n - mx * my) / vx) : 0;
+    return Math.max(0, my + b * (k - mx));
+  }
+
+  private choices = 0;
+
+  /**
+   * 0 when drafting does not pay for itself (then plain passes, with every 8th pass still
+   * drafting so the estimates can recover).
+   */
+  choose(maxK: number, passMs: (q: number) => number): number {
+    const explore = ++this.choices % 8 === 0;
+    let best = 0;
+    let bestRate = explore ? -1 : 1 / passMs(1);
+    let expected = 1;
+    let survive = 1;
+    for (let k = 1; k <= maxK; k++) {
+      survive *= this.survival(k);
+      expected += survive;
+      const rate = expected / (this.draftMs(k) + passMs(k + 1));
+      if (rate > bestRate) {
+        best = k;
+        bestRate = rate;
+      }
+    }
+    return best;
+  }
+
+  /** A pass asked for `asked` tokens (taking draftMs), sent `sent` of them, and `accepted` were kept. */
+  observe(asked: number, draftMs: number, sent: number, accepted: number): void {
+    const decay = 0.98;
+    this.n = this.n * decay + 1;
+    this.sx = this.sx * decay + asked;
+    this.sy = this.sy * decay + draftMs;
+    this.sxx = this.sxx * decay + asked * asked;
+    this.sxy = this.sxy * decay + asked * draftMs;
+    for (let j = 1; j <= Math.min(sent, accepted + 1); j++) {
+      this.reached[j] = (this.reached[j] ?? 0) + 1;
+      if (j <= accepted) this.kept[j] = (this.kept[j] ?? 0) + 1;
+    }
+  }
+}
+
 export class StatsRecorder {
   readonly stats: RunStats;
   /** Estimated plain-decoding time of the tokens generated so far. */

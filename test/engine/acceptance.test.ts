@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { BlockPolicy } from '../../src/engine/stats';
 import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, maxProb, residual, sample, toProbs } from '../../src/engine/acceptance';
 
 describe('greedy acceptance', () => {
@@ -115,5 +116,32 @@ describe('adaptive draft length', () => {
   });
   it('maxProb is the softmax probability of the argmax', () => {
     assert.ok(Math.abs(maxProb(new Float32Array([Math.log(0.7), Math.log(0.2), Math.log(0.1)])) - 0.7) < 1e-6);
+  });
+});
+
+describe('block size policy', () => {
+  const pass = (q: number) => 10 + 0.5 * (q - 1);
+  it('keeps asking for the whole block while everything is accepted', () => {
+    const p = new BlockPolicy();
+    for (let i = 0; i < 50; i++) p.observe(16, 2, 16, 16);
+    assert.equal(p.choose(16, pass), 16);
+  });
+  it('asks for a short block when only the first tokens are ever accepted', () => {
+    const p = new BlockPolicy();
+    for (let i = 0; i < 200; i++) p.observe(16, 1, 16, i % 2);
+    const k = p.choose(16, pass);
+    assert.ok(k >= 1 && k <= 3, `k = ${k}`);
+  });
+  it('stops drafting when it never pays, but still tries every 8th pass', () => {
+    const p = new BlockPolicy();
+    for (let i = 0; i < 200; i++) p.observe(4, 8, 4, 0);
+    const ks = Array.from({ length: 16 }, () => p.choose(16, pass));
+    assert.equal(ks.filter((k) => k === 0).length, 14);
+    assert.ok(ks.filter((k) => k > 0).length === 2);
+  });
+  it('learns drafting time as a line in k', () => {
+    const p = new BlockPolicy();
+    for (let i = 0; i < 40; i++) p.observe(4 + (i % 8), 1 + 0.5 * (4 + (i % 8)), 4, 4);
+    assert.ok(Math.abs(p.draftMs(10) - 6) < 0.01);
   });
 });
