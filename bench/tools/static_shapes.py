@@ -1,0 +1,169 @@
+"""Cut the per-pass floor of a small ONNX decoder: replace shape arithmetic with constants.
+
+A decoder exported from PyTorch computes every view/expand target at run time
+(Shape -> Gather -> Unsqueeze -> Concat -> Reshape), a few hundred tiny kernels per pass. For a
+small verifier or drafter those kernels, not the matrix products, are most of a pass. This pass
+infers symbolic shapes (onnxruntime's SymbolicShapeInference) and gives each Reshape a constant
+target (0 = keep that input dimension, -1 = the one dimension left to infer) and each Expand a
+constant broadcast shape (1 = keep); Slice bounds that come out the same for two different
+sequence lengths (e.g. rotate_half's `x[..., :d/2]`, computed from a static head size) become
+constants too; then it drops the nodes nothing uses any more. The graph's inputs, outputs and
+results are unchanged (checked: the same logits for two sequence lengths).
+
+    python bench/tools/static_shapes.py IN.onnx OUT.onnx [MASK_ID]   (needs: pip install onnx onnxruntime)
+MASK_ID: for a DEER drafter, the mask token id, so the check runs it on a block of masks.
+"""
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+
+def dims(vi):
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
+
+
+MASK_ID = None
+
+
+def feeds(model: onnx.ModelProto, seq: int, past: int):
+    """Dummy inputs for the Optimum decoder layout or the DEER drafter layout."""
+    import onnxruntime  # noqa: F401  (only to fail early when it is missing)
+    f = {}
+    for i in model.graph.input:
+        d = dims(i)
+        name = i.name
+        if name == "input_ids":
+            f[name] = np.full((1, seq), 5, np.int64)
+            if MASK_ID is not None and not any(x.name.startswith("past_key_values.") for x in model.graph.input):
+                f[name][0, 2:] = MASK_ID  # a drafter: context, then a block of masks
+        elif name == "attention_mask":
+            f[name] = np.ones((1, past + seq), np.int64)
+        elif name == "position_ids":
+            f[name] = np.arange(past, past + seq, dtype=np.int64)[None]
+        elif name.startswith("past_key_values."):
+            f[name] = np.random.default_rng(0).standard_normal((1, d[1], past, d[3])).astype(np.float32)
+        elif name == "hidden_states":
+            f[name] = np.random.default_rng(0).standard_normal((1, max(1, seq - 2), d[2])).astype(np.float32)
+        elif name == "suffix_ids":
+            f[name] = np.full((1, 2), 7, np.int64)
+        else:
+            raise SystemExit(f"do not know how to feed input {name}")
+    return f
+
+
+def fold_slice_bounds(model: onnx.ModelProto) -> int:
+    """Slice starts/ends/axes/steps computed at run time but equal for any sequence length -> constants."""
+    import onnxruntime as ort
+
+    consts = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    names = sorted({i for n in model.graph.node if n.op_type == "Slice" for i in n.input[1:] if i and i not in consts})
+    if not names:
+        return 0
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for nm in names:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(nm, onnx.TensorProto.INT64, None))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    a = s.run(names, feeds(model, 3, 4))
+    b = s.run(names, feeds(model, 6, 9))
+    folded = {nm: x for nm, x, y in zip(names, a, b) if x.shape == y.shape and np.array_equal(x, y)}
+    for n in model.graph.node:
+        if n.op_type == "Slice":
+            for j in range(1, len(n.input)):
+                if n.input[j] in folded:
+                    n.input[j] = n.input[j] + "__static"
+    model.graph.initializer.extend(numpy_helper.from_array(v, k + "__static") for k, v in folded.items())
+    return len(folded)
+
+
+def rewrite(model: onnx.ModelProto):
+    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    g = inferred.graph
+    shape = {vi.name: dims(vi) for vi in list(g.value_info) + list(g.input) + list(g.output)}
+    consts = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    new_inits, changed = [], 0
+    for n in model.graph.node:
+        if n.op_type not in ("Reshape", "Expand") or len(n.input) < 2 or n.input[1] in consts:
+            continue
+        src, out = shape.get(n.input[0]), shape.get(n.output[0])
+        if not src or not out or any(d is None for d in out):
+            continue
+        target = []
+        if n.op_type == "Reshape":
+            free = 0
+            for i, d in enumerate(out):
+                if isinstance(d, int) and d > 0:
+                    target.append(d)
+                elif i < len(src) and src[i] == d:
+                    target.append(0)
+                else:
+                    target.append(-1)
+                    free += 1
+            allowzero = next((a.i for a in n.attribute if a.name == "allowzero"), 0)
+            if free > 1 or allowzero:  # with allowzero=1 a 0 means an empty dimension
+                continue
+        else:  # Expand: numpy broadcasting, 1 keeps the input's dimension
+            if len(out) != len(src):
+                continue
+            ok = True
+            for s, d in zip(src, out):
+                if s == d:
+                    target.append(1)
+                elif isinstance(d, int) and s == 1:
+                    target.append(d)
+                else:
+                    ok = False
+            if not ok:
+                continue
+        name = f"{n.output[0]}__static_shape"
+        new_inits.append(numpy_helper.from_array(np.array(target, np.int64), name))
+        n.input[1] = name
+        changed += 1
+    model.graph.initializer.extend(new_inits)
+    changed += fold_slice_bounds(model)
+    # drop nodes whose outputs nothing reads
+    needed = {o.name for o in model.graph.output}
+    keep = []
+    for n in reversed(model.graph.node):
+        if any(o in needed for o in n.output):
+            keep.append(n)
+            needed.update(i for i in n.input if i)
+    removed = len(model.graph.node) - len(keep)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(keep))
+    used = {i for n in model.graph.node for i in n.input}
+    inits = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+    return changed, removed
+
+
+def check(before: onnx.ModelProto, after: onnx.ModelProto) -> float:
+    import onnxruntime as ort
+
+    worst = 0.0
+    for seq, past in ((3, 4), (5, 0)):
+        f = feeds(before, seq, past)
+        x = ort.InferenceSession(before.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, f)
+        y = ort.InferenceSession(after.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, f)
+        worst = max([worst] + [float(np.max(np.abs(p - q))) if p.size else 0.0 for p, q in zip(x, y)])
+    return worst
+
+
+if __name__ == "__main__":
+    MASK_ID = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    m = onnx.load(sys.argv[1])
+    original = onnx.ModelProto()
+    original.CopyFrom(m)
+    changed, removed = rewrite(m)
+    diff = check(original, m)
+    if diff > 1e-4:
+        raise SystemExit(f"outputs changed by {diff}: not written")
+    onnx.save(m, sys.argv[2])
+    print(f"max output difference {diff:.2e}")
+    print(f"{changed} shape targets made constant, {removed} nodes removed -> {sys.argv[2]}")
