@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The figures run (docs/engine.md, "Benchmark figures"): both MultiPL-E MBPP files, 64 new tokens,
-# greedy, all four drafters on the same run, with the embedded default model unless --model is given.
+# greedy, all four drafters (plus deer+lookup) on the same run, with the embedded default model unless --model is given.
 #   bash bench/run-figures.sh [--limit N] [--threads N] [--model DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
 for f in mbpp-ts-reworded mbpp-py-reworded; do
   node bin/deer.js bench --prompts "../shared/eval/$f.jsonl" --limit 40 --max-new-tokens 64 \
-    --drafters none,ngram,ar,deer --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
+    --drafters none,ngram,ar,deer,deer+lookup --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
 done
