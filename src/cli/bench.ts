@@ -150,7 +150,7 @@ export async function runBench(o: Options): Promise<void> {
         memory_gb: round(totalmem() / 2 ** 30, 1),
         platform: `${platform()} ${release()}`,
         node: process.version,
-        threads: common.threads ?? Math.min(4, cpus().length),
+        threads: common.threads ?? engine.threads,
         spinning: common.spinning,
         io_binding: common.ioBinding,
         process_peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),

@@ -7,7 +7,7 @@ export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'de
 export interface EngineOptions {
   /** Model folder (HF layout + optional deer.json). */
   modelDir: string;
-  /** onnxruntime intra-op threads; default: min(4, cores). */
+  /** onnxruntime intra-op threads; default: 1 for a verifier under ~20M parameters (its passes are kernel overhead, not arithmetic), else min(4, cores). */
   threads?: number;
   /** Let onnxruntime threads spin while waiting (faster passes, more CPU). Default true. */
   spinning?: boolean;

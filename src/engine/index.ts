@@ -86,7 +86,9 @@ export class Engine {
   static async load(options: EngineLoadOptions): Promise<Engine> {
     const spec = readModelFolder(options.modelDir);
     const tokenizer = new DeerTokenizer(spec);
-    const threads = options.threads ?? Math.min(4, cpus().length);
+    // Below ~20M parameters a pass is mostly per-kernel overhead: more threads only add contention.
+    const params = spec.vocabSize * spec.hiddenSize + spec.verifier.numLayers * 12 * spec.hiddenSize ** 2;
+    const threads = options.threads ?? (params < 20e6 ? 1 : Math.min(4, cpus().length));
     const spinning = options.spinning ?? true;
     const ioBinding = options.ioBinding ?? true;
     const wantHidden = spec.deer?.conditioning.includes('hidden') ?? false;
@@ -142,6 +144,11 @@ export class Engine {
     const ratio = times[Math.floor(times.length / 2)] / this.passTime.predict(mid);
     this.passTime.slope = Math.max(0, (ratio - 1) / (q - 1));
     this.verifier.clear();
+  }
+
+  /** onnxruntime intra-op threads in use. */
+  get threads(): number {
+    return this.opts.threads;
   }
 
   /** Tokens of `text` in this model's tokenizer. */
