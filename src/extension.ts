@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunStats } from './engine/api';
-import { autoThreads, readConfig, type DeerConfig } from './editor/config';
+import { readConfig, type DeerConfig } from './editor/config';
 import { generateAtCursor } from './editor/generateCommand';
 import { InlinePipeline } from './editor/inlineCompletion';
 import { DeerInlineProvider, documentText, INLINE_SELECTOR } from './editor/inlineProvider';
@@ -74,8 +74,9 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const load = (): Promise<unknown> => {
     loadStarted = true;
     const dir = modelDir();
-    const threads = config.threads > 0 ? config.threads : autoThreads(os.cpus().length);
-    log(`loading model from ${dir} (${threads} threads)`);
+    // 0 = the engine's choice (1 thread for small verifiers, where more only add contention).
+    const threads = config.threads > 0 ? config.threads : undefined;
+    log(`loading model from ${dir} (threads: ${threads ?? 'auto'})`);
     const loading = client.load({ modelDir: dir, threads }, config.drafter);
     loading.catch((err: Error) => {
       log(`model load failed: ${err.message}`);

@@ -78,11 +78,3 @@ export function effectiveDrafter(wanted: DrafterName, available?: readonly Draft
   return fallback && available.includes(fallback) ? fallback : available.includes('ngram') ? 'ngram' : 'none';
 }
 
-/**
- * Inference threads for `deer.threads: 0`: half the cores (at most 4), so the editor keeps the
- * rest. On 2 cores that is 1 thread, measured faster than 2 for small models on a busy machine
- * (onnxruntime's spinning threads then fight VS Code and each other).
- */
-export function autoThreads(cores: number): number {
-  return Math.max(1, Math.min(4, Math.floor(cores / 2)));
-}

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { autoThreads, CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, readConfig } from '../../src/editor/config';
+import { CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, readConfig } from '../../src/editor/config';
 import { StatsHistory, statusView, statsViewData, type CompletionRecord } from '../../src/editor/stats';
 import type { RunStats } from '../../src/engine/api';
 
@@ -86,8 +86,4 @@ test('status bar text and tooltip per state', () => {
   assert.equal(data.runs.length, 2);
   assert.deepEqual(data.histograms.deer, [0, 2, 4, 2, 2]);
   assert.equal(data.perDrafter[0].runs, 2);
-});
-
-test('auto threads: half the cores, 1 to 4', () => {
-  assert.deepEqual([1, 2, 3, 4, 8, 16, 64].map(autoThreads), [1, 1, 1, 2, 4, 4, 4]);
 });

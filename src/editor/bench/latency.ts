@@ -16,7 +16,7 @@
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { autoThreads, DEFAULT_CONFIG, type DeerConfig } from '../config';
+import { DEFAULT_CONFIG, type DeerConfig } from '../config';
 import { docFromString } from '../context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../inlineCompletion';
 import { opensBlock } from '../policy';
@@ -103,8 +103,8 @@ async function main(): Promise<void> {
   const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER };
   const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
   const t0 = performance.now();
-  const threads = THREADS > 0 ? THREADS : autoThreads(cpus().length);
-  const info = await client.load({ modelDir: MODEL, threads }, config.drafter);
+  const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined }, config.drafter);
+  const threads = THREADS > 0 ? THREADS : 'auto';
   const loadMs = performance.now() - t0;
   const rssAfterLoad = await client.memory();
   let rssPeak = rssAfterLoad;
@@ -257,12 +257,12 @@ function pct(xs: number[], p: number): number | null {
   return Math.round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]);
 }
 
-function markdown(r: { threads: number; date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
+function markdown(r: { threads: number | string; date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
   const f = (x: unknown): string => (x === null || x === undefined ? '–' : String(x));
   const lines = [
     `# Inline completion latency`,
     '',
-    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}${r.lookup ? '+lookup' : ''}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens, ${r.threads} inference thread(s); ` +
+    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}${r.lookup ? '+lookup' : ''}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens, inference threads: ${r.threads}; ` +
       `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
     '',
     'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',
