@@ -13,6 +13,9 @@ export class LookupHybridDrafter implements Drafter {
   private readonly trials = [0, 0, 0, 0];
   private readonly hits = [0, 0, 0, 0];
   private last: { n: number; drafted: number } | null = null;
+  private usedDeer = false;
+  /** Moving average of drafted tokens accepted per pass when the diffusion draft was sent. */
+  private deerEarned = 1;
   /** Passes that used the lookup draft, and all passes (for stats and tests). */
   lookupPasses = 0;
   passes = 0;
@@ -34,12 +37,15 @@ export class LookupHybridDrafter implements Drafter {
   async draft(ctx: DraftContext, k: number): Promise<Draft> {
     this.passes++;
     this.last = null;
-    const d = await this.deer.draft(ctx, k);
-    const look = lookupMatch(ctx.tokens, k);
-    if (ctx.temperature > 0 || look.tokens.length === 0) return d;
+    const look = ctx.temperature > 0 ? { tokens: [], n: 0 } : lookupMatch(ctx.tokens, k);
     const a = this.rate(look.n);
     let expectLookup = 0;
     for (let j = 1; j <= look.tokens.length; j++) expectLookup += a ** j;
+    // Far better than what the diffusion drafts have been earning: skip the drafter pass.
+    if (look.tokens.length > 0 && expectLookup > 2 * this.deerEarned + 1) return this.useLookup(look);
+    const d = await this.deer.draft(ctx, k);
+    this.usedDeer = true;
+    if (look.tokens.length === 0) return d;
     let expectDeer = 0;
     let survive = 1;
     for (const c of d.confidence ?? d.tokens.map(() => 0.5)) {
@@ -47,6 +53,11 @@ export class LookupHybridDrafter implements Drafter {
       expectDeer += survive;
     }
     if (expectLookup <= expectDeer) return d;
+    return this.useLookup(look);
+  }
+
+  private useLookup(look: { tokens: number[]; n: number }): Draft {
+    this.usedDeer = false;
     this.lookupPasses++;
     this.last = { n: look.n, drafted: look.tokens.length };
     return { tokens: look.tokens };
@@ -56,6 +67,8 @@ export class LookupHybridDrafter implements Drafter {
     if (this.last) {
       this.trials[this.last.n] += Math.min(this.last.drafted, accepted + 1);
       this.hits[this.last.n] += accepted;
+    } else if (this.usedDeer) {
+      this.deerEarned += 0.1 * (accepted - this.deerEarned);
     }
     this.deer.accept();
   }
