@@ -19,7 +19,7 @@ export function commonOptions(o: Options): CommonOptions {
     modelDir: resolve(o.str('model', DEFAULT_MODEL)),
     threads: o.num('threads'),
     spinning: !o.flag('no-spin'),
-    ioBinding: !o.flag('no-io-binding'),
+    ioBinding: o.flag('io-binding'),
   };
 }
 

@@ -19,8 +19,8 @@ const USAGE = `usage:
 Without --model, the embedded default model (models/default) is used.`;
 
 const FLAGS: Record<string, Set<string>> = {
-  complete: new Set(['json', 'compare', 'no-spin', 'help', 'no-io-binding', 'fixed-block']),
-  bench: new Set(['no-spin', 'help', 'no-io-binding', 'fixed-block']),
+  complete: new Set(['json', 'compare', 'no-spin', 'help', 'io-binding', 'fixed-block']),
+  bench: new Set(['no-spin', 'help', 'io-binding', 'fixed-block']),
   passes: new Set(['no-spin', 'help']),
 };
 

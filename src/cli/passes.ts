@@ -1,6 +1,6 @@
 // `deer passes`: the verifier's per-pass time by cached length and tokens per pass, with and
 // without IO binding: the numbers behind docs/engine.md's "Per-pass floor".
-import { cpus } from 'node:os';
+import { defaultThreads } from '../engine';
 import { readModelFolder } from '../engine/modelFolder';
 import { DecoderSession } from '../engine/verifier';
 import { Options } from './args';
@@ -13,10 +13,10 @@ export async function runPasses(o: Options): Promise<void> {
   const pasts = (o.str('pasts', '64,256,512,1024')).split(',').map(Number);
   const qs = (o.str('q', '1,4,8,16,32')).split(',').map(Number);
   const reps = o.num('reps', 9);
-  const modes = (o.str('modes', 'bound,plain')).split(',');
+  const modes = (o.str('modes', 'plain,bound')).split(',');
   o.checkUnused();
   const spec = readModelFolder(common.modelDir);
-  const threads = common.threads ?? Math.min(4, cpus().length);
+  const threads = common.threads ?? defaultThreads(spec);
   process.stdout.write(
     `${spec.name}: ms per verifier pass (median of ${reps}), ${threads} threads, spinning ${common.spinning}, ` +
       `MALLOC_MMAP_THRESHOLD_=${process.env.MALLOC_MMAP_THRESHOLD_ ?? 'unset'}\n\n`,

@@ -34,7 +34,7 @@ export interface EngineLoadOptions extends EngineOptions {
   calibrate?: boolean;
   /** Tokens per prefill pass (default 128). */
   prefillChunk?: number;
-  /** Write ORT outputs into pre-allocated buffers (default true; false only to measure). */
+  /** Have onnxruntime write outputs into pre-allocated buffers (default false: measured slower; kept to measure). */
   ioBinding?: boolean;
 }
 
@@ -50,6 +50,12 @@ function perTensorQuantWarning(file: string): string[] {
     `${file} quantizes activations per tensor (DynamicQuantizeLinear): a position's logits depend on the other ` +
       'tokens in the same pass, so drafted output may differ from plain decoding. Rewrite it with bench/tools/rowwise_int8.py.',
   ];
+}
+
+/** Below ~20M parameters a pass is mostly per-kernel overhead: more threads only add contention. */
+export function defaultThreads(spec: ModelSpec): number {
+  const params = spec.vocabSize * spec.hiddenSize + spec.verifier.numLayers * 12 * spec.hiddenSize ** 2;
+  return params < 20e6 ? 1 : Math.min(4, cpus().length);
 }
 
 export class Engine {
@@ -86,11 +92,9 @@ export class Engine {
   static async load(options: EngineLoadOptions): Promise<Engine> {
     const spec = readModelFolder(options.modelDir);
     const tokenizer = new DeerTokenizer(spec);
-    // Below ~20M parameters a pass is mostly per-kernel overhead: more threads only add contention.
-    const params = spec.vocabSize * spec.hiddenSize + spec.verifier.numLayers * 12 * spec.hiddenSize ** 2;
-    const threads = options.threads ?? (params < 20e6 ? 1 : Math.min(4, cpus().length));
+    const threads = options.threads ?? defaultThreads(spec);
     const spinning = options.spinning ?? true;
-    const ioBinding = options.ioBinding ?? true;
+    const ioBinding = options.ioBinding ?? false;
     const wantHidden = spec.deer?.conditioning.includes('hidden') ?? false;
     const verifier = await DecoderSession.create(spec.verifier.file, spec.verifier, {
       threads,

@@ -2,11 +2,12 @@
 // and the autoregressive draft model. Scores q tokens per pass, rolls the cache back to any length,
 // reuses it across requests by longest common token prefix, prefills in chunks.
 //
-// Per-pass floor: with `bind` (default) the present.* outputs, logits and hidden states are written
-// by onnxruntime straight into buffers this class owns (pre-allocated fetches), ping-ponging two
-// buffers per KV tensor, so a pass allocates no KV memory and copies nothing back into JS; a
-// rollback moves only heads 1..n-1 of the rows that stay (copyWithin). `bind: false` keeps
-// onnxruntime's own output tensors (the plain way, kept for measuring the difference).
+// Per-pass floor: the present.* outputs of a pass become the next pass's past as they are
+// (onnxruntime-node hands its output buffers to JS without a copy), and a rollback compacts them
+// in place, moving only heads 1..n-1 of the rows that stay (copyWithin): no allocation, no copy
+// of the kept cache. `bind: true` instead has onnxruntime write outputs into buffers this class
+// owns (pre-allocated fetches, two per KV tensor used in turn); measured 5-10% slower per pass
+// with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
 
@@ -23,7 +24,7 @@ export interface DecoderOptions extends SessionOptions {
   /** Name of the per-position hidden-state output to keep a cache of, if any. */
   hiddenOutput?: string;
   hiddenSize?: number;
-  /** Write outputs into pre-allocated buffers (default true). */
+  /** Write outputs into pre-allocated buffers (default false: measured slower, see above). */
   bind?: boolean;
   /** Positions the KV buffers hold at first (they grow by doubling); default 256. */
   initialCapacity?: number;
@@ -137,7 +138,7 @@ export class DecoderSession {
   ) {
     this.layers = shape.numLayers;
     this.rowSize = shape.numKvHeads * shape.headDim;
-    this.bind = opts.bind ?? true;
+    this.bind = opts.bind ?? false;
     this.prefillChunk = opts.prefillChunk ?? 128;
     this.kvNames = [];
     this.presentNames = [];
@@ -265,10 +266,10 @@ export class DecoderSession {
         const buf = this.buffers[j][this.current];
         for (let hh = 1; hh < heads; hh++) buf.copyWithin(hh * length * d, hh * total * d, hh * total * d + length * d);
       } else {
-        const src = this.plainPast[j];
-        const dst = new Float32Array(heads * length * d);
-        for (let hh = 0; hh < heads; hh++) dst.set(src.subarray(hh * total * d, hh * total * d + length * d), hh * length * d);
-        this.plainPast[j] = dst;
+        // onnxruntime's own present buffer, compacted in place the same way.
+        const buf = this.plainPast[j];
+        for (let hh = 1; hh < heads; hh++) buf.copyWithin(hh * length * d, hh * total * d, hh * total * d + length * d);
+        this.plainPast[j] = buf.subarray(0, heads * length * d);
       }
     }
     this.tokens.length = length;

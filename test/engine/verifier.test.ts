@@ -75,11 +75,11 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
       }
     });
 
-    it('chunked prefill and unbound outputs agree with the default', async () => {
+    it('chunked prefill and pre-allocated (bound) outputs agree with the default', async () => {
       const ref = await fresh(seq, [1, 2, 3]);
       const chunked = await fresh(seq, [1, 2, 3], { prefillChunk: 7 });
       assert.ok(maxDiff(chunked.logits, ref.logits) < 1e-4);
-      const unbound = await open({ bind: false });
+      const unbound = await open({ bind: true });
       await unbound.prefill(seq.slice(0, 30));
       await unbound.forward([50, 51, 52]);
       unbound.rollback(30);
@@ -92,7 +92,7 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
       const n = Math.min(300, readModelFolder(dir).maxPositions - 8);
       const long = Array.from({ length: n }, (_, i) => (i * 7 + 3) % 200);
       const ref = await fresh(long, [5], { prefillChunk: 300 });
-      const s = await open({ prefillChunk: 64, initialCapacity: 32 });
+      const s = await open({ prefillChunk: 64, initialCapacity: 32, bind: true });
       await s.prefill(long.slice(0, 100));
       await s.prefill(long);
       const logits = (await s.forward([5]))!;
