@@ -266,8 +266,13 @@ def build(out, work, eval_dir, sources=SOURCES, local=(), only=None, log=print):
     n_before = len(docs)
     docs, n_exact, n_near = dedup(docs)
     grams = eval_ngrams(eval_dir) if eval_dir and os.path.isdir(eval_dir) else set()
-    clean = [d for d in docs if not contaminated(d["text"], grams)]
-    n_contam = len(docs) - len(clean)
+    clean, removed = [], []
+    for d in docs:
+        (removed if contaminated(d["text"], grams) else clean).append(d)
+    n_contam = len(removed)
+    with open(os.path.join(out, "decontaminated.tsv"), "w") as f:
+        for d in removed:
+            f.write(f"{d['source']}\t{d['path']}\t{d['lang']}\n")
     # per-language cap, deterministic (sorted by source, path)
     clean.sort(key=lambda d: (d["lang"], d["source"], d["path"]))
     kept, used = [], Counter()
@@ -288,7 +293,8 @@ def build(out, work, eval_dir, sources=SOURCES, local=(), only=None, log=print):
     manifest["filter_stats"] = dict(stats)
     manifest["dedup"] = {"before": n_before, "exact_removed": n_exact, "near_removed": n_near}
     manifest["decontamination"] = {"eval_dir": os.path.basename(os.path.abspath(eval_dir or "")),
-                                   "ngram": 13, "eval_ngrams": len(grams), "files_removed": n_contam}
+                                   "ngram": 13, "eval_ngrams": len(grams), "files_removed": n_contam,
+                                   "files_removed_per_source": dict(Counter(d["source"] for d in removed))}
     manifest["per_language"] = {l: {"files": sum(d["lang"] == l for d in kept), "bytes": used[l]}
                                 for l in langs}
     with open(os.path.join(out, "manifest.json"), "w") as f:

@@ -62,15 +62,16 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "test", "fixtures", "tiny-model"))
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--work")
+    ap.add_argument("--hidden", action="store_true", help="drafter conditioned on verifier hidden states too")
     args = ap.parse_args()
-    rep = build(args.out, args.seconds, args.work)
+    rep = build(args.out, args.seconds, args.work, hidden=args.hidden)
     readme = f"""# tiny-model (test fixture)
 
 A toy model folder in the layout of docs/model-folder.md, for the engine's tests. It is
 made by `python -m training.make_fixture` (about {args.seconds:.0f} s on 2 CPU cores) from the Python
 standard library with the same pipeline as models/default: byte-level BPE (vocab 1024, FIM,
 mask and file-separator tokens), a 2-layer verifier, a 1-layer `ar` draft model and a
-1-layer DEER drafter (block 16, context window 32, conditioning ["context"]), fp32 ONNX.
+1-layer DEER drafter (block 16, context window 32, conditioning {'["context", "hidden"]' if args.hidden else '["context"]'}), fp32 ONNX.
 Its completions are nonsense-ish; only shapes, names, and consistency matter.
 
 Parity (PyTorch vs onnxruntime): {json.dumps(rep['parity'])}

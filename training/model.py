@@ -271,10 +271,23 @@ class Drafter(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
-    def init_from_verifier(self, verifier: GPT):
-        """Share the verifier's token embedding (and so its tied LM head) as a start."""
+    @torch.no_grad()
+    def init_from_verifier(self, verifier: GPT, copy_layers=True):
+        """Start from the verifier: its token embedding (so its tied LM head) and final norm, and,
+        with copy_layers, its first n_layer blocks (K/V heads expanded from GQA to one per head)."""
         assert verifier.cfg.n_embd == self.cfg.n_embd
-        self.embed_tokens.weight.data.copy_(verifier.embed_tokens.weight.data)
+        self.embed_tokens.weight.copy_(verifier.embed_tokens.weight)
+        self.norm.weight.copy_(verifier.norm.weight)
+        if not copy_layers or verifier.cfg.n_head != self.cfg.n_head:
+            return
+        rep = verifier.cfg.n_head // verifier.cfg.n_kv_head
+        hs = verifier.cfg.head_dim
+        for dst, src in zip(self.layers, verifier.layers):
+            sd = {k: v.clone() for k, v in src.state_dict().items()}
+            for name in ("self_attn.k_proj.weight", "self_attn.v_proj.weight"):
+                w = sd[name].view(verifier.cfg.n_kv_head, hs, -1)            # (nkv, hs, C)
+                sd[name] = w.repeat_interleave(rep, dim=0).reshape(-1, w.shape[-1])  # (nh*hs, C)
+            dst.load_state_dict(sd)
 
     def forward(self, input_ids, hidden=None, k=None):
         B, L = input_ids.shape

@@ -23,11 +23,13 @@ def _mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
-def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped=""):
+def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped="", export_json=None, eval_json=None):
     man = json.load(open(os.path.join(corpus_dir, "manifest.json")))
     stats = json.load(open(os.path.join(tokens_dir, "stats.json")))
-    ev = json.load(open(os.path.join(run, "eval.json"))) if os.path.exists(os.path.join(run, "eval.json")) else {}
-    exp = json.load(open(os.path.join(run, "export.json"))) if os.path.exists(os.path.join(run, "export.json")) else {}
+    eval_json = eval_json or os.path.join(run, "eval.json")
+    export_json = export_json or os.path.join(run, "export.json")
+    ev = json.load(open(eval_json)) if os.path.exists(eval_json) else {}
+    exp = json.load(open(export_json)) if os.path.exists(export_json) else {}
     v = _extra(os.path.join(run, "verifier.pt"))
     ar = _extra(os.path.join(run, "ar.pt"))
     deer = json.load(open(os.path.join(folder, "deer.json")))
@@ -144,8 +146,17 @@ def main():
     ap.add_argument("--hardware", default="CPU")
     ap.add_argument("--note", default="")
     ap.add_argument("--drafter-shipped", default="")
+    ap.add_argument("--export-json")
+    ap.add_argument("--eval-json")
+    ap.add_argument("--passat1-json", help="merge pass@1 results from a separate evaluate run")
     a = ap.parse_args()
-    text = card(a.run, a.folder, a.corpus, a.tokens, a.hardware, a.note, a.drafter_shipped)
+    evj = a.eval_json
+    if a.passat1_json and os.path.exists(a.passat1_json):
+        ev = json.load(open(evj)) if evj and os.path.exists(evj) else {}
+        ev.update({k: v for k, v in json.load(open(a.passat1_json)).items() if k.startswith("pass_at_1")})
+        evj = os.path.join(a.run, "eval-merged.json")
+        json.dump(ev, open(evj, "w"), indent=2)
+    text = card(a.run, a.folder, a.corpus, a.tokens, a.hardware, a.note, a.drafter_shipped, a.export_json, evj)
     open(os.path.join(a.folder, "README.md"), "w").write(text)
     print(text)
 

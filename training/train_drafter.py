@@ -36,6 +36,7 @@ class DrafterTrainConfig:
     window: int = 64              # context window c (<= distill window)
     n_layer: int = 2
     hidden: bool = False          # condition on verifier hidden states
+    fresh_layers: bool = False    # do not start the drafter's blocks from the verifier's first blocks
     stage: int = 1                # 1: full-block masking; 2: scribe refinement
     alpha: float = 1.01           # stage II position weight base
     batch_size: int = 64
@@ -113,7 +114,7 @@ def train(cfg: DrafterTrainConfig, log=print):
                              ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
                              hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK)
         model = Drafter(dcfg)
-        model.init_from_verifier(verifier)
+        model.init_from_verifier(verifier, copy_layers=not cfg.fresh_layers)
     model = model.to(dev)
     log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)

@@ -48,3 +48,15 @@ def test_drafter_shapes_and_hidden():
     assert d(ids[:, :15], h, k=5).shape == (2, 5, 97)
     # the hidden states do condition the output
     assert not torch.allclose(d(ids, h, k=8), d(ids, torch.zeros_like(h), k=8))
+
+
+@torch.no_grad()
+def test_drafter_starts_from_verifier_blocks():
+    from training.model import rope_cos_sin
+    v = GPT(GPTConfig(vocab_size=97, n_layer=3, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=64)).eval()
+    d = Drafter(DrafterConfig(vocab_size=97, n_layer=2, n_head=4, n_embd=32, ffn_hidden=64, block_size=4)).eval()
+    d.init_from_verifier(v)
+    x = torch.randn(1, 6, 32)
+    cos, sin = rope_cos_sin(torch.arange(6)[None], 8, 10000.0)
+    # with a causal mask, a copied block (GQA heads expanded) computes what the verifier's does
+    assert torch.allclose(v.layers[1](x, cos, sin)[0], d.layers[1](x, cos, sin)[0], atol=1e-5)
