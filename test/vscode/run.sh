@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash test/vscode/setup.sh
+bash test/vscode/setup.sh || { log "ERROR: test/vscode/setup.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 TOOLS="$ROOT/.cache/vscode-tools"
 NODE_PKG=$(cat "$TOOLS/node24.path")
 export NODE24="$NODE_PKG/bin/node"
