@@ -131,14 +131,18 @@ export class BlockPolicy {
     return Math.max(0, my + b * (k - mx));
   }
 
-  private choices = 0;
+  private sincePause = 0;
+  private probeEvery = 8;
+  private probing = false;
 
   /**
-   * 0 when drafting does not pay for itself (then plain passes, with every 8th pass still
-   * drafting so the estimates can recover).
+   * 0 when drafting does not pay for itself. Plain passes then, with a probe that drafts anyway
+   * every 8th pass, then every 16th, 32nd, ... (at most every 128th) while probes keep failing.
    */
   choose(maxK: number, passMs: (q: number) => number): number {
-    const explore = ++this.choices % 8 === 0;
+    const explore = ++this.sincePause >= this.probeEvery;
+    if (explore) this.sincePause = 0;
+    this.probing = explore;
     let best = 0;
     let bestRate = explore ? -1 : 1 / passMs(1);
     let expected = 1;
@@ -157,6 +161,8 @@ export class BlockPolicy {
 
   /** A pass asked for `asked` tokens (taking draftMs), sent `sent` of them, and `accepted` were kept. */
   observe(asked: number, draftMs: number, sent: number, accepted: number): void {
+    if (this.probing) this.probeEvery = accepted > 0 ? 8 : Math.min(128, this.probeEvery * 2);
+    this.probing = false;
     const decay = 0.98;
     this.n = this.n * decay + 1;
     this.sx = this.sx * decay + asked;

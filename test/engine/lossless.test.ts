@@ -33,7 +33,13 @@ for (const c of cases) {
     });
     after(async () => engine?.dispose());
 
-    it('every drafter writes exactly what plain decoding writes', async () => {
+    it('every drafter writes exactly what plain decoding writes', async (t) => {
+      const inexact = (engine.info.warnings ?? []).find((w) => w.includes('per tensor'));
+      if (inexact) {
+        // Not exact by construction (docs/engine.md, "Exactness and int8 models"): reported, not tested.
+        t.skip(inexact);
+        return;
+      }
       for (const p of c.prompts) {
         const base = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: 'none' });
         assert.ok(base.tokens.length > 0 || base.stopReason === 'eos', `${p.name}: no tokens`);

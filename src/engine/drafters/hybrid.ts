@@ -41,8 +41,14 @@ export class LookupHybridDrafter implements Drafter {
     const a = this.rate(look.n);
     let expectLookup = 0;
     for (let j = 1; j <= look.tokens.length; j++) expectLookup += a ** j;
-    // Far better than what the diffusion drafts have been earning: skip the drafter pass.
-    if (look.tokens.length > 0 && expectLookup > 2 * this.deerEarned + 1) return this.useLookup(look);
+    // At least what the diffusion drafts have been earning: skip the drafter pass.
+    if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
+    // Nothing to look up and diffusion drafts have not been paying: a plain pass (every 8th
+    // pass still drafts, so the estimate can recover).
+    if (look.tokens.length === 0 && this.deerEarned < 0.25 && this.passes % 8 !== 0) {
+      this.usedDeer = false;
+      return { tokens: [] };
+    }
     const d = await this.deer.draft(ctx, k);
     this.usedDeer = true;
     if (look.tokens.length === 0) return d;
