@@ -7,7 +7,7 @@
 // media/, models/default/, the production dependencies) are hard-linked into a staging folder
 // and vsce runs there, with .vscodeignore (plus the target's binaries) deciding what goes in.
 import { execFileSync, execSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 // vsce target -> the onnxruntime-node binaries it needs (under bin/napi-v6/).
@@ -58,7 +58,8 @@ const deps = execSync('npm list --production --parseable --depth=99999 --logleve
 for (const target of targets) {
   const binaries = BINARIES[target];
   if (!binaries) throw new Error(`no onnxruntime binaries known for target ${target} (known: ${Object.keys(BINARIES).join(', ')})`);
-  const stage = join('dist', `vsix-stage-${target}`);
+  // Per process: another `npm run package` (the VS Code test run) may be packaging at the same time.
+  const stage = join('dist', `vsix-stage-${target}-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
   const ortBin = join('node_modules', 'onnxruntime-node', 'bin');
   // Paths under bin/ to keep: the target's files (a trailing /* keeps its whole folder).
@@ -82,15 +83,21 @@ for (const target of targets) {
   const ignore = readFileSync('.vscodeignore', 'utf8') + binaries.map((b) => `!node_modules/onnxruntime-node/bin/napi-v6/${b}`).join('\n') + '\n';
   writeFileSync(join(stage, '.vscodeignore'), ignore);
   const out = resolve('dist', `${pkg.name}-${target}-${pkg.version}.vsix`);
-  execFileSync(
+  const tmpOut = `${out}.${process.pid}.tmp`;
+  try {
+    execFileSync(
     process.execPath,
     [
       join(ROOT, 'node_modules/@vscode/vsce/vsce'), 'package',
-      '--target', target, '--out', out,
+      '--target', target, '--out', tmpOut,
       '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links',
     ],
     { stdio: 'inherit', cwd: stage },
-  );
-  rmSync(stage, { recursive: true, force: true });
+    );
+    renameSync(tmpOut, out); // appears whole, never half-written
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+    rmSync(tmpOut, { force: true });
+  }
   console.log(`${relative(ROOT, out)}: ${(statSync(out).size / 1024 / 1024).toFixed(1)} MB`);
 }
