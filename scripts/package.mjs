@@ -86,13 +86,13 @@ for (const target of targets) {
   const tmpOut = `${out}.${process.pid}.tmp`;
   try {
     execFileSync(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules/@vscode/vsce/vsce'), 'package',
-      '--target', target, '--out', tmpOut,
-      '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links',
-    ],
-    { stdio: 'inherit', cwd: stage },
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/@vscode/vsce/vsce'), 'package',
+        '--target', target, '--out', tmpOut,
+        '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links',
+      ],
+      { stdio: 'inherit', cwd: stage },
     );
     renameSync(tmpOut, out); // appears whole, never half-written
   } finally {
