@@ -12,6 +12,7 @@ export interface CommonOptions {
   threads?: number;
   spinning: boolean;
   ioBinding: boolean;
+  exactInt8: boolean;
 }
 
 export function commonOptions(o: Options): CommonOptions {
@@ -20,6 +21,7 @@ export function commonOptions(o: Options): CommonOptions {
     threads: o.num('threads'),
     spinning: !o.flag('no-spin'),
     ioBinding: o.flag('io-binding'),
+    exactInt8: !o.flag('per-tensor-int8'),
   };
 }
 

@@ -36,6 +36,13 @@ export interface EngineLoadOptions extends EngineOptions {
   prefillChunk?: number;
   /** Have onnxruntime write outputs into pre-allocated buffers (default false: measured slower; kept to measure). */
   ioBinding?: boolean;
+  /**
+   * A verifier quantized with onnxruntime's quantize_dynamic quantizes activations per tensor, so
+   * drafted output could differ from plain decoding. By default (true) the engine undoes that at
+   * load: float MatMuls on the dequantized weights (per-row activation quantization for any
+   * quantized MatMul it does not recognize). false keeps the graph as it is (and warns).
+   */
+  exactInt8?: boolean;
 }
 
 /**
@@ -48,7 +55,7 @@ function perTensorQuantWarning(file: string): string[] {
   if (!bytes.includes('DynamicQuantizeLinear')) return [];
   return [
     `${file} quantizes activations per tensor (DynamicQuantizeLinear): a position's logits depend on the other ` +
-      'tokens in the same pass, so drafted output may differ from plain decoding. Rewrite it with bench/tools/rowwise_int8.py.',
+      'tokens in the same pass, so drafted output may differ from plain decoding. Load it with exactInt8 (the default) or export the verifier in fp32.',
   ];
 }
 
@@ -85,7 +92,7 @@ export class Engine {
       fim: tokenizer.fim,
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
-      warnings: perTensorQuantWarning(spec.verifier.file),
+      warnings: verifier.rewrittenQuantizers > 0 ? [] : perTensorQuantWarning(spec.verifier.file),
     };
   }
 
@@ -105,6 +112,7 @@ export class Engine {
       hiddenOutput: wantHidden ? spec.verifier.hiddenStates!.output : undefined,
       hiddenSize: wantHidden ? spec.verifier.hiddenStates!.size : undefined,
       bind: ioBinding,
+      rowwiseQuant: options.exactInt8 ?? true,
     });
     const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });
     if (options.calibrate ?? true) await engine.calibrate();

@@ -8,8 +8,10 @@
 // of the kept cache. `bind: true` instead has onnxruntime write outputs into buffers this class
 // owns (pre-allocated fetches, two per KV tensor used in turn); measured 5-10% slower per pass
 // with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
+import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
+import { dequantizeMatMulInteger, makeRowwiseQuantized } from './onnxPatch';
 
 export interface SessionOptions {
   threads: number;
@@ -28,20 +30,23 @@ export interface DecoderOptions extends SessionOptions {
   bind?: boolean;
   /** Positions the KV buffers hold at first (they grow by doubling); default 256. */
   initialCapacity?: number;
+  /** Undo per-tensor dynamic activation quantization at load (exact passes; see onnxPatch.ts). */
+  rowwiseQuant?: boolean;
   /** Which file to name in shape errors about the config (config.json or deer.json). */
   shapeSource?: string;
 }
 
-export async function createSession(file: string, opts: SessionOptions): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(file, {
+export async function createSession(file: string, opts: SessionOptions, bytes?: Uint8Array): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
       extra: { session: { 'intra_op.allow_spinning': opts.spinning ? '1' : '0' } },
-    });
+  };
+  try {
+    return bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(file, options);
   } catch (e) {
     throw new ModelFolderError(file, `cannot be loaded by onnxruntime (${(e as Error).message.split('\n')[0]})`);
   }
@@ -153,10 +158,33 @@ export class DecoderSession {
     this.reserve(Math.min(opts.initialCapacity ?? 256, opts.maxPositions));
   }
 
+  /** DynamicQuantizeLinear nodes rewritten to per-row at load (0: none, or not asked). */
+  rewrittenQuantizers = 0;
+
   static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
-    const session = await createSession(file, opts);
+    let bytes: Uint8Array | undefined;
+    let rewritten = 0;
+    if (opts.rowwiseQuant) {
+      const raw = readFileSync(file);
+      if (raw.includes('DynamicQuantizeLinear')) {
+        try {
+          const model = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+          // Float MatMuls on dequantized weights where the pattern is recognized, per-row
+          // quantization for anything left.
+          const deq = dequantizeMatMulInteger(model);
+          const row = makeRowwiseQuantized(deq.bytes);
+          bytes = row.bytes;
+          rewritten = deq.rewritten + row.rewritten;
+        } catch (e) {
+          throw new ModelFolderError(file, `is not a readable ONNX protobuf (${(e as Error).message})`);
+        }
+      }
+    }
+    const session = await createSession(file, opts, rewritten > 0 ? bytes : undefined);
     checkLayout(session, file, shape, opts);
-    return new DecoderSession(session, file, shape, opts);
+    const s = new DecoderSession(session, file, shape, opts);
+    s.rewrittenQuantizers = rewritten;
+    return s;
   }
 
   get length(): number {

@@ -1,6 +1,7 @@
 // Lossless: with every drafter, greedy output is token-for-token the verifier's own (drafter 'none'),
 // on real prompts from ../shared/eval, with real ONNX models.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { DrafterName, Engine } from '../../src/engine';
 import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, TINY_MODEL } from './support';
@@ -57,3 +58,24 @@ for (const c of cases) {
     });
   });
 }
+
+describe('int8 verifiers (models/default when it is quantize_dynamic int8)', () => {
+  const file = `${DEFAULT_MODEL}/onnx/model.onnx`;
+  const quantized = existsSync(file) && readFileSync(file).includes('DynamicQuantizeLinear');
+  it('loads exact by default and warns when told to keep per-tensor quantization', { skip: !quantized && 'no int8 default model' }, async () => {
+    const exact = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, calibrate: false });
+    const raw = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, calibrate: false, exactInt8: false });
+    try {
+      assert.deepEqual(exact.info.warnings, []);
+      assert.ok(raw.info.warnings?.some((w) => w.includes('per tensor')));
+      // same weights, so plain decoding starts out the same way
+      const prompt = evalPrompts('mbpp-py-reworded.jsonl', 1)[0]?.prompt ?? 'def f(x):\n';
+      const a = await exact.complete({ prefix: prompt, maxNewTokens: 4, drafter: 'none' });
+      const b = await raw.complete({ prefix: prompt, maxNewTokens: 4, drafter: 'none' });
+      assert.equal(a.tokens.length, b.tokens.length);
+    } finally {
+      await exact.dispose();
+      await raw.dispose();
+    }
+  });
+});
