@@ -45,7 +45,8 @@ export function renderChart(title: string, series: readonly ChartSeries[]): stri
     const y = L.y + L.h - bh;
     out.push(`<rect x="${x}" y="${y}" width="${slot * 0.6}" height="${bh}" fill="${COLORS[s.drafter] ?? '#666'}"/>`);
     const label = `${s.tokensPerSecond.toFixed(1)}${s.speedup !== null ? ` (${s.speedup.toFixed(2)}x)` : ''}`;
-    out.push(`<text x="${x + slot * 0.3}" y="${y - 5}" text-anchor="middle">${esc(label)}</text>`);
+    const size = series.length > 4 ? 10 : 12;
+    out.push(`<text x="${x + slot * 0.3}" y="${y - 5}" text-anchor="middle" font-size="${size}">${esc(label)}</text>`);
     out.push(`<text x="${x + slot * 0.3}" y="${L.y + L.h + 18}" text-anchor="middle" font-weight="bold">${esc(s.drafter)}</text>`);
   });
   out.push(`<line x1="${L.x}" y1="${L.y + L.h}" x2="${L.x + L.w}" y2="${L.y + L.h}" stroke="#333"/>`);
@@ -81,8 +82,8 @@ export function renderChart(title: string, series: readonly ChartSeries[]): stri
       out.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${color}"/>`);
     }
     const ly = R.y + 12 + i * 16;
-    out.push(`<rect x="${R.x + R.w - 150}" y="${ly - 9}" width="12" height="10" fill="${color}"/>`);
-    out.push(`<text x="${R.x + R.w - 132}" y="${ly}">${esc(`${s.drafter}: mean ${s.meanAccepted.toFixed(2)} tok/pass`)}</text>`);
+    out.push(`<rect x="${R.x + R.w - 195}" y="${ly - 9}" width="12" height="10" fill="${color}"/>`);
+    out.push(`<text x="${R.x + R.w - 177}" y="${ly}" font-size="11">${esc(`${s.drafter}: mean ${s.meanAccepted.toFixed(2)} tok/pass`)}</text>`);
   });
   out.push(`<text x="${R.x + R.w / 2}" y="${R.y + R.h + 36}" text-anchor="middle" fill="#555">drafted tokens accepted in one verifier pass</text>`);
   out.push('</svg>');
