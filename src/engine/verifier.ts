@@ -8,7 +8,7 @@
 // of the kept cache. `bind: true` instead has onnxruntime write outputs into buffers this class
 // owns (pre-allocated fetches, two per KV tensor used in turn); measured 5-10% slower per pass
 // with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
 import { dequantizeMatMulInteger, makeRowwiseQuantized } from './onnxPatch';
@@ -164,7 +164,7 @@ export class DecoderSession {
   static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
     let bytes: Uint8Array | undefined;
     let rewritten = 0;
-    if (opts.rowwiseQuant) {
+    if (opts.rowwiseQuant && statSync(file).size < 1 << 30) {
       const raw = readFileSync(file);
       if (raw.includes('DynamicQuantizeLinear')) {
         try {
@@ -180,7 +180,15 @@ export class DecoderSession {
         }
       }
     }
-    const session = await createSession(file, opts, rewritten > 0 ? bytes : undefined);
+    let session: ort.InferenceSession;
+    try {
+      session = await createSession(file, opts, rewritten > 0 ? bytes : undefined);
+    } catch (e) {
+      if (rewritten === 0) throw e;
+      // e.g. weights in an external data file, which a model loaded from bytes cannot find
+      session = await createSession(file, opts);
+      rewritten = 0;
+    }
     checkLayout(session, file, shape, opts);
     const s = new DecoderSession(session, file, shape, opts);
     s.rewrittenQuantizers = rewritten;
