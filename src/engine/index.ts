@@ -1,6 +1,6 @@
 // The engine: a verifier with a KV cache, sped up by drafters without changing its output.
 // Plain Node (no 'vscode'), shared by the CLI, the tests, the benchmark and the extension.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type {
   CompletionCallbacks,
@@ -51,6 +51,7 @@ export interface EngineLoadOptions extends EngineOptions {
  * plain decoding. bench/tools/rowwise_int8.py rewrites such a graph to per-row quantization.
  */
 function perTensorQuantWarning(file: string): string[] {
+  if (statSync(file).size >= 1 << 30) return [];
   const bytes = readFileSync(file);
   if (!bytes.includes('DynamicQuantizeLinear')) return [];
   return [
