@@ -7,7 +7,6 @@ Several GPUs:     torchrun --nproc_per_node=8 -m training.train --preset device 
 The run stops after --max-steps or --minutes, whichever comes first; the learning-rate
 schedule (warmup, cosine to min_lr) follows the fraction of that budget spent.
 """
-import argparse
 import json
 import math
 import os
@@ -19,6 +18,7 @@ import torch.distributed as dist
 
 from training.model import GPT, GPTConfig
 from training.data import TokenData, Batcher
+from training.cli import parse_config
 from training.export import save_checkpoint
 
 # model presets: (GPTConfig kwargs). vocab_size is taken from the tokenizer stats at run time.
@@ -159,14 +159,7 @@ def train(cfg: TrainConfig, log=print):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for k, v in asdict(TrainConfig()).items():
-        if isinstance(v, bool):
-            ap.add_argument(f"--{k.replace('_', '-')}", action="store_true", default=v)
-        else:
-            ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
-    cfg = TrainConfig(**vars(ap.parse_args()))
-    train(cfg)
+    train(parse_config(TrainConfig))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ With --hidden, the drafter also sees the verifier's hidden states of its context
 
     python -m training.train_drafter --verifier v.pt --distill d.npz --out drafter.pt --k 16
 """
-import argparse
 import json
 import time
 from dataclasses import dataclass, asdict
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from training.model import Drafter, DrafterConfig
+from training.cli import parse_config
 from training.export import load_checkpoint, save_checkpoint
 from training.tokenizer import MASK
 
@@ -154,13 +154,7 @@ def train(cfg: DrafterTrainConfig, log=print):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for key, v in asdict(DrafterTrainConfig()).items():
-        if isinstance(v, bool):
-            ap.add_argument(f"--{key.replace('_', '-')}", action="store_true", default=v)
-        else:
-            ap.add_argument(f"--{key.replace('_', '-')}", type=type(v), default=v)
-    train(DrafterTrainConfig(**vars(ap.parse_args())))
+    train(parse_config(DrafterTrainConfig))
 
 
 if __name__ == "__main__":
