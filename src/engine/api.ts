@@ -71,6 +71,7 @@ export interface RunStats {
   estimatedSpeedup: number;
 }
 
+/** 'eos': the model wrote end-of-text or another control token (never part of the text). */
 export type StopReason = 'eos' | 'max_tokens' | 'stop' | 'rule' | 'aborted';
 
 export interface CompletionResult {

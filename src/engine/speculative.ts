@@ -170,7 +170,8 @@ export async function runLoop(
     if (useAdaptive && k > 0) policy.observe(k, draftMs, draft.tokens.length, accepted);
 
     let fresh = [...draft.tokens.slice(0, accepted), next];
-    const eosAt = fresh.findIndex((t) => tokenizer.special.eos.has(t));
+    // End-of-text, or any other control token: it ends the completion and is never shown.
+    const eosAt = fresh.findIndex((t) => tokenizer.isControl(t));
     if (eosAt >= 0) fresh = fresh.slice(0, eosAt);
     stats.pass(accepted, fresh.length, draftMs, verifyMs, fresh.length * passTime.predict(past + fresh.length / 2));
     for (const t of fresh) {

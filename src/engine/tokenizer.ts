@@ -18,15 +18,33 @@ const FIM_SPELLINGS = {
   fimMiddle: ['<fim_middle>', '<|fim_middle|>', '<fim-middle>'],
 } as const;
 
+interface AddedToken {
+  id: number;
+  content: string;
+  special?: boolean;
+}
+
 export class DeerTokenizer {
   readonly special: SpecialIds;
   readonly fimOrder: FimOrder;
+  /** Decodes, and encodes what the engine itself writes. */
   private readonly tok: Tokenizer;
+  /**
+   * Encodes user text: the same tokenizer without its special added tokens, so a document that
+   * contains `<fim_middle>` or `<|endoftext|>` is read as those characters, never as control ids
+   * (@huggingface/tokenizers matches added tokens in the text even without add_special_tokens).
+   */
+  private readonly textTok: Tokenizer;
+  /** Ids that are not text: special added tokens, EOS, FIM and mask ids. */
+  private readonly controlIds: Set<number>;
 
   constructor(spec: ModelSpec) {
     const file = join(spec.dir, 'tokenizer.json');
+    const json = spec.tokenizerJson as { added_tokens?: AddedToken[] };
+    const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
     try {
-      this.tok = new Tokenizer(spec.tokenizerJson as object, spec.tokenizerConfig);
+      this.tok = new Tokenizer(json as object, spec.tokenizerConfig);
+      this.textTok = new Tokenizer({ ...json, added_tokens: added.filter((t) => t.special !== true) }, spec.tokenizerConfig);
     } catch (e) {
       throw new ModelFolderError(file, `cannot be loaded by @huggingface/tokenizers (${(e as Error).message})`);
     }
@@ -51,6 +69,13 @@ export class DeerTokenizer {
     }
     this.special = { eos, fimPrefix, fimSuffix, fimMiddle, mask: lookup(sp.mask, 'mask') };
     this.fimOrder = spec.fimOrder;
+    this.controlIds = new Set([...added.filter((t) => t.special === true).map((t) => t.id), ...eos]);
+    for (const id of [fimPrefix, fimSuffix, fimMiddle, this.special.mask]) if (id !== undefined) this.controlIds.add(id);
+  }
+
+  /** True for ids that must never reach the user: control tokens, and ids past the tokenizer's vocabulary. */
+  isControl(id: number): boolean {
+    return this.controlIds.has(id) || this.tok.id_to_token(id) === undefined;
   }
 
   get fim(): boolean {
@@ -58,14 +83,16 @@ export class DeerTokenizer {
     return s.fimPrefix !== undefined && s.fimSuffix !== undefined && s.fimMiddle !== undefined;
   }
 
+  /** Ordinary tokens for user text: every character is text, whatever it spells. */
   encode(text: string): number[] {
     if (text.length === 0) return [];
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    return this.textTok.encode(text, { add_special_tokens: false }).ids;
   }
 
+  /** Text of `ids`; control tokens are left out. */
   decode(ids: readonly number[]): string {
     if (ids.length === 0) return '';
-    return this.tok.decode(ids as number[], { skip_special_tokens: false });
+    return this.tok.decode(ids as number[], { skip_special_tokens: true });
   }
 
   tokenId(token: string): number | undefined {

@@ -9,7 +9,7 @@ import { runLoop } from '../../src/engine/speculative';
 import { PassTimeModel } from '../../src/engine/stats';
 import { DeerTokenizer } from '../../src/engine/tokenizer';
 import { DecoderSession } from '../../src/engine/verifier';
-import { CONDITIONED_MODEL, evalPrompts, hasModel, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, TINY_MODEL } from './support';
 
 const MODEL = hasModel(TINY_MODEL) ? TINY_MODEL : CONDITIONED_MODEL;
 const PROMPT = evalPrompts('mbpp-py-reworded.jsonl', 1)[0]?.prompt ?? 'def add(a, b):\n    """Add two numbers."""\n';
@@ -174,4 +174,45 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
       if (mode === 'wrong') assert.equal(r.stats.passes, none.tokens.length + (none.stopReason === 'eos' ? 1 : 0));
     }
   });
+});
+
+/** Printable ASCII soup with newlines, from a seeded generator. */
+function randomDoc(seed: number, length: number): string {
+  let x = seed;
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const c = x % 97;
+    out += c === 96 ? '\n' : String.fromCharCode(32 + c);
+  }
+  return out;
+}
+
+describe('no control token reaches the output (models/default)', { skip: !hasModel(DEFAULT_MODEL) && 'models/default missing' }, () => {
+  let engine: Engine;
+  let tokenizer: DeerTokenizer;
+  before(async () => {
+    engine = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, spinning: false, calibrate: false });
+    tokenizer = new DeerTokenizer(readModelFolder(DEFAULT_MODEL));
+  });
+  after(async () => engine?.dispose());
+
+  const docs: [string, string, string][] = [
+    ['empty document', '', ''],
+    ['special-token strings', '<fim_suffix><fim_middle><|endoftext|>\n<fim_prefix>const x = "<|mask|>";\n', '\n<|file_sep|><fim_pad>\n'],
+    ['random text 1', randomDoc(1, 300), randomDoc(2, 80)],
+    ['random text 2', randomDoc(3, 200), ''],
+  ];
+  for (const [name, prefix, suffix] of docs) {
+    it(`${name}: no control id in the tokens, none spelled in the text by the loop`, async () => {
+      for (const drafter of engine.info.drafters) {
+        for (const [temperature, seed] of [[0, 0], [0.8, 1], [0.8, 2]]) {
+          const r = await engine.complete({ prefix, suffix, maxNewTokens: 24, drafter, temperature, seed });
+          const bad = r.tokens.filter((t) => tokenizer.isControl(t));
+          assert.deepEqual(bad, [], `${drafter} t=${temperature}: control ids in ${JSON.stringify(r.text)}`);
+          assert.equal(r.text, tokenizer.decode(r.tokens), `${drafter}: the text is exactly the tokens' text`);
+        }
+      }
+    });
+  }
 });

@@ -59,6 +59,22 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
       assert.ok(common >= a.length - 3, `common prefix ${common} of ${a.length}`);
     });
 
+    it('encodes special-token strings in user text as plain text, never as control ids', () => {
+      const t = tok();
+      const spec = readModelFolder(dir);
+      const added = (spec.tokenizerJson as { added_tokens: { id: number; content: string; special: boolean }[] }).added_tokens.filter((a) => a.special);
+      assert.ok(added.length > 0);
+      const doc = `x = "${added.map((a) => a.content).join('" + "')}";\n${added.map((a) => a.content).join('')}\n`;
+      const ids = t.encode(doc);
+      for (const a of added) assert.ok(!ids.includes(a.id), `${a.content} encoded as its control id ${a.id}`);
+      assert.ok(ids.every((id) => !t.isControl(id)));
+      assert.equal(t.decode(ids), doc, 'the special-token strings round-trip as text');
+      // The prompt holds exactly the engine's own three FIM tokens.
+      const prompt = t.buildPrompt(doc, doc);
+      const { fimPrefix: P, fimSuffix: S, fimMiddle: M } = t.special as Required<typeof t.special>;
+      assert.deepEqual(prompt.filter((id) => t.isControl(id)), t.fimOrder === 'psm' ? [P, S, M] : [S, P, M]);
+    });
+
     it('trims an over-long prompt to the budget, keeping the text nearest the cursor', () => {
       const t = tok();
       const long = 'abc = 1\n'.repeat(200);
