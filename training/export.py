@@ -49,15 +49,16 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------- ONNX wrappers
 
 class VerifierOnnx(nn.Module):
-    """Flat-argument wrapper: (input_ids, attention_mask, position_ids, k0, v0, k1, v1, ...)."""
+    """Flat-argument wrapper: (input_ids, attention_mask, position_ids[, tree_mask], k0, v0, k1, v1, ...)."""
 
-    def __init__(self, gpt: GPT, with_hidden: bool):
+    def __init__(self, gpt: GPT, with_hidden: bool, with_tree: bool = False):
         super().__init__()
-        self.gpt, self.with_hidden = gpt, with_hidden
+        self.gpt, self.with_hidden, self.with_tree = gpt, with_hidden, with_tree
 
-    def forward(self, input_ids, attention_mask, position_ids, *past_flat):
+    def forward(self, input_ids, attention_mask, position_ids, *rest):
+        tree_mask, past_flat = (rest[0], rest[1:]) if self.with_tree else (None, rest)
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, presents, h = self.gpt.forward_cached(input_ids, attention_mask, position_ids, past)
+        logits, presents, h = self.gpt.forward_cached(input_ids, attention_mask, position_ids, past, tree_mask)
         outs = [logits]
         for k, v in presents:
             outs += [k, v]
@@ -100,7 +101,8 @@ def _export(module, args, path, input_names, output_names, dynamic_axes):
                           dynamo=False)
 
 
-def export_verifier(gpt: GPT, path, with_hidden=False):
+def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False):
+    """with_tree: the graph also takes tree_mask (batch, q, q) int64 (docs/model-folder.md)."""
     cfg = gpt.cfg
     B, q, P = 1, 3, 2
     ids = torch.randint(0, cfg.vocab_size, (B, q))
@@ -111,6 +113,11 @@ def export_verifier(gpt: GPT, path, with_hidden=False):
     out_names = ["logits"]
     dyn = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
            "position_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+    tree = ()
+    if with_tree:
+        tree = (torch.tril(torch.ones(B, q, q, dtype=torch.long)),)
+        in_names.append("tree_mask")
+        dyn["tree_mask"] = {0: "batch", 1: "seq", 2: "seq"}
     for i in range(cfg.n_layer):
         for kv in ("key", "value"):
             past.append(torch.randn(B, cfg.n_kv_head, P, cfg.head_dim))
@@ -122,7 +129,8 @@ def export_verifier(gpt: GPT, path, with_hidden=False):
     if with_hidden:
         out_names.append("hidden_states")
         dyn["hidden_states"] = {0: "batch", 1: "seq"}
-    _export(VerifierOnnx(gpt, with_hidden).eval(), (ids, am, pos, *past), path, in_names, out_names, dyn)
+    _export(VerifierOnnx(gpt, with_hidden, with_tree).eval(), (ids, am, pos, *tree, *past), path, in_names,
+            out_names, dyn)
 
 
 def export_drafter(drafter: Drafter, path):
@@ -161,6 +169,8 @@ def ort_verifier_step(sess, n_layer, n_kv, hs, ids, past, past_len):
     feed = {"input_ids": ids,
             "attention_mask": np.ones((1, past_len + q), dtype=np.int64),
             "position_ids": np.arange(past_len, past_len + q, dtype=np.int64)[None]}
+    if "tree_mask" in {i.name for i in sess.get_inputs()}:
+        feed["tree_mask"] = np.tril(np.ones((1, q, q), dtype=np.int64))  # a chain
     for i in range(n_layer):
         feed[f"past_key_values.{i}.key"] = past[2 * i]
         feed[f"past_key_values.{i}.value"] = past[2 * i + 1]
@@ -207,8 +217,11 @@ def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None):
     pt_greedy = gpt.generate_greedy(torch.from_numpy(ids), n_new)[0].tolist()
     ort_g = ort_greedy(path, cfg, prompt_ids, n_new)
     ort_g_chunked = ort_greedy(path, cfg, prompt_ids, n_new, chunk=max(1, len(prompt_ids) // 3))
-    return {"max_abs_logit_diff": diff, "greedy_match": pt_greedy == ort_g == ort_g_chunked,
-            "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new}
+    rep = {"max_abs_logit_diff": diff, "greedy_match": pt_greedy == ort_g == ort_g_chunked,
+           "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new}
+    if "tree_mask" in {i.name for i in sess.get_inputs()}:
+        rep["tree_max_abs_logit_diff"] = check_tree(gpt, path, prompt_ids)
+    return rep
 
 
 @torch.no_grad()
@@ -241,6 +254,47 @@ def onnx_loss(path, gpt_cfg, rows):
     return tot / n
 
 
+def ancestor_mask(parents):
+    """parents[i] < i (-1 for the root) -> (q, q) int64: 1 where j is i or an ancestor of i."""
+    q = len(parents)
+    m = np.zeros((q, q), dtype=np.int64)
+    for i, p in enumerate(parents):
+        if p >= 0:
+            m[i] = m[p]
+        m[i, i] = 1
+    return m
+
+
+@torch.no_grad()
+def check_tree(gpt: GPT, path, prompt_ids, parents=(-1, 0, 0, 1, 1, 2, 3, 3, 6), seed=0):
+    """Tree parity: after an ORT prefill of prompt_ids[:-1], one pass over a draft tree rooted at
+    the last prompt token (ancestor-only tree_mask, positions past + depth); each node's logits
+    must equal PyTorch's for a fresh run of its path. Returns the max abs difference."""
+    sess = _session(path)
+    cfg = gpt.cfg
+    L, nkv, hs = cfg.n_layer, cfg.n_kv_head, cfg.head_dim
+    prefix = list(prompt_ids[:-1])
+    past = [np.zeros((1, nkv, 0, hs), dtype=np.float32) for _ in range(2 * L)]
+    _, past, _ = ort_verifier_step(sess, L, nkv, hs, np.array([prefix], dtype=np.int64), past, 0)
+    g = torch.Generator().manual_seed(seed)
+    tokens = [prompt_ids[-1]] + torch.randint(7, cfg.vocab_size, (len(parents) - 1,), generator=g).tolist()
+    mask = ancestor_mask(parents)
+    P, q = len(prefix), len(parents)
+    feed = {"input_ids": np.array([tokens], dtype=np.int64),
+            "attention_mask": np.ones((1, P + q), dtype=np.int64),
+            "position_ids": (P + mask.sum(1) - 1)[None].astype(np.int64),
+            "tree_mask": mask[None]}
+    for i in range(L):
+        feed[f"past_key_values.{i}.key"], feed[f"past_key_values.{i}.value"] = past[2 * i], past[2 * i + 1]
+    logits = sess.run(["logits"], feed)[0]
+    diff = 0.0
+    for i in range(q):
+        path_ids = prefix + [tokens[j] for j in range(q) if mask[i, j]]
+        ref, _ = gpt(torch.tensor([path_ids]))
+        diff = max(diff, float(np.abs(logits[0, i] - ref[0, -1].numpy()).max()))
+    return diff
+
+
 def _agree(a, b):
     n = 0
     for x, y in zip(a, b):
@@ -267,7 +321,8 @@ def hf_config(cfg: GPTConfig, eos_id):
 
 
 def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
-                 quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print):
+                 quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print,
+                 tree_attention=True):
     """Write the whole model folder. Returns a report dict (sizes, parity)."""
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     tmp = os.path.join(out, "onnx", "_fp32")
@@ -292,7 +347,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         fp32 = os.path.join(tmp, name)
         final = os.path.join(out, "onnx", name)
         if role == "verifier":
-            export_verifier(m, fp32, with_hidden=verifier_hidden)
+            export_verifier(m, fp32, with_hidden=verifier_hidden, with_tree=tree_attention)
         elif role == "ar":
             export_verifier(m, fp32, with_hidden=False)
         else:
@@ -331,6 +386,8 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         },
         "fim_order": "spm",
     }
+    if tree_attention:
+        deer["verifier"]["tree_attention"] = True
     if verifier_hidden:
         deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd}
     if drafter is not None:

@@ -199,17 +199,27 @@ class GPT(nn.Module):
             return logits, loss, h
         return logits, loss
 
-    def forward_cached(self, input_ids, attention_mask, position_ids, past):
+    def forward_cached(self, input_ids, attention_mask, position_ids, past, tree_mask=None):
         """
         Inference with a KV cache (the ONNX graph).
         input_ids, position_ids (B, q); attention_mask (B, P+q); past: list of (k, v),
         each (B, nkv, P, hs). Returns logits (B, q, V), presents, hidden (B, q, C).
+        tree_mask (B, q, q), optional: new token j is visible to new token i iff
+        tree_mask[:, i, j] != 0 (a draft tree: j is i or one of its ancestors; position_ids are
+        then P + depth). The past is visible to every new token wherever attention_mask is 1.
         """
         cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta)
-        # causal mask over past + new from the inputs alone (exports with dynamic shapes):
-        # key j is visible to query i iff key_pos[j] <= position_ids[i] and it is not padding
-        key_pos = attention_mask.cumsum(-1) - 1                                     # (B, P+q)
-        mask = (key_pos[:, None, :] <= position_ids[:, :, None]) & (attention_mask[:, None, :] > 0)
+        if tree_mask is None:
+            # causal mask over past + new from the inputs alone (exports with dynamic shapes):
+            # key j is visible to query i iff key_pos[j] <= position_ids[i] and it is not padding
+            key_pos = attention_mask.cumsum(-1) - 1                                 # (B, P+q)
+            mask = (key_pos[:, None, :] <= position_ids[:, :, None]) & (attention_mask[:, None, :] > 0)
+        else:
+            q = input_ids.shape[1]
+            P = attention_mask.shape[1] - q
+            seen = attention_mask[:, None, :] > 0                                   # (B, 1, P+q)
+            new = torch.cat([torch.ones_like(tree_mask[:, :, :1]).expand(-1, -1, P), tree_mask], dim=-1)
+            mask = seen & (new > 0)                                                 # (B, q, P+q)
         mask = mask[:, None, None]                                                  # (B, 1, 1, q, P+q)
         x = self.embed_tokens(input_ids)
         presents = []

@@ -114,6 +114,7 @@ export class Engine {
       hiddenSize: wantHidden ? spec.verifier.hiddenStates!.size : undefined,
       bind: ioBinding,
       rowwiseQuant: options.exactInt8 ?? true,
+      treeAttention: spec.verifier.treeAttention,
     });
     const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });
     if (options.calibrate ?? true) await engine.calibrate();

@@ -50,7 +50,12 @@ export interface ModelSpec {
   vocabSize: number;
   hiddenSize: number;
   maxPositions: number;
-  verifier: DecoderShape & { file: string; hiddenStates?: { output: string; size: number } };
+  verifier: DecoderShape & {
+    file: string;
+    hiddenStates?: { output: string; size: number };
+    /** deer.json verifier.tree_attention: the graph takes tree_mask (draft trees in one pass). */
+    treeAttention?: boolean;
+  };
   deer?: DiffusionDrafterSpec;
   ar?: ArDrafterSpec;
   special: SpecialTokenNames;
@@ -177,6 +182,10 @@ export function readModelFolder(dirIn: string): ModelSpec {
     const hs = v.hidden_states as Json;
     const output = typeof hs.output === 'string' ? hs.output : 'hidden_states';
     spec.verifier.hiddenStates = { output, size: int(hs, 'size', manifestFile) };
+  }
+  if (v.tree_attention !== undefined) {
+    if (typeof v.tree_attention !== 'boolean') throw new ModelFolderError(manifestFile, 'verifier.tree_attention must be true or false');
+    spec.verifier.treeAttention = v.tree_attention;
   }
 
   const drafters = (manifest.drafters ?? {}) as Json;

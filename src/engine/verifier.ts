@@ -34,6 +34,8 @@ export interface DecoderOptions extends SessionOptions {
   rowwiseQuant?: boolean;
   /** Which file to name in shape errors about the config (config.json or deer.json). */
   shapeSource?: string;
+  /** deer.json declares verifier.tree_attention: the graph must then take tree_mask. */
+  treeAttention?: boolean;
 }
 
 export async function createSession(file: string, opts: SessionOptions, bytes?: Uint8Array): Promise<ort.InferenceSession> {
@@ -101,6 +103,9 @@ function checkLayout(session: ort.InferenceSession, file: string, shape: Decoder
   if (typeof v === 'number' && v !== opts.vocabSize) {
     throw new ModelFolderError(file, `logits have vocab ${v} but config.json says vocab_size ${opts.vocabSize}`);
   }
+  if (opts.treeAttention && !ins.has('tree_mask')) {
+    throw new ModelFolderError(file, 'input tree_mask (declared in deer.json verifier.tree_attention) is missing');
+  }
   if (opts.hiddenOutput && !outs.has(opts.hiddenOutput)) {
     throw new ModelFolderError(file, `output ${opts.hiddenOutput} (declared in deer.json verifier.hidden_states) is missing`);
   }
@@ -134,6 +139,8 @@ export class DecoderSession {
   private readonly presentNames: string[];
   private readonly hasAttentionMask: boolean;
   private readonly hasPositionIds: boolean;
+  /** The graph takes tree_mask: one pass can score a draft tree (docs/model-folder.md). */
+  readonly treeAttention: boolean;
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -155,6 +162,7 @@ export class DecoderSession {
     }
     this.hasAttentionMask = session.inputNames.includes('attention_mask');
     this.hasPositionIds = session.inputNames.includes('position_ids');
+    this.treeAttention = session.inputNames.includes('tree_mask');
     this.reserve(Math.min(opts.initialCapacity ?? 256, opts.maxPositions));
   }
 
@@ -241,22 +249,42 @@ export class DecoderSession {
    * Runs `ids` after the cached tokens and appends them to the cache. Returns the logits of every
    * new position ([ids.length * vocab], a view valid until the next pass), or null when
    * `wantLogits` is false (prefill: logits are then neither fetched nor copied).
+   *
+   * `parents` makes the pass a draft tree: parents[i] < i is the index in `ids` of token i's
+   * parent, -1 for a token that follows the cached sequence. Each token then sees the cache and
+   * its own ancestors only, at position past + depth. Omitted: a chain (parents[i] = i - 1).
+   * After a tree pass, `retain` keeps one path of it.
    */
-  async forward(ids: readonly number[], wantLogits = true): Promise<Float32Array | null> {
+  async forward(ids: readonly number[], wantLogits = true, parents?: readonly number[]): Promise<Float32Array | null> {
     const q = ids.length;
     const past = this.tokens.length;
     const total = past + q;
     if (total > this.opts.maxPositions) throw new Error(`sequence of ${total} tokens exceeds the model's ${this.opts.maxPositions} positions`);
+    const isTree = parents !== undefined && parents.some((p, i) => p !== i - 1);
+    if (isTree && !this.treeAttention) throw new Error(`${this.file} has no tree_mask input: it can verify chains only`);
+    if (parents && parents.length !== q) throw new Error(`parents has ${parents.length} entries for ${q} tokens`);
     this.reserve(total);
     const { numKvHeads: h, headDim: d } = this.shape;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, q]),
     };
     if (this.hasAttentionMask) feeds.attention_mask = new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]);
-    if (this.hasPositionIds) {
+    if (this.hasPositionIds || this.treeAttention) {
       const pos = new BigInt64Array(q);
-      for (let i = 0; i < q; i++) pos[i] = BigInt(past + i);
-      feeds.position_ids = new ort.Tensor('int64', pos, [1, q]);
+      const mask = this.treeAttention ? new BigInt64Array(q * q) : undefined;
+      const depth = new Int32Array(q);
+      for (let i = 0; i < q; i++) {
+        const p = parents ? parents[i] : i - 1;
+        if (p >= i || p < -1) throw new Error(`parents[${i}] = ${p}: a parent must come before its child`);
+        depth[i] = p < 0 ? 0 : depth[p] + 1;
+        pos[i] = BigInt(past + depth[i]);
+        if (mask) {
+          if (p >= 0) mask.copyWithin(i * q, p * q, p * q + q);
+          mask[i * q + i] = 1n;
+        }
+      }
+      if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', pos, [1, q]);
+      if (mask) feeds.tree_mask = new ort.Tensor('int64', mask, [1, q, q]);
     }
     const fetches: Record<string, ort.Tensor | null> = {};
     const vocab = this.opts.vocabSize;
@@ -293,22 +321,49 @@ export class DecoderSession {
 
   /** Drops cached positions from `length` on (no-op when already that short). */
   rollback(length: number): void {
+    this.retain(length, []);
+  }
+
+  /**
+   * Keeps the cached positions before `base` and, of those from `base` on, only the ones at
+   * base + kept[i] (kept ascending): the accepted path of a tree pass. In place, no allocation:
+   * [heads, total, d] -> [heads, length, d], every row moves left or stays, in ascending order,
+   * so no row is overwritten before it is read.
+   */
+  retain(base: number, kept: readonly number[]): void {
     const total = this.tokens.length;
-    if (length >= total) return;
+    if (base + kept.length >= total) return;
+    for (let i = 0; i < kept.length; i++) {
+      if (kept[i] < 0 || base + kept[i] >= total || (i > 0 && kept[i] <= kept[i - 1])) throw new Error(`retain: kept indices must ascend within the cache (${kept.join(',')})`);
+    }
+    // runs of rows to keep: [from, to) -> at
+    const runs: [number, number, number][] = [[0, base, 0]];
+    for (let i = 0; i < kept.length; i++) {
+      const at = base + i;
+      const from = base + kept[i];
+      const last = runs[runs.length - 1];
+      if (last[1] === from) last[1]++;
+      else runs.push([from, from + 1, at]);
+    }
+    const length = base + kept.length;
     const { numKvHeads: heads, headDim: d } = this.shape;
     for (let j = 0; j < this.kvNames.length; j++) {
-      if (this.bind) {
-        // [heads, total, d] -> [heads, length, d] in place: head 0 stays, the others move left.
-        const buf = this.buffers[j][this.current];
-        for (let hh = 1; hh < heads; hh++) buf.copyWithin(hh * length * d, hh * total * d, hh * total * d + length * d);
-      } else {
-        // onnxruntime's own present buffer, compacted in place the same way.
-        const buf = this.plainPast[j];
-        for (let hh = 1; hh < heads; hh++) buf.copyWithin(hh * length * d, hh * total * d, hh * total * d + length * d);
-        this.plainPast[j] = buf.subarray(0, heads * length * d);
+      // the cache is ours (bind) or onnxruntime's own present buffer: compacted the same way
+      const buf = this.bind ? this.buffers[j][this.current] : this.plainPast[j];
+      for (let hh = 0; hh < heads; hh++) {
+        for (const [from, to, at] of runs) {
+          if (hh * length + at !== hh * total + from) buf.copyWithin((hh * length + at) * d, (hh * total + from) * d, (hh * total + to) * d);
+        }
       }
+      if (!this.bind) this.plainPast[j] = buf.subarray(0, heads * length * d);
     }
-    this.tokens.length = length;
+    const hs = this.hiddenSize;
+    if (hs > 0) {
+      for (const [from, to, at] of runs) if (at !== from) this.hiddenCache.copyWithin(at * hs, from * hs, to * hs);
+    }
+    const tokens = this.tokens;
+    for (let i = 0; i < kept.length; i++) tokens[base + i] = tokens[base + kept[i]];
+    tokens.length = length;
   }
 
   /**

@@ -64,6 +64,18 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
       file: 'deer.json',
       pattern: /conditioned on "hidden"/,
     },
+    {
+      name: 'tree_attention declared for a verifier without tree_mask',
+      edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), verifier: { ...json(d, 'deer.json').verifier, tree_attention: true } }),
+      file: 'onnx/model.onnx',
+      pattern: /input tree_mask \(declared in deer\.json verifier\.tree_attention\) is missing/,
+    },
+    {
+      name: 'tree_attention that is not a boolean',
+      edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), verifier: { ...json(d, 'deer.json').verifier, tree_attention: 'yes' } }),
+      file: 'deer.json',
+      pattern: /verifier\.tree_attention must be true or false/,
+    },
     { name: 'truncated verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 1000), file: 'onnx/model.onnx', pattern: /cannot be loaded by onnxruntime/ },
     { name: 'empty verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 0), file: 'onnx/model.onnx', pattern: /empty or truncated/ },
     { name: 'KV heads that disagree with config.json', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), num_key_value_heads: 4, head_dim: 4 }), file: 'onnx/model.onnx', pattern: /KV heads but config\.json says 4/ },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readModelFolder } from '../../src/engine/modelFolder';
 import { DecoderSession, DecoderOptions } from '../../src/engine/verifier';
-import { CONDITIONED_MODEL, hasModel, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, hasModel, TINY_MODEL } from './support';
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -100,3 +100,89 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
     });
   });
 }
+
+// A draft tree in one pass (tree_mask + depth positions), and keeping one path of it.
+for (const dir of [TINY_MODEL, DEFAULT_MODEL]) {
+  const spec = hasModel(dir) ? readModelFolder(dir) : undefined;
+  describe(`verifier tree pass (${dir.split('/').slice(-1)[0]})`, { skip: !spec?.verifier.treeAttention && 'no tree_attention model' }, () => {
+    const sessions: DecoderSession[] = [];
+    const open = async (extra: Partial<DecoderOptions> = {}) => {
+      const hs = spec!.verifier.hiddenStates;
+      const s = await DecoderSession.create(spec!.verifier.file, spec!.verifier, {
+        threads: 1,
+        spinning: false,
+        vocabSize: spec!.vocabSize,
+        maxPositions: spec!.maxPositions,
+        hiddenOutput: hs?.output,
+        hiddenSize: hs?.size,
+        rowwiseQuant: true,
+        treeAttention: true,
+        ...extra,
+      });
+      sessions.push(s);
+      return s;
+    };
+    after(async () => {
+      for (const s of sessions) await s.dispose();
+    });
+    const prefix = Array.from({ length: 30 }, (_, i) => (i * 37 + 11) % 200);
+    // node 0 is the pending token; the others branch: 0 -> {1, 2}, 1 -> {3, 4}, 2 -> {5}, 3 -> {6}, 5 -> {7}
+    const parents = [-1, 0, 0, 1, 1, 2, 3, 5];
+    const nodes = [17, 40, 41, 42, 43, 44, 45, 46];
+    const pathOf = (i: number): number[] => (i < 0 ? [] : [...pathOf(parents[i]), i]);
+
+    it("each node's logits equal a fresh prefill of its path", async () => {
+      const s = await open();
+      await s.prefill(prefix);
+      const logits = (await s.forward(nodes, true, parents))!.slice();
+      const vocab = spec!.vocabSize;
+      for (let i = 0; i < nodes.length; i++) {
+        const path = pathOf(i).map((j) => nodes[j]);
+        const ref = await open();
+        await ref.prefill([...prefix, ...path.slice(0, -1)]);
+        const want = (await ref.forward(path.slice(-1)))!;
+        assert.ok(maxDiff(logits.subarray(i * vocab, (i + 1) * vocab), want) < 1e-3, `node ${i}`);
+      }
+    });
+
+    for (const bind of [false, true]) {
+      it(`keeping the accepted path after a tree pass equals a fresh prefill of it${bind ? ' (bound outputs)' : ''}`, async () => {
+        const kept = pathOf(7); // 0 -> 2 -> 5 -> 7: not a prefix of the pass
+        const accepted = [...prefix, ...kept.map((j) => nodes[j])];
+        const ref = await open({ bind });
+        await ref.prefill(accepted);
+        const want = (await ref.forward([5, 6]))!.slice();
+        const s = await open({ bind });
+        await s.prefill(prefix);
+        await s.forward(nodes, true, parents);
+        s.retain(prefix.length, kept);
+        assert.deepEqual(s.tokens, accepted);
+        const got = (await s.forward([5, 6]))!;
+        assert.ok(maxDiff(got, want) < 1e-3);
+        if (s.hiddenSize > 0) {
+          for (let pos = prefix.length; pos < accepted.length; pos++) assert.ok(maxDiff(s.hiddenAt(pos), ref.hiddenAt(pos)) < 1e-3, `hidden at ${pos}`);
+        }
+      });
+    }
+  });
+}
+
+describe('verifier without tree_mask (conditioned-model: a plain layout)', { skip: !hasModel(CONDITIONED_MODEL) && 'model fixture missing' }, () => {
+  it('verifies chains and refuses a branching tree with a named error', async () => {
+    const spec = readModelFolder(CONDITIONED_MODEL);
+    const s = await DecoderSession.create(spec.verifier.file, spec.verifier, {
+      threads: 1,
+      spinning: false,
+      vocabSize: spec.vocabSize,
+      maxPositions: spec.maxPositions,
+    });
+    try {
+      assert.equal(s.treeAttention, false);
+      await s.prefill([1, 2, 3]);
+      await s.forward([4, 5], true, [-1, 0]);
+      await assert.rejects(s.forward([6, 7], true, [-1, -1]), /no tree_mask input: it can verify chains only/);
+    } finally {
+      await s.dispose();
+    }
+  });
+});

@@ -27,7 +27,8 @@ def check_folder(d):
     v = ort.InferenceSession(os.path.join(d, deer["verifier"]["file"]))
     names = [i.name for i in v.get_inputs()]
     L = cfg["num_hidden_layers"]
-    assert names == ["input_ids", "attention_mask", "position_ids"] + \
+    tree = ["tree_mask"] if deer["verifier"].get("tree_attention") else []
+    assert names == ["input_ids", "attention_mask", "position_ids"] + tree + \
         [f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     outs = [o.name for o in v.get_outputs()]
     assert outs[0] == "logits" and outs[1:2 * L + 1] == [f"present.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
@@ -57,5 +58,6 @@ def test_tiny_end_to_end(tmp_path):
     for role in ("verifier", "ar"):
         assert rep["parity"][role]["max_abs_logit_diff"] < 1e-3
         assert rep["parity"][role]["greedy_match"]
+    assert rep["parity"]["verifier"]["tree_max_abs_logit_diff"] < 1e-3
     assert rep["parity"]["drafter"]["max_abs_logit_diff"] < 1e-3
     check_folder(str(out))

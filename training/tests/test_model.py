@@ -60,3 +60,26 @@ def test_drafter_starts_from_verifier_blocks():
     cos, sin = rope_cos_sin(torch.arange(6)[None], 8, 10000.0)
     # with a causal mask, a copied block (GQA heads expanded) computes what the verifier's does
     assert torch.allclose(v.layers[1](x, cos, sin)[0], d.layers[1](x, cos, sin)[0], atol=1e-5)
+
+
+@torch.no_grad()
+def test_tree_mask_scores_each_node_as_its_own_path():
+    from training.export import ancestor_mask
+    m = tiny_gpt()
+    cfg = m.cfg
+    prefix = torch.randint(0, 97, (1, 6))
+    parents = [-1, 0, 0, 1, 2, 2, 4]
+    nodes = torch.randint(0, 97, (1, len(parents)))
+    _, past, _ = m.forward_cached(prefix, torch.ones(1, 6, dtype=torch.long), torch.arange(6)[None],
+                                  [(torch.zeros(1, cfg.n_kv_head, 0, cfg.head_dim),) * 2 for _ in range(cfg.n_layer)])
+    mask = torch.from_numpy(ancestor_mask(parents))[None]
+    q = len(parents)
+    lg, presents, _ = m.forward_cached(nodes, torch.ones(1, 6 + q, dtype=torch.long), 6 + mask.sum(-1) - 1, past, mask)
+    for i in range(q):
+        path = torch.cat([prefix[0], nodes[0][mask[0, i] > 0]])[None]
+        assert torch.allclose(lg[0, i], m(path)[0][0, -1], atol=1e-5)
+    # a chain given as a tree is the plain causal pass
+    chain = torch.tril(torch.ones(1, q, q, dtype=torch.long))
+    pos = torch.arange(6, 6 + q)[None]
+    am = torch.ones(1, 6 + q, dtype=torch.long)
+    assert torch.allclose(m.forward_cached(nodes, am, pos, past, chain)[0], m.forward_cached(nodes, am, pos, past)[0], atol=1e-6)

@@ -1,0 +1,115 @@
+"""
+Give an existing model folder's verifier the tree_mask input (draft trees, docs/model-folder.md)
+without its training checkpoint: the weights are read back from onnx/model.onnx (fp32, or int8
+dynamic-quantized by training/export.py, dequantized), the verifier is re-exported with
+tree attention, checked against the old graph and against PyTorch, and deer.json declares it.
+
+    python -m training.retrofit_tree test/fixtures/tiny-model            # in place
+    python -m training.retrofit_tree models/default --out /tmp/m --quantize
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from training.export import (_json, _session, check_verifier, export_verifier, ort_verifier_step,
+                             quantize)
+from training.model import GPT, GPTConfig
+
+PROJ = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj"), "mlp": ("gate_proj", "up_proj", "down_proj")}
+
+
+def gpt_config(folder):
+    c = json.load(open(os.path.join(folder, "config.json")))
+    return GPTConfig(vocab_size=c["vocab_size"], n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"],
+                     n_kv_head=c["num_key_value_heads"], n_embd=c["hidden_size"],
+                     ffn_hidden=c["intermediate_size"], max_seq_len=c["max_position_embeddings"],
+                     rope_theta=c["rope_theta"], norm_eps=c["rms_norm_eps"])
+
+
+def gpt_from_onnx(path, cfg: GPTConfig) -> GPT:
+    """Rebuild the PyTorch verifier from a graph exported by training/export.py."""
+    m = onnx.load(path)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+
+    def weight(name):
+        if name in init:
+            return init[name].astype(np.float32)
+        base = name[: -len("_quantized")]
+        q, zp = init[name].astype(np.float32), init[base + "_zero_point"].astype(np.float32)
+        return (q - zp) * init[base + "_scale"].astype(np.float32)
+
+    sd = {}
+    for n in m.graph.node:
+        if n.op_type == "Gather" and n.input[0].startswith("gpt.embed_tokens.weight"):
+            sd["embed_tokens.weight"] = weight(n.input[0])
+        hit = re.match(r"/layers\.(\d+)/(self_attn|mlp)/(\w+)/MatMul", n.name)
+        if hit and n.op_type in ("MatMul", "MatMulInteger"):
+            layer, part, proj = hit.groups()
+            if proj in PROJ[part]:
+                sd[f"layers.{layer}.{part}.{proj}.weight"] = weight(n.input[1]).T  # MatMul holds W^T
+    for name, value in init.items():
+        if name.startswith("gpt.") and name.endswith("layernorm.weight") or name == "gpt.norm.weight":
+            sd[name[len("gpt."):]] = value
+    gpt = GPT(cfg)
+    missing = set(gpt.state_dict()) - set(sd)
+    if missing:
+        raise ValueError(f"{path}: cannot find weights for {sorted(missing)[:4]}...")
+    gpt.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+    return gpt.eval()
+
+
+def chain_logits(path, cfg, ids):
+    past = [np.zeros((1, cfg.n_kv_head, 0, cfg.head_dim), dtype=np.float32) for _ in range(2 * cfg.n_layer)]
+    return ort_verifier_step(_session(path), cfg.n_layer, cfg.n_kv_head, cfg.head_dim,
+                             np.array([ids], dtype=np.int64), past, 0)[0]
+
+
+def retrofit(folder, out=None, quantize_int8=False, log=print):
+    out = out or folder
+    if out != folder:
+        shutil.copytree(folder, out, dirs_exist_ok=True)
+    deer_path = os.path.join(out, "deer.json")
+    deer = json.load(open(deer_path))
+    cfg = gpt_config(folder)
+    old = os.path.join(folder, deer["verifier"]["file"])
+    gpt = gpt_from_onnx(old, cfg)
+    with_hidden = "hidden_states" in deer["verifier"]
+    tmp = tempfile.mkdtemp(prefix="deer-retrofit-")
+    fp32 = os.path.join(tmp, "model.onnx")
+    export_verifier(gpt, fp32, with_hidden=with_hidden, with_tree=True)
+    final = os.path.join(tmp, "final.onnx")
+    if quantize_int8:
+        quantize(fp32, final)
+    else:
+        shutil.copyfile(fp32, final)
+    probe = list(range(7, min(cfg.vocab_size, 7 + 40)))
+    report = {"old_vs_new_max_abs_logit_diff": float(np.abs(chain_logits(old, cfg, probe) - chain_logits(final, cfg, probe)).max()),
+              "parity": check_verifier(gpt, final, probe)}
+    log(json.dumps(report))
+    shutil.copyfile(final, os.path.join(out, deer["verifier"]["file"]))
+    shutil.rmtree(tmp)
+    deer["verifier"]["tree_attention"] = True
+    _json(deer_path, deer)
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder")
+    ap.add_argument("--out", help="write a copy here (default: in place)")
+    ap.add_argument("--quantize", action="store_true", help="int8 dynamic weight quantization of the new graph")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    retrofit(args.folder, args.out, args.quantize)
+
+
+if __name__ == "__main__":
+    main()
