@@ -123,12 +123,11 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
       if (e.type === 'state') status.update();
       if (e.type === 'state' && e.state === 'ready') schedulePrefetch(vscode.window.activeTextEditor);
       if (e.type === 'crash') {
-        log(e.message + (e.restarting ? '; restarting it' : ''));
-        if (!crashReported) {
+        log(e.message + (e.restarting ? '; restarting it' : '; not restarting it again'));
+        if (!e.restarting) void offerRestart(e.message);
+        else if (!crashReported) {
           crashReported = true;
-          void vscode.window.showWarningMessage(
-            `DEER: the ${e.message}. ${e.restarting ? 'It was restarted.' : 'Completion is off until the window reloads.'}`,
-          );
+          void vscode.window.showWarningMessage(`DEER: the ${e.message}. It was restarted.`);
         }
       }
     }),
@@ -175,6 +174,13 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
       status.update();
     }),
   );
+
+  /** The client gave up restarting (too many crashes in a row): say so once, offer to start again. */
+  async function offerRestart(message: string): Promise<void> {
+    const restart = 'Restart';
+    const pick = await vscode.window.showErrorMessage(`DEER: the ${message}. It kept crashing, so completion is off.`, restart);
+    if (pick === restart) void load().catch(() => undefined);
+  }
 
   async function showLoadError(dir: string, err: Error): Promise<void> {
     const choose = 'Choose Model Folder…';

@@ -4,7 +4,9 @@
 // - AbortSignal → abort message; in the 'inline' lane the latest request wins (a new request
 //   aborts the one in flight);
 // - restarts the child (and reloads the model) when it dies, and reports each crash as an event;
-//   after `maxCrashes` within `crashWindowMs` it stops trying and goes to the 'error' state.
+//   after `maxCrashes` within `crashWindowMs` it stops trying and goes to the 'error' state;
+// - a child that stops answering (SIGSTOP, a stuck loop) is killed and restarted: it is pinged
+//   while work is in flight, an abort must be answered in time, and every request has a deadline.
 import { fork, type ChildProcess } from 'node:child_process';
 import type { CompletionRequest, CompletionResult, DrafterName, EngineOptions, ModelInfo, RunStats } from '../engine/api';
 import type { StopSpec } from '../editor/policy';
@@ -17,13 +19,30 @@ export type ClientEvent =
   | { type: 'crash'; message: string; restarting: boolean }
   | { type: 'log'; line: string };
 
-export interface ClientOptions {
+/** The client's limits, in one place (each can be overridden in ClientOptions). */
+export const CLIENT_DEFAULTS = Object.freeze({
+  /** Restarts within crashWindowMs; the crash after that gives up (state 'error'). */
+  maxCrashes: 3,
+  crashWindowMs: 120_000,
+  /** While work is in flight the child is pinged this often... */
+  pingMs: 1_000,
+  /** ...and killed and restarted when it has said nothing for this long. */
+  livenessMs: 5_000,
+  /** The same while the model loads (graph rewrites run synchronously for a while on big models). */
+  loadLivenessMs: 60_000,
+  /** An aborted request the child has not ended within this: it is killed and restarted. */
+  abortAckMs: 2_000,
+  /** A request still running after base + perToken × maxNewTokens rejects with EngineTimeoutError. */
+  deadlineBaseMs: 10_000,
+  deadlinePerTokenMs: 250,
+});
+type Limits = Record<keyof typeof CLIENT_DEFAULTS, number>;
+
+export interface ClientOptions extends Partial<Limits> {
   /** Path of the bundled worker (dist/worker.js). */
   workerPath: string;
   /** Extra environment for the child. */
   env?: NodeJS.ProcessEnv;
-  maxCrashes?: number;
-  crashWindowMs?: number;
 }
 
 export interface CompleteOptions {
@@ -36,16 +55,26 @@ export interface CompleteOptions {
    * 'prefetch': aborted by any other request, and aborts nothing itself.
    */
   lane?: 'inline' | 'generate' | 'prefetch';
+  /** Reject with EngineTimeoutError after this long (default from CLIENT_DEFAULTS and maxNewTokens). */
+  deadlineMs?: number;
 }
 
 export class WorkerCrashedError extends Error {
   override name = 'WorkerCrashedError';
 }
 
+/** A request that ran past its deadline (the inference process is asked to stop it). */
+export class EngineTimeoutError extends Error {
+  override name = 'EngineTimeoutError';
+}
+
 interface Pending {
   resolve(result: CompletionResult | number): void;
   reject(err: Error): void;
   onChunk?: (text: string) => void;
+  /** A completion whose caller aborted it: it ends as 'aborted', whatever happens to the process. */
+  aborted?: boolean;
+  deadline?: NodeJS.Timeout;
 }
 
 /** Glibc malloc settings that keep KV-cache buffers off mmap/munmap churn (docs: platform notes). */
@@ -85,8 +114,18 @@ export class EngineClient {
   private idleWaiters: (() => void)[] = [];
   private disposed = false;
   private stderrTail = '';
+  /** Aborts sent and not yet answered by the child (id → the timer that declares it wedged). */
+  private readonly unacked = new Map<number, NodeJS.Timeout>();
+  private pinger?: NodeJS.Timeout;
+  private lastHeard = 0;
+  /** Why the client killed the child itself (reported instead of the signal). */
+  private killReason?: string;
 
   constructor(private readonly opts: ClientOptions) {}
+
+  private limit(key: keyof Limits): number {
+    return this.opts[key] ?? CLIENT_DEFAULTS[key];
+  }
 
   get state(): ClientState {
     return this._state;
@@ -100,9 +139,9 @@ export class EngineClient {
   get pid(): number | undefined {
     return this.child?.pid;
   }
-  /** True while a load or any request is in flight. */
+  /** True while a load or any request is in flight (an abort not yet answered included). */
   get busy(): boolean {
-    return this._state === 'loading' || this.pending.size > 0;
+    return this._state === 'loading' || this.pending.size > 0 || this.unacked.size > 0;
   }
 
   onEvent(listener: (e: ClientEvent) => void): { dispose(): void } {
@@ -126,6 +165,8 @@ export class EngineClient {
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
     const { signal, onChunk, stopSpec, lane = 'generate' } = options;
+    const tokens = Number.isFinite(request.maxNewTokens) ? Math.max(0, request.maxNewTokens) : 0;
+    const deadlineMs = options.deadlineMs ?? this.limit('deadlineBaseMs') + this.limit('deadlinePerTokenMs') * tokens;
     if (signal?.aborted) return abortedResult(request.drafter);
     if (!this.loaded) throw new Error('DEER: no model loaded');
     await this.loaded;
@@ -144,7 +185,12 @@ export class EngineClient {
     const onAbort = (): void => this.abort(id);
     try {
       return (await new Promise<CompletionResult | number>((resolve, reject) => {
-        this.pending.set(id, { resolve, reject, onChunk });
+        const deadline = setTimeout(() => {
+          this.settle(id, (p) => p.reject(new EngineTimeoutError(`DEER: the request ran past its deadline (${Math.round(deadlineMs)} ms) and was stopped`)));
+          this.abort(id, true);
+        }, deadlineMs);
+        this.pending.set(id, { resolve, reject, onChunk, deadline });
+        this.watch();
         signal?.addEventListener('abort', onAbort, { once: true });
         this.post({ type: 'complete', id, request: { ...wire, stopSpec }, stream: onChunk !== undefined });
       })) as CompletionResult;
@@ -173,6 +219,7 @@ export class EngineClient {
     const child = this.child;
     this.child = undefined;
     this.failAll(new Error('DEER: engine disposed'));
+    this.stopWatch();
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       try {
@@ -188,14 +235,59 @@ export class EngineClient {
     this.listeners.clear();
   }
 
-  private abort(id: number): void {
-    if (this.pending.has(id)) this.post({ type: 'abort', id });
+  /** Asks the child to stop request `id`; if it has not ended it within abortAckMs, the child is wedged. */
+  private abort(id: number, settled = false): void {
+    const p = this.pending.get(id);
+    if (!p && !settled) return;
+    if (p) p.aborted = true;
+    if (this.unacked.has(id)) return;
+    const ms = this.limit('abortAckMs');
+    const timer = setTimeout(() => this.wedged(`did not stop a request within ${ms} ms of being asked`), ms);
+    this.unacked.set(id, timer);
+    this.post({ type: 'abort', id });
+  }
+
+  /** The child answered request `id` (result or error): an abort of it is acknowledged. */
+  private acknowledged(id: number): void {
+    const timer = this.unacked.get(id);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.unacked.delete(id);
+    this.checkIdle();
+  }
+
+  /** Pings the child while anything is in flight; silence past the limit means it is wedged. */
+  private watch(): void {
+    if (this.pinger || !this.child) return;
+    this.lastHeard = Date.now();
+    this.pinger = setInterval(() => {
+      if (!this.busy || !this.child) return this.stopWatch();
+      const limit = this.limit(this._state === 'loading' ? 'loadLivenessMs' : 'livenessMs');
+      if (Date.now() - this.lastHeard > limit) return this.wedged(`has not responded for ${limit} ms`);
+      this.post({ type: 'ping' });
+    }, this.limit('pingMs'));
+    this.pinger.unref();
+  }
+
+  private stopWatch(): void {
+    clearInterval(this.pinger);
+    this.pinger = undefined;
+  }
+
+  /** Kills a child that stopped answering; its exit is handled as a crash (restart or give up). */
+  private wedged(reason: string): void {
+    const child = this.child;
+    this.stopWatch();
+    if (!child || this.killReason) return;
+    this.killReason = `inference process ${reason}`;
+    child.kill('SIGKILL');
   }
 
   private call(make: (id: number) => ToWorker): Promise<number | CompletionResult> {
     const id = this.nextId++;
     return new Promise<number | CompletionResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      this.watch();
       this.post(make(id));
     }).finally(() => this.checkIdle());
   }
@@ -218,6 +310,8 @@ export class EngineClient {
     this.failAll(new WorkerCrashedError('DEER: inference process restarted'));
     this.disposed = false;
     this.stderrTail = '';
+    this.killReason = undefined;
+    this.stopWatch();
 
     const child = fork(this.opts.workerPath, [], {
       serialization: 'advanced',
@@ -228,6 +322,7 @@ export class EngineClient {
     });
     this.child = child;
     const onOutput = (data: Buffer): void => {
+      this.lastHeard = Date.now();
       const text = data.toString();
       this.stderrTail = (this.stderrTail + text).slice(-2000);
       for (const line of text.split('\n')) if (line.trim()) this.emit({ type: 'log', line });
@@ -247,10 +342,13 @@ export class EngineClient {
     });
     this.loaded.catch(() => undefined); // observed by callers of load()/complete()
     this.post({ type: 'load', options: this.options as EngineOptions, warm: this.warm });
+    this.watch();
     return this.loaded;
   }
 
   private onMessage(msg: FromWorker): void {
+    this.lastHeard = Date.now();
+    if (msg.type === 'result' || msg.type === 'error') this.acknowledged(msg.id);
     switch (msg.type) {
       case 'loaded':
         this._info = msg.info;
@@ -289,13 +387,15 @@ export class EngineClient {
   private onCrash(code: number | null, signal: NodeJS.Signals | null): void {
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const detail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
-    const message = `inference process stopped unexpectedly (${how})${detail ? `: ${detail}` : ''}`;
+    const message = this.killReason ?? `inference process stopped unexpectedly (${how})${detail ? `: ${detail}` : ''}`;
+    this.killReason = undefined;
+    this.stopWatch();
     this.child = undefined;
     this.failAll(new WorkerCrashedError(`DEER: ${message}`));
     const now = Date.now();
-    const window = this.opts.crashWindowMs ?? 120_000;
+    const window = this.limit('crashWindowMs');
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < window), now];
-    const restarting = this.crashTimes.length <= (this.opts.maxCrashes ?? 3) && this.options !== undefined;
+    const restarting = this.crashTimes.length <= this.limit('maxCrashes') && this.options !== undefined;
     this.emit({ type: 'crash', message, restarting });
     if (restarting) {
       this.start().catch(() => undefined);
@@ -311,7 +411,9 @@ export class EngineClient {
   }
 
   private failAll(err: Error): void {
-    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(err));
+    for (const id of [...this.pending.keys()]) this.settle(id, (p) => (p.aborted ? p.resolve(abortedResult()) : p.reject(err)));
+    for (const timer of this.unacked.values()) clearTimeout(timer);
+    this.unacked.clear();
     this.loadWaiter?.reject(err);
     this.loadWaiter = undefined;
     this.inlineInFlight = undefined;
@@ -322,6 +424,7 @@ export class EngineClient {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
+    clearTimeout(p.deadline);
     f(p);
   }
 

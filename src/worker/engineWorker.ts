@@ -10,6 +10,9 @@ let engine: Engine | undefined;
 let loading: Promise<void> = Promise.resolve();
 let queue: Promise<void> = Promise.resolve();
 const controllers = new Map<number, AbortController>();
+/** Requests queued and not started: an abort answers them at once (the client times aborts). */
+const waiting = new Set<number>();
+const requests = new Map<number, WireRequest>();
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -27,14 +30,16 @@ function emptyStats(drafter: RunStats['drafter']): RunStats {
   };
 }
 
+function sendAborted(id: number, request: WireRequest): void {
+  const aborted: CompletionResult = { text: '', tokens: [], stopReason: 'aborted', stats: emptyStats(request.drafter ?? 'none') };
+  send({ type: 'result', id, result: aborted });
+}
+
 async function complete(id: number, request: WireRequest, stream: boolean, signal: AbortSignal): Promise<void> {
+  if (!waiting.delete(id)) return; // aborted while queued, and already answered
   await loading;
   if (!engine) throw new Error('no model loaded');
-  if (signal.aborted) {
-    const aborted: CompletionResult = { text: '', tokens: [], stopReason: 'aborted', stats: emptyStats(request.drafter ?? 'none') };
-    send({ type: 'result', id, result: aborted });
-    return;
-  }
+  if (signal.aborted) return sendAborted(id, request);
   const { stopSpec, ...rest } = request;
   const result = await engine.complete(
     { ...rest, stopAt: stopSpec ? makeStopRule(stopSpec) : undefined },
@@ -63,15 +68,23 @@ process.on('message', (msg: ToWorker) => {
     case 'complete': {
       const controller = new AbortController();
       controllers.set(msg.id, controller);
+      waiting.add(msg.id);
+      requests.set(msg.id, msg.request);
       queue = queue
         .then(() => complete(msg.id, msg.request, msg.stream, controller.signal))
         .catch((err) => send({ type: 'error', id: msg.id, error: toWire(err) }))
-        .finally(() => controllers.delete(msg.id));
+        .finally(() => {
+          controllers.delete(msg.id);
+          requests.delete(msg.id);
+        });
       break;
     }
-    case 'abort':
+    case 'abort': {
       controllers.get(msg.id)?.abort();
+      const request = requests.get(msg.id);
+      if (waiting.delete(msg.id) && request) sendAborted(msg.id, request);
       break;
+    }
     case 'countTokens':
       loading
         .then(async () => {
@@ -79,6 +92,9 @@ process.on('message', (msg: ToWorker) => {
           send({ type: 'value', id: msg.id, value: await engine.countTokens(msg.text) });
         })
         .catch((err) => send({ type: 'error', id: msg.id, error: toWire(err) }));
+      break;
+    case 'ping':
+      send({ type: 'pong' });
       break;
     case 'memory':
       send({ type: 'value', id: msg.id, value: process.memoryUsage().rss });

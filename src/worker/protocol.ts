@@ -14,6 +14,8 @@ export type ToWorker =
   | { type: 'abort'; id: number }
   | { type: 'countTokens'; id: number; text: string }
   | { type: 'memory'; id: number }
+  /** Liveness check: answered with 'pong' at once, whatever is running. */
+  | { type: 'ping' }
   | { type: 'dispose' };
 
 export interface WireError {
@@ -27,4 +29,5 @@ export type FromWorker =
   | { type: 'chunk'; id: number; text: string }
   | { type: 'result'; id: number; result: CompletionResult }
   | { type: 'value'; id: number; value: number }
-  | { type: 'error'; id: number; error: WireError };
+  | { type: 'error'; id: number; error: WireError }
+  | { type: 'pong' };

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineClient, type ClientEvent } from '../../src/worker/engineClient';
+import { EngineClient, EngineTimeoutError, WorkerCrashedError, type ClientEvent } from '../../src/worker/engineClient';
 import { DEFAULT_CONFIG } from '../../src/editor/config';
 import { docFromString } from '../../src/editor/context';
 import { InlinePipeline } from '../../src/editor/inlineCompletion';
@@ -141,6 +141,85 @@ test('worker: a crashed inference process is restarted and reported once', async
   assert.notEqual(r.stopReason, 'aborted');
   assert.notEqual(client.pid, pid);
   assert.equal(client.state, 'ready');
+});
+
+/** Resolves with how long `p` took to settle, or rejects when it takes longer than `ms`. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<{ value?: T; error?: Error; ms: number }> {
+  const t0 = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)));
+  try {
+    const value = await Promise.race([p, limit]);
+    return { value, ms: Date.now() - t0 };
+  } catch (error) {
+    if ((error as Error).message.startsWith(`${what}: still pending`)) throw error;
+    return { error: error as Error, ms: Date.now() - t0 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('worker: a stopped (SIGSTOP) inference process is detected, killed and restarted; whenIdle returns', async () => {
+  const c = new EngineClient({ workerPath: WORKER, pingMs: 100, livenessMs: 800, abortAckMs: 400 });
+  const crashes: string[] = [];
+  c.onEvent((e) => e.type === 'crash' && crashes.push(e.message));
+  try {
+    await c.load({ modelDir: MODEL!, threads: 1 });
+    // A request in flight, then the process stops: the liveness check rejects it by name.
+    const pid = c.pid!;
+    const running = c.complete({ prefix: PREFIX, maxNewTokens: 400, drafter: 'none' }, { lane: 'generate' });
+    process.kill(pid, 'SIGSTOP');
+    const r = await within(5000, running, 'request to a stopped process');
+    assert.ok(r.error instanceof WorkerCrashedError, `expected WorkerCrashedError, got ${r.error ?? 'a result'}`);
+    assert.match(r.error.message, /not responded/);
+    await within(15000, c.whenIdle(), 'whenIdle after the restart');
+    assert.equal(c.state, 'ready');
+    assert.notEqual(c.pid, pid);
+    assert.equal(crashes.length, 1);
+
+    // An abort the stopped process cannot acknowledge: the request ends as aborted, the process is replaced.
+    const pid2 = c.pid!;
+    const ac = new AbortController();
+    const aborted = c.complete({ prefix: PREFIX, maxNewTokens: 400, drafter: 'none' }, { lane: 'generate', signal: ac.signal });
+    await new Promise((res) => setTimeout(res, 20));
+    process.kill(pid2, 'SIGSTOP');
+    ac.abort();
+    const a = await within(5000, aborted, 'aborted request to a stopped process');
+    assert.equal(a.value?.stopReason, 'aborted');
+    assert.ok(a.ms < 800, `the abort took ${a.ms} ms: the abort deadline, not the liveness check, should end it`);
+    await within(15000, c.whenIdle(), 'whenIdle after the second restart');
+    assert.notEqual(c.pid, pid2);
+    assert.match(crashes[1], /did not stop a request/);
+    const ok = await c.complete({ prefix: PREFIX, maxNewTokens: 4, drafter: 'none' }, { lane: 'inline' });
+    assert.notEqual(ok.stopReason, 'aborted');
+  } finally {
+    await c.dispose();
+  }
+});
+
+test('worker: a request past its deadline rejects with EngineTimeoutError; the process goes on', async () => {
+  const pid = client.pid;
+  const r = await within(5000, client.complete({ prefix: PREFIX, maxNewTokens: 4000, drafter: 'none' }, { lane: 'generate', deadlineMs: 1 }), 'a request with a 1 ms deadline');
+  assert.ok(r.error instanceof EngineTimeoutError, `expected EngineTimeoutError, got ${r.error ?? 'a result'}`);
+  await within(5000, client.whenIdle(), 'whenIdle after the deadline');
+  assert.equal(client.pid, pid, 'the process answered the abort: no restart');
+  const ok = await client.complete({ prefix: PREFIX, maxNewTokens: 4, drafter: 'none' }, { lane: 'inline' });
+  assert.notEqual(ok.stopReason, 'aborted');
+});
+
+test('worker: after the last allowed crash the client gives up and whenIdle still returns', async () => {
+  const c = new EngineClient({ workerPath: WORKER, pingMs: 100, livenessMs: 500, maxCrashes: 0 });
+  try {
+    await c.load({ modelDir: MODEL!, threads: 1 });
+    const running = c.complete({ prefix: PREFIX, maxNewTokens: 400, drafter: 'none' }, { lane: 'generate' });
+    process.kill(c.pid!, 'SIGSTOP');
+    assert.ok((await within(5000, running, 'request')).error instanceof WorkerCrashedError);
+    await within(5000, c.whenIdle(), 'whenIdle after giving up');
+    assert.equal(c.state, 'error');
+    assert.equal(c.busy, false);
+  } finally {
+    await c.dispose();
+  }
 });
 
 test('worker: an invalid model folder is a clear error, and the client reports it', async () => {
