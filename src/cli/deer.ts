@@ -86,6 +86,7 @@ async function complete(o: Options): Promise<void> {
     } else {
       result = await engine.complete({ ...req, drafter }, json ? {} : { onChunk: (t) => process.stdout.write(t) });
     }
+    for (const w of result.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
     const identical = baseline ? baseline.text === result.text : undefined;
     const measured = baseline ? result.stats.tokensPerSecond / baseline.stats.tokensPerSecond : undefined;
     if (json) {

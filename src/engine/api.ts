@@ -79,6 +79,8 @@ export interface CompletionResult {
   tokens: number[];
   stopReason: StopReason;
   stats: RunStats;
+  /** Said once, on the request where it happened: e.g. a drafter failed and the model now uses another. */
+  warnings?: string[];
 }
 
 export interface CompletionCallbacks {

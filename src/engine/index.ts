@@ -29,6 +29,41 @@ export { ModelFolderError } from './modelFolder';
 /** Default drafted block per drafter when neither the request nor deer.json says. */
 const DEFAULT_BLOCK: Record<DrafterName, number> = { none: 0, ngram: 10, ar: 5, deer: 16 };
 
+/** A drafter that fails at run time is replaced, for that model, by the next one here. */
+const FALLBACK: Record<DrafterName, DrafterName | undefined> = { deer: 'ngram', ar: 'ngram', ngram: 'none', none: undefined };
+
+/** A drafter's own failure (not the verifier's): the request is retried with its fallback. */
+class DrafterFailedError extends Error {
+  override name = 'DrafterFailedError';
+  constructor(readonly drafter: DrafterName, readonly error: unknown) {
+    super(`the ${drafter} drafter failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** The same drafter, with its failures marked as DrafterFailedError. */
+function guarded(name: DrafterName, d: Drafter): Drafter {
+  const wrap = async <T>(f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      throw new DrafterFailedError(name, e);
+    }
+  };
+  return {
+    name: d.name,
+    begin: (ctx) => wrap(() => d.begin(ctx)),
+    draft: (ctx, k) => wrap(() => d.draft(ctx, k)),
+    accept: (n) => {
+      try {
+        d.accept(n);
+      } catch (e) {
+        throw new DrafterFailedError(name, e);
+      }
+    },
+    dispose: () => d.dispose(),
+  };
+}
+
 export interface EngineLoadOptions extends EngineOptions {
   /** Time single-token verifier passes at load so estimatedSpeedup is meaningful (default true). */
   calibrate?: boolean;
@@ -117,7 +152,18 @@ export class Engine {
       treeAttention: spec.verifier.treeAttention,
     });
     const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });
-    if (options.calibrate ?? true) await engine.calibrate();
+    try {
+      // The DEER drafter (the default one) is loaded and tried now: one made for another verifier is refused here.
+      if (spec.deer) await engine.warm('deer');
+      if (wantHidden) {
+        await verifier.forward([engine.firstEos()], false);
+        verifier.clear();
+      }
+      if (options.calibrate ?? true) await engine.calibrate();
+    } catch (e) {
+      await engine.dispose();
+      throw e;
+    }
     return engine;
   }
 
@@ -185,14 +231,55 @@ export class Engine {
     return run;
   }
 
+  /** Drafters that failed at run time on this model, and why; their requests go to FALLBACK. */
+  private readonly failedDrafters = new Map<DrafterName, string>();
+
   private async completeNow(req: CompletionRequest, cb: CompletionCallbacks): Promise<CompletionResult> {
     if (this.disposed) throw new Error('Engine is disposed');
-    const name = req.drafter ?? this.info.defaultDrafter ?? 'ngram';
+    let name = req.drafter ?? this.info.defaultDrafter ?? 'ngram';
     if (!this.info.drafters.includes(name)) {
       throw new Error(`drafter "${name}" is not available for ${this.spec.name} (available: ${this.info.drafters.join(', ')})`);
     }
+    while (this.failedDrafters.has(name)) name = FALLBACK[name]!;
+    let emitted = '';
+    const onChunk = cb.onChunk;
+    try {
+      return await this.run({ ...req, drafter: name }, { ...cb, onChunk: (t) => ((emitted += t), onChunk?.(t)) });
+    } catch (e) {
+      const next = FALLBACK[name];
+      if (!(e instanceof DrafterFailedError) || next === undefined) throw e instanceof DrafterFailedError ? e.error : e;
+      const warning = `${e.message}; ${this.spec.name} uses ${next} from now on`;
+      this.failedDrafters.set(name, warning);
+      this.info.warnings?.push(warning);
+      // Go on from what was already streamed, with the fallback drafter.
+      const rule = req.stopAt;
+      const rest = await this.completeNow(
+        {
+          ...req,
+          drafter: next,
+          prefix: req.prefix + emitted,
+          stopAt: rule
+            ? (generated) => {
+                const cut = rule(emitted + generated);
+                return cut === null ? null : Math.max(0, cut - emitted.length);
+              }
+            : undefined,
+        },
+        cb,
+      );
+      return { ...rest, text: emitted + rest.text, warnings: [warning, ...(rest.warnings ?? [])] };
+    }
+  }
+
+  private async run(req: CompletionRequest & { drafter: DrafterName }, cb: CompletionCallbacks): Promise<CompletionResult> {
+    const name = req.drafter;
     const lookup = name === 'deer' && req.lookup === true;
-    const drafter = lookup ? await this.hybrid() : await this.drafter(name);
+    let drafter: Drafter;
+    try {
+      drafter = guarded(name, lookup ? await this.hybrid() : await this.drafter(name));
+    } catch (e) {
+      throw new DrafterFailedError(name, e);
+    }
     const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : DEFAULT_BLOCK[name]));
     const suffix = req.suffix ?? '';
     // The prompt budget must not depend on the drafter, or drafters would see different prompts.

@@ -53,6 +53,9 @@ export class DeerTokenizer {
       if (name === undefined) return undefined;
       const id = this.tok.token_to_id(name);
       if (id === undefined) throw new ModelFolderError(manifest, `${what} token ${JSON.stringify(name)} is not in tokenizer.json`);
+      if (id >= spec.vocabSize) {
+        throw new ModelFolderError(manifest, `${what} token ${JSON.stringify(name)} has id ${id}, outside the model's vocabulary (config.json vocab_size ${spec.vocabSize})`);
+      }
       return id;
     };
     const eos = new Set<number>(spec.eosIds);

@@ -109,6 +109,10 @@ function checkLayout(session: ort.InferenceSession, file: string, shape: Decoder
   if (opts.hiddenOutput && !outs.has(opts.hiddenOutput)) {
     throw new ModelFolderError(file, `output ${opts.hiddenOutput} (declared in deer.json verifier.hidden_states) is missing`);
   }
+  const hidden = opts.hiddenOutput ? metadata(session, 'outputMetadata').get(opts.hiddenOutput)?.shape?.at(-1) : undefined;
+  if (typeof hidden === 'number' && hidden !== opts.hiddenSize) {
+    throw new ModelFolderError(file, `output ${opts.hiddenOutput} has size ${hidden} but deer.json verifier.hidden_states.size says ${opts.hiddenSize}`);
+  }
 }
 
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
@@ -312,7 +316,13 @@ export class DecoderSession {
       this.current = 1 - cur;
     } else {
       for (let j = 0; j < this.presentNames.length; j++) this.plainPast[j] = out[this.presentNames[j]].data as Float32Array;
-      if (hs > 0) this.hiddenCache.set(out[this.opts.hiddenOutput!].data as Float32Array, past * hs);
+      if (hs > 0) {
+        const rows = out[this.opts.hiddenOutput!].data as Float32Array;
+        if (rows.length !== q * hs) {
+          throw new ModelFolderError(this.file, `output ${this.opts.hiddenOutput} has ${rows.length / q} values per position but deer.json verifier.hidden_states.size says ${hs}`);
+        }
+        this.hiddenCache.set(rows, past * hs);
+      }
     }
     for (const id of ids) this.tokens.push(id);
     if (!wantLogits) return null;

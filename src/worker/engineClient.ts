@@ -373,6 +373,7 @@ export class EngineClient {
         this.pending.get(msg.id)?.onChunk?.(msg.text);
         break;
       case 'result':
+        for (const w of msg.result.warnings ?? []) this.emit({ type: 'log', line: `model warning: ${w}` });
         this.settle(msg.id, (p) => p.resolve(msg.result));
         break;
       case 'value':

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Engine, ModelFolderError } from '../../src/engine';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { CONDITIONED_MODEL, evalPrompts, hasModel } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel } from './support';
 
 const SRC = CONDITIONED_MODEL;
 const temps: string[] = [];
@@ -85,18 +85,62 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
   ];
   for (const c of cases) it(c.name, () => expectError(copy(c.edit), c.file, c.pattern));
 
-  it('a drafter of the wrong layout fails when first used, naming its file', async () => {
-    const dir = copy((d) => copyFileSync(join(d, 'onnx', 'ar.onnx'), join(d, 'onnx', 'drafter.onnx')));
+  // Drafters made for another verifier are refused at load, naming the file and the mismatch.
+  const drafterCases: { name: string; edit: (dir: string) => void; file: string; pattern: RegExp }[] = [
+    { name: 'a DEER drafter of the wrong layout', edit: (d) => copyFileSync(join(d, 'onnx', 'ar.onnx'), join(d, 'onnx', 'drafter.onnx')), file: 'onnx/drafter.onnx', pattern: /unknown layout/ },
+    {
+      name: 'a DEER drafter with another vocabulary',
+      edit: (d) => {
+        copyFileSync(join(DEFAULT_MODEL, 'onnx', 'drafter.onnx'), join(d, 'onnx', 'drafter.onnx'));
+        const m = json(d, 'deer.json');
+        m.drafters.deer.conditioning = ['context', 'hidden'];
+        write(d, 'deer.json', m);
+      },
+      file: 'onnx/drafter.onnx',
+      pattern: /logits have vocabulary 16384 but config\.json says vocab_size 512/,
+    },
+    {
+      name: 'verifier hidden states of another size than deer.json says',
+      edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), verifier: { ...json(d, 'deer.json').verifier, hidden_states: { output: 'hidden_states', size: 16 } } }),
+      file: 'onnx/model.onnx',
+      pattern: /hidden_states .*deer\.json verifier\.hidden_states\.size says 16/,
+    },
+    {
+      name: 'a mask token outside the vocabulary',
+      edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), vocab_size: 4 }),
+      file: 'deer.json',
+      pattern: /mask token "<\|mask\|>" has id 4, outside .*vocab_size 4/,
+    },
+    {
+      name: 'a drafter window longer than the drafter graph takes',
+      edit: (d) => {
+        const m = json(d, 'deer.json');
+        m.drafters.deer.context_window = 600;
+        write(d, 'deer.json', m);
+      },
+      file: 'onnx/drafter.onnx',
+      pattern: /trial pass failed \(600 context \+ 16 block positions/,
+    },
+  ];
+  for (const c of drafterCases) it(`${c.name}: refused at load`, () => expectError(copy(c.edit), c.file, c.pattern));
+
+  it('a drafter that fails at run time falls back to ngram for that model, said once', async () => {
+    const dir = copy((d) => copyFileSync(join(d, 'onnx', 'drafter.onnx'), join(d, 'onnx', 'ar.onnx')));
     const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
     try {
-      await assert.rejects(engine.complete({ prefix: 'x = 1', maxNewTokens: 4, drafter: 'deer' }), (e: unknown) => {
-        assert.ok(e instanceof ModelFolderError);
-        assert.equal(e.file, join(dir, 'onnx', 'drafter.onnx'));
-        assert.match(e.message, /unknown layout/);
-        return true;
-      });
-      const r = await engine.complete({ prefix: 'x = 1', maxNewTokens: 4, drafter: 'ngram' });
-      assert.equal(r.stats.newTokens, 4);
+      const prefix = 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n';
+      const base = await engine.complete({ prefix, maxNewTokens: 12, drafter: 'none' });
+      const chunks: string[] = [];
+      const r = await engine.complete({ prefix, maxNewTokens: 12, drafter: 'ar' }, { onChunk: (t) => chunks.push(t) });
+      assert.equal(r.warnings?.length, 1);
+      assert.match(r.warnings![0], /ar drafter failed: .*ar\.onnx.*uses ngram from now on/);
+      assert.equal(r.stats.drafter, 'ngram');
+      assert.equal(r.text, base.text, 'the fallback is as lossless as any drafter');
+      assert.equal(chunks.join(''), r.text);
+      const again = await engine.complete({ prefix, maxNewTokens: 12, drafter: 'ar' });
+      assert.equal(again.warnings, undefined, 'said once');
+      assert.equal(again.stats.drafter, 'ngram');
+      assert.deepEqual(again.tokens, base.tokens);
     } finally {
       await engine.dispose();
     }

@@ -17,6 +17,22 @@ export interface DiffusionOptions extends SessionOptions {
   maxSuffix?: number;
 }
 
+type Meta = { name: string; shape?: readonly (number | string)[] };
+
+/** Static dims the graph declares, against config.json and deer.json. */
+function checkShapes(session: ort.InferenceSession, spec: DiffusionDrafterSpec, opts: DiffusionOptions): void {
+  const meta = (which: 'inputMetadata' | 'outputMetadata', name: string) =>
+    (((session as unknown as Record<string, unknown>)[which] ?? []) as Meta[]).find((m) => m.name === name)?.shape;
+  const vocab = meta('outputMetadata', 'logits')?.at(-1);
+  if (typeof vocab === 'number' && vocab !== opts.vocabSize) {
+    throw new ModelFolderError(spec.file, `logits have vocabulary ${vocab} but config.json says vocab_size ${opts.vocabSize}: the drafter was made for another verifier`);
+  }
+  const hidden = spec.conditioning.includes('hidden') ? meta('inputMetadata', 'hidden_states')?.at(-1) : undefined;
+  if (typeof hidden === 'number' && hidden !== opts.hiddenSize) {
+    throw new ModelFolderError(spec.file, `input hidden_states has size ${hidden} but deer.json verifier.hidden_states.size says ${opts.hiddenSize}`);
+  }
+}
+
 export class DiffusionDrafter implements Drafter {
   readonly name = 'deer' as const;
   /** Milliseconds of the last drafter pass. */
@@ -40,7 +56,39 @@ export class DiffusionDrafter implements Drafter {
           `outputs [${session.outputNames.join(', ')}]; expected inputs [${need.join(', ')}] and output logits`,
       );
     }
-    return new DiffusionDrafter(session, spec, opts);
+    checkShapes(session, spec, opts);
+    const drafter = new DiffusionDrafter(session, spec, opts);
+    await drafter.trialPass();
+    return drafter;
+  }
+
+  /**
+   * One pass over the whole window (context_window + block_size positions) with the largest token
+   * id and the mask: a drafter made for another vocabulary, hidden size or window fails here, at
+   * load, naming its file, instead of on every completion.
+   */
+  private async trialPass(): Promise<void> {
+    const { contextWindow: c, blockSize: k, conditioning } = this.spec;
+    const { vocabSize: v, maskId, hiddenSize: h } = this.opts;
+    const ids = new BigInt64Array(c + k).fill(BigInt(maskId));
+    for (let i = 0; i < c; i++) ids[i] = BigInt(i % 2 === 0 ? v - 1 : this.opts.eosId);
+    const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', ids, [1, c + k]) };
+    if (conditioning.includes('hidden')) feeds.hidden_states = new ort.Tensor('float32', new Float32Array(c * h), [1, c, h]);
+    if (conditioning.includes('suffix')) feeds.suffix_ids = new ort.Tensor('int64', BigInt64Array.from([BigInt(this.opts.eosId)]), [1, 1]);
+    let dims: readonly number[];
+    try {
+      dims = (await this.session.run(feeds)).logits.dims;
+    } catch (e) {
+      throw new ModelFolderError(
+        this.spec.file,
+        `a trial pass failed (${c} context + ${k} block positions, context ids up to config.json vocab_size - 1 = ${v - 1}` +
+          `${conditioning.includes('hidden') ? `, hidden size ${h}` : ''}): ${(e as Error).message.split('\n')[0]}; ` +
+          'the drafter was probably made for another verifier',
+      );
+    }
+    if (dims.length !== 3 || dims[1] !== k || dims[2] !== v) {
+      throw new ModelFolderError(this.spec.file, `logits of a trial pass have shape [${dims.join(', ')}], expected [1, ${k}, ${v}] (deer.json block_size, config.json vocab_size)`);
+    }
   }
 
   get blockSize(): number {
