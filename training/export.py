@@ -5,7 +5,8 @@ Export trained checkpoints to the model folder the engine reads (docs/model-fold
   onnx/model.onnx (verifier, Optimum KV-cache layout, optional hidden_states),
   onnx/drafter.onnx (DEER drafter), onnx/ar.onnx (small AR draft model), deer.json.
 
-Then optional int8 dynamic weight quantization and parity checks against PyTorch.
+Then optional weight-only int8 quantization (quantize(): float activations, so speculative output
+equals plain decoding) and parity checks against PyTorch.
 
     python -m training.export --verifier V.pt --drafter D.pt --ar A.pt \
         --tokenizer tok.json --out models/default --quantize
@@ -24,6 +25,8 @@ from training.model import GPT, GPTConfig, Drafter, DrafterConfig
 from training import tokenizer as toklib
 
 OPSET = 17
+# int8 weights: one scale per this many input channels of an output channel (0: per channel)
+QUANT_BLOCK = 128
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -147,11 +150,91 @@ def export_drafter(drafter: Drafter, path):
     _export(DrafterOnnx(drafter).eval(), args, path, in_names, ["logits"], dyn)
 
 
-def quantize(path_in, path_out):
-    """int8 dynamic weight quantization of MatMul and Gather (embedding) weights."""
-    from onnxruntime.quantization import quantize_dynamic, QuantType
-    quantize_dynamic(path_in, path_out, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gather"])
+def _int8_rows(w, block):
+    """Symmetric int8 of w (rows, cols), one scale per `block` columns of a row (block 0: the whole
+    row). Returns q int8 (rows, cols) and scales float32 (rows, cols // block)."""
+    rows, cols = w.shape
+    block = block if block and cols % block == 0 else cols
+    wb = w.reshape(rows, cols // block, block)
+    scale = np.abs(wb).max(-1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.clip(np.round(wb / scale[..., None]), -127, 127).astype(np.int8)
+    return q.reshape(rows, cols), scale.astype(np.float32)
+
+
+def quantize(path_in, path_out, block=QUANT_BLOCK):
+    """Weight-only int8: every MatMul weight and embedding table (a Gather indexed by a graph input)
+    is stored as int8 rows (one row per output channel / per token) with float scales, and turned
+    back into float by Cast -> Mul [-> Transpose] on those constants. onnxruntime folds that at load,
+    so every pass computes in fp32 on the dequantized weights and no activation is quantized: a
+    position's logits do not depend on the other tokens of the pass (float rounding aside), and
+    speculative output equals plain decoding. A LM head tied to the embedding (its weight is the
+    table transposed) shares the table's int8 copy. Returns {"int8": tensors quantized, "tied": n}."""
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.load(path_in)
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    graph_inputs = {i.name for i in g.input}
+    arrays = {}
+
+    def weight(name):
+        t = inits.get(name)
+        if t is None or len(t.dims) != 2 or t.data_type != onnx.TensorProto.FLOAT:
+            return None
+        if name not in arrays:
+            arrays[name] = numpy_helper.to_array(t)
+        return arrays[name]
+
+    tables = {n.input[0] for n in g.node if n.op_type == "Gather" and n.input[1] in graph_inputs
+              and weight(n.input[0]) is not None}
+    pre, new_inits, dequantized = [], [], {}
+
+    def dequantize(name, rows):
+        """Name of the float (rows) tensor rebuilt from int8 rows of `name`."""
+        if name not in dequantized:
+            q, scale = _int8_rows(rows, block)
+            r, c = rows.shape
+            nb = scale.shape[1]
+            new_inits.extend([numpy_helper.from_array(q.reshape(r, nb, c // nb), f"{name}.int8"),
+                              numpy_helper.from_array(scale[..., None], f"{name}.scale"),
+                              numpy_helper.from_array(np.array([r, c], dtype=np.int64), f"{name}.shape")])
+            pre.extend([helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], to=onnx.TensorProto.FLOAT),
+                        helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [f"{name}.blocks"]),
+                        helper.make_node("Reshape", [f"{name}.blocks", f"{name}.shape"], [f"{name}.dequantized"])])
+            dequantized[name] = f"{name}.dequantized"
+        return dequantized[name]
+
+    tied = 0
+    for n in g.node:
+        if n.op_type == "Gather" and n.input[0] in tables:
+            n.input[0] = dequantize(n.input[0], weight(n.input[0]))
+        elif n.op_type == "MatMul" and weight(n.input[1]) is not None:
+            w = weight(n.input[1])                                   # (in, out)
+            source = next((t for t in tables if weight(t).shape == w.T.shape and np.array_equal(weight(t), w.T)), None)
+            tied += source is not None
+            rows = dequantize(source, weight(source)) if source else dequantize(n.input[1], np.ascontiguousarray(w.T))
+            pre.append(helper.make_node("Transpose", [rows], [f"{n.input[1]}.transposed"], perm=[1, 0]))
+            n.input[1] = f"{n.input[1]}.transposed"
+    nodes = pre + list(g.node)
+    g.ClearField("node")
+    g.node.extend(nodes)
+    used = {i for n in g.node for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    g.ClearField("initializer")
+    g.initializer.extend(kept + new_inits)
+    onnx.checker.check_model(model)
+    onnx.save(model, path_out)
+    return {"int8": len(dequantized), "tied": tied}
+
+
+def is_weight_only_int8(path):
+    """True for a graph written by quantize(): int8 weights, no activation quantization."""
+    import onnx
+    m = onnx.load(path, load_external_data=False)
+    ops = {n.op_type for n in m.graph.node}
+    return any(t.data_type == onnx.TensorProto.INT8 for t in m.graph.initializer) and not (
+        ops & {"DynamicQuantizeLinear", "MatMulInteger", "QuantizeLinear"})
 
 
 # ----------------------------------------------------------------------------- parity
@@ -216,12 +299,32 @@ def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None):
     diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
     pt_greedy = gpt.generate_greedy(torch.from_numpy(ids), n_new)[0].tolist()
     ort_g = ort_greedy(path, cfg, prompt_ids, n_new)
+    batch_diff = multi_vs_single_diff(sess, cfg, prompt_ids)
     ort_g_chunked = ort_greedy(path, cfg, prompt_ids, n_new, chunk=max(1, len(prompt_ids) // 3))
     rep = {"max_abs_logit_diff": diff, "greedy_match": pt_greedy == ort_g == ort_g_chunked,
-           "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new}
+           "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new,
+           "max_abs_multi_vs_single_diff": batch_diff}
     if "tree_mask" in {i.name for i in sess.get_inputs()}:
         rep["tree_max_abs_logit_diff"] = check_tree(gpt, path, prompt_ids)
     return rep
+
+
+def multi_vs_single_diff(sess, cfg, prompt_ids, q=8):
+    """Max |logit difference| between one pass over the last q prompt tokens and q one-token passes
+    over them (same cache before): what speculative verification relies on being float rounding
+    (~1e-5), not quantization noise that depends on the other tokens of the pass."""
+    L, nkv, hs = cfg.n_layer, cfg.n_kv_head, cfg.head_dim
+    ids = list(prompt_ids)
+    q = min(q, len(ids) - 1)
+    P = len(ids) - q
+    past = [np.zeros((1, nkv, 0, hs), dtype=np.float32) for _ in range(2 * L)]
+    _, past, _ = ort_verifier_step(sess, L, nkv, hs, np.array([ids[:P]], dtype=np.int64), past, 0)
+    multi, _, _ = ort_verifier_step(sess, L, nkv, hs, np.array([ids[P:]], dtype=np.int64), past, P)
+    single = []
+    for j in range(q):
+        lg, past, _ = ort_verifier_step(sess, L, nkv, hs, np.array([[ids[P + j]]], dtype=np.int64), past, P + j)
+        single.append(lg[0, 0])
+    return float(np.abs(multi[0] - np.stack(single)).max())
 
 
 @torch.no_grad()
@@ -353,7 +456,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         else:
             export_drafter(m, fp32)
         if quantize_int8:
-            quantize(fp32, final)
+            report.setdefault("quantize", {})[name] = quantize(fp32, final)
             if role == "verifier" and quality_rows:
                 report["int8_quality"] = {"val_loss_fp32_onnx": onnx_loss(fp32, m.cfg, quality_rows),
                                           "val_loss_int8_onnx": onnx_loss(final, m.cfg, quality_rows),
@@ -404,6 +507,14 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     return report
 
 
+def quantize_folder(src, dst):
+    """Copy a model folder with every ONNX file of deer.json quantized by quantize()."""
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    deer = json.load(open(os.path.join(src, "deer.json")))
+    files = [deer["verifier"]["file"]] + [d["file"] for d in deer.get("drafters", {}).values() if "file" in d]
+    return {f: quantize(os.path.join(src, f), os.path.join(dst, f)) for f in files}
+
+
 def _json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)
@@ -417,7 +528,8 @@ def main():
     ap.add_argument("--ar")
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--quantize", action="store_true", help="int8 dynamic weight quantization")
+    ap.add_argument("--quantize", action="store_true",
+                    help="weight-only int8 (float activations: speculative output stays exact)")
     ap.add_argument("--report", help="write the parity / size report here (json)")
     ap.add_argument("--data", help="token dir: compare fp32 and int8 loss on validation rows")
     args = ap.parse_args()

@@ -4,9 +4,11 @@ same pipeline as the real default model, at toy size and from local files only
 (the Python standard library of the running interpreter):
 
 corpus (local) -> tokenizer (vocab 1024) -> tokens -> verifier (tiny) -> ar (tiny)
--> distillation -> DEER drafter (context-conditioned, k=16) -> fp32 ONNX + parity.
+-> distillation -> DEER drafter (context-conditioned, k=16) -> fp32 ONNX + parity, and its
+weight-only int8 copy (test/fixtures/samples/tiny-model-int8/, the format models/default ships).
 
     python -m training.make_fixture [--out test/fixtures/tiny-model] [--seconds 60]
+    python -m training.make_fixture --int8-only     (only the int8 copy, from the committed fp32 fixture)
 """
 import argparse
 import json
@@ -17,11 +19,16 @@ import tempfile
 import torch
 
 from training import corpus, data, distill, tokenizer as toklib
-from training.export import write_folder
+from training.export import quantize_folder, write_folder
 from training.train import TrainConfig, train
 from training.train_drafter import DrafterTrainConfig, train as train_drafter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURE = os.path.join(HERE, "..", "test", "fixtures", "tiny-model")
+INT8_FIXTURE = os.path.join(HERE, "..", "test", "fixtures", "samples", "tiny-model-int8")
+# the fixture's verifier as onnxruntime's quantize_dynamic makes it (per-tensor activation
+# quantization, not exact): what the engine's load-time check must name
+PER_TENSOR_VERIFIER = os.path.join(HERE, "..", "test", "fixtures", "samples", "per-tensor-int8.onnx")
 
 
 def build(out, seconds=60, work=None, vocab=1024, eval_dir=None, hidden=False, source_dir=None, log=print):
@@ -57,13 +64,36 @@ def build(out, seconds=60, work=None, vocab=1024, eval_dir=None, hidden=False, s
     return rep
 
 
+def write_int8_copy(src=FIXTURE, dst=INT8_FIXTURE):
+    """The fp32 fixture with weight-only int8 ONNX files (what the engine tests load as int8)."""
+    rep = quantize_folder(src, dst)
+    from onnxruntime.quantization import quantize_dynamic, QuantType
+    quantize_dynamic(os.path.join(src, "onnx", "model.onnx"), PER_TENSOR_VERIFIER, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gather"])
+    sizes = {f: os.path.getsize(os.path.join(dst, f)) for f in rep}
+    open(os.path.join(dst, "README.md"), "w").write(f"""# tiny-model-int8 (test fixture)
+
+test/fixtures/tiny-model with its ONNX files quantized the way models/default ships
+(`training.export.quantize`: weight-only int8, per-channel scales, the LM head sharing the
+embedding's int8 table, float activations). Made by `python -m training.make_fixture --int8-only`;
+training/tests/test_export.py checks it is exactly that.
+
+Sizes: {json.dumps(sizes)}
+""")
+    return rep
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "test", "fixtures", "tiny-model"))
+    ap.add_argument("--out", default=FIXTURE)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--work")
     ap.add_argument("--hidden", action="store_true", help="drafter conditioned on verifier hidden states too")
+    ap.add_argument("--int8-only", action="store_true", help="only rebuild the int8 copy of the committed fixture")
     args = ap.parse_args()
+    if args.int8_only:
+        print(json.dumps(write_int8_copy(), indent=1))
+        return
     rep = build(args.out, args.seconds, args.work, hidden=args.hidden)
     readme = f"""# tiny-model (test fixture)
 
@@ -77,6 +107,8 @@ Its completions are nonsense-ish; only shapes, names, and consistency matter.
 Parity (PyTorch vs onnxruntime): {json.dumps(rep['parity'])}
 """
     open(os.path.join(args.out, "README.md"), "w").write(readme)
+    if os.path.abspath(args.out) == os.path.abspath(FIXTURE):
+        write_int8_copy()
     print(json.dumps(rep, indent=1))
 
 

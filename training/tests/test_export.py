@@ -1,0 +1,89 @@
+"""Weight-only int8 export (training.export.quantize) on the committed fp32 fixture."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from training import export
+from training.model import GPTConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURE = os.path.join(ROOT, "test", "fixtures", "tiny-model")
+INT8_FIXTURE = os.path.join(ROOT, "test", "fixtures", "samples", "tiny-model-int8")
+
+
+def fixture_cfg(d=FIXTURE):
+    c = json.load(open(os.path.join(d, "config.json")))
+    return GPTConfig(vocab_size=c["vocab_size"], n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"],
+                     n_kv_head=c["num_key_value_heads"], n_embd=c["hidden_size"])
+
+
+def prompt_ids():
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(FIXTURE, "tokenizer.json"))
+    return tok.encode("def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fib").ids
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    report = export.quantize_folder(FIXTURE, str(out))
+    return str(out), report
+
+
+def test_weights_int8_activations_float(quantized):
+    out, report = quantized
+    for f in ("onnx/model.onnx", "onnx/drafter.onnx", "onnx/ar.onnx"):
+        m = onnx.load(os.path.join(out, f))
+        ops = {n.op_type for n in m.graph.node}
+        assert not ops & {"DynamicQuantizeLinear", "MatMulInteger", "QuantizeLinear", "MatMulNBits"}, f
+        floats = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2]
+        assert floats == [], f"{f}: float weight matrices left: {[t.name for t in floats]}"
+        assert export.is_weight_only_int8(os.path.join(out, f))
+        # the LM head shares the embedding's int8 table: one vocab-sized table, not two
+        assert report[f]["tied"] == 1
+        vocab_tables = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims[0] == 1024]
+        assert len(vocab_tables) == 1, f
+        assert os.path.getsize(os.path.join(out, f)) < 0.35 * os.path.getsize(os.path.join(FIXTURE, f))
+
+
+def test_logits_do_not_depend_on_the_other_tokens_of_a_pass(quantized, tmp_path):
+    out, _ = quantized
+    cfg, ids = fixture_cfg(), prompt_ids()
+    int8 = export.multi_vs_single_diff(export._session(os.path.join(out, "onnx/model.onnx")), cfg, ids)
+    fp32 = export.multi_vs_single_diff(export._session(os.path.join(FIXTURE, "onnx/model.onnx")), cfg, ids)
+    assert int8 < 1e-4 and fp32 < 1e-4, (int8, fp32)
+    # per-tensor dynamic quantization, which this replaces, fails the same check
+    from onnxruntime.quantization import quantize_dynamic, QuantType
+    dyn = str(tmp_path / "dynamic.onnx")
+    quantize_dynamic(os.path.join(FIXTURE, "onnx/model.onnx"), dyn, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    assert export.multi_vs_single_diff(export._session(dyn), cfg, ids) > 1e-3
+    assert not export.is_weight_only_int8(dyn)
+
+
+def test_int8_close_to_fp32(quantized):
+    out, _ = quantized
+    cfg, ids = fixture_cfg(), prompt_ids()
+    rows = [ids]
+    fp32 = export.onnx_loss(os.path.join(FIXTURE, "onnx/model.onnx"), cfg, rows)
+    int8 = export.onnx_loss(os.path.join(out, "onnx/model.onnx"), cfg, rows)
+    assert abs(int8 - fp32) < 0.02, (fp32, int8)
+    # teacher-forced next-token choices (greedy decoding itself forks at this toy model's many near-ties)
+    L, nkv, hs = cfg.n_layer, cfg.n_kv_head, cfg.head_dim
+    top1 = []
+    for path in (os.path.join(FIXTURE, "onnx/model.onnx"), os.path.join(out, "onnx/model.onnx")):
+        past = [np.zeros((1, nkv, 0, hs), dtype=np.float32) for _ in range(2 * L)]
+        logits, _, _ = export.ort_verifier_step(export._session(path), L, nkv, hs, np.array([ids]), past, 0)
+        top1.append(logits[0].argmax(-1))
+    assert (top1[0] == top1[1]).mean() >= 0.9
+
+
+def test_committed_int8_fixture_is_the_quantized_fp32_fixture(quantized):
+    out, _ = quantized
+    for f in ("onnx/model.onnx", "onnx/drafter.onnx", "onnx/ar.onnx"):
+        assert open(os.path.join(INT8_FIXTURE, f), "rb").read() == open(os.path.join(out, f), "rb").read(), \
+            f"{f}: rebuild with python -m training.make_fixture --int8-only"
+    for f in ("tokenizer.json", "config.json", "deer.json"):
+        assert open(os.path.join(INT8_FIXTURE, f)).read() == open(os.path.join(FIXTURE, f)).read()
