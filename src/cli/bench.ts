@@ -153,7 +153,6 @@ export async function runBench(o: Options): Promise<void> {
         threads: common.threads ?? engine.threads,
         spinning: common.spinning,
         io_binding: common.ioBinding,
-        exact_int8: common.exactInt8,
         process_peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),
       },
       config: {

@@ -12,7 +12,6 @@ export interface CommonOptions {
   threads?: number;
   spinning: boolean;
   ioBinding: boolean;
-  exactInt8: boolean;
 }
 
 export function commonOptions(o: Options): CommonOptions {
@@ -21,7 +20,6 @@ export function commonOptions(o: Options): CommonOptions {
     threads: o.num('threads'),
     spinning: !o.flag('no-spin'),
     ioBinding: o.flag('io-binding'),
-    exactInt8: !o.flag('per-tensor-int8'),
   };
 }
 

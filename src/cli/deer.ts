@@ -19,8 +19,8 @@ const USAGE = `usage:
 Without --model, the embedded default model (models/default) is used.`;
 
 const FLAGS: Record<string, Set<string>> = {
-  complete: new Set(['json', 'compare', 'no-spin', 'help', 'io-binding', 'fixed-block', 'per-tensor-int8']),
-  bench: new Set(['no-spin', 'help', 'io-binding', 'fixed-block', 'per-tensor-int8']),
+  complete: new Set(['json', 'compare', 'no-spin', 'help', 'io-binding', 'fixed-block']),
+  bench: new Set(['no-spin', 'help', 'io-binding', 'fixed-block']),
   passes: new Set(['no-spin', 'help']),
 };
 

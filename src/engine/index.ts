@@ -71,27 +71,22 @@ export interface EngineLoadOptions extends EngineOptions {
   prefillChunk?: number;
   /** Have onnxruntime write outputs into pre-allocated buffers (default false: measured slower; kept to measure). */
   ioBinding?: boolean;
-  /**
-   * A verifier quantized with onnxruntime's quantize_dynamic quantizes activations per tensor, so
-   * drafted output could differ from plain decoding. By default (true) the engine undoes that at
-   * load: float MatMuls on the dequantized weights (per-row activation quantization for any
-   * quantized MatMul it does not recognize). false keeps the graph as it is (and warns).
-   */
-  exactInt8?: boolean;
 }
 
 /**
- * Per-tensor dynamic activation quantization (onnxruntime's quantize_dynamic) gives a position
- * logits that depend on the other tokens in the same pass, so speculative output can differ from
- * plain decoding. bench/tools/rowwise_int8.py rewrites such a graph to per-row quantization.
+ * Per-tensor dynamic activation quantization (onnxruntime's quantize_dynamic: DynamicQuantizeLinear
+ * feeding MatMulInteger) gives a position logits that depend on the other tokens of the same pass,
+ * so speculative output can differ from plain decoding. Such a verifier still loads, with this
+ * warning; weight-only int8 (training/export.py) is exact.
  */
 function perTensorQuantWarning(file: string): string[] {
   if (statSync(file).size >= 1 << 30) return [];
   const bytes = readFileSync(file);
-  if (!bytes.includes('DynamicQuantizeLinear')) return [];
+  if (!bytes.includes('DynamicQuantizeLinear') || !bytes.includes('MatMulInteger')) return [];
   return [
-    `${file} quantizes activations per tensor (DynamicQuantizeLinear): a position's logits depend on the other ` +
-      'tokens in the same pass, so drafted output may differ from plain decoding. Load it with exactInt8 (the default) or export the verifier in fp32.',
+    `${file} quantizes activations per tensor (DynamicQuantizeLinear -> MatMulInteger): a position's logits depend on ` +
+      'the other tokens in the same pass, so drafted output may differ from plain decoding. Re-export the verifier with ' +
+      'weight-only int8 (python -m training.export ... --quantize) or in fp32.',
   ];
 }
 
@@ -128,7 +123,7 @@ export class Engine {
       fim: tokenizer.fim,
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
-      warnings: verifier.rewrittenQuantizers > 0 ? [] : perTensorQuantWarning(spec.verifier.file),
+      warnings: perTensorQuantWarning(spec.verifier.file),
     };
   }
 
@@ -148,7 +143,6 @@ export class Engine {
       hiddenOutput: wantHidden ? spec.verifier.hiddenStates!.output : undefined,
       hiddenSize: wantHidden ? spec.verifier.hiddenStates!.size : undefined,
       bind: ioBinding,
-      rowwiseQuant: options.exactInt8 ?? true,
       treeAttention: spec.verifier.treeAttention,
     });
     const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });

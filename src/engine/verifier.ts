@@ -8,10 +8,8 @@
 // of the kept cache. `bind: true` instead has onnxruntime write outputs into buffers this class
 // owns (pre-allocated fetches, two per KV tensor used in turn); measured 5-10% slower per pass
 // with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
-import { readFileSync, statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
-import { dequantizeMatMulInteger, makeRowwiseQuantized } from './onnxPatch';
 
 export interface SessionOptions {
   threads: number;
@@ -30,15 +28,13 @@ export interface DecoderOptions extends SessionOptions {
   bind?: boolean;
   /** Positions the KV buffers hold at first (they grow by doubling); default 256. */
   initialCapacity?: number;
-  /** Undo per-tensor dynamic activation quantization at load (exact passes; see onnxPatch.ts). */
-  rowwiseQuant?: boolean;
   /** Which file to name in shape errors about the config (config.json or deer.json). */
   shapeSource?: string;
   /** deer.json declares verifier.tree_attention: the graph must then take tree_mask. */
   treeAttention?: boolean;
 }
 
-export async function createSession(file: string, opts: SessionOptions, bytes?: Uint8Array): Promise<ort.InferenceSession> {
+export async function createSession(file: string, opts: SessionOptions): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.threads,
       interOpNumThreads: 1,
@@ -48,7 +44,7 @@ export async function createSession(file: string, opts: SessionOptions, bytes?: 
       extra: { session: { 'intra_op.allow_spinning': opts.spinning ? '1' : '0' } },
   };
   try {
-    return bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(file, options);
+    return await ort.InferenceSession.create(file, options);
   } catch (e) {
     throw new ModelFolderError(file, `cannot be loaded by onnxruntime (${(e as Error).message.split('\n')[0]})`);
   }
@@ -170,41 +166,10 @@ export class DecoderSession {
     this.reserve(Math.min(opts.initialCapacity ?? 256, opts.maxPositions));
   }
 
-  /** DynamicQuantizeLinear nodes rewritten to per-row at load (0: none, or not asked). */
-  rewrittenQuantizers = 0;
-
   static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
-    let bytes: Uint8Array | undefined;
-    let rewritten = 0;
-    if (opts.rowwiseQuant && statSync(file).size < 1 << 30) {
-      const raw = readFileSync(file);
-      if (raw.includes('DynamicQuantizeLinear')) {
-        try {
-          const model = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-          // Float MatMuls on dequantized weights where the pattern is recognized, per-row
-          // quantization for anything left.
-          const deq = dequantizeMatMulInteger(model);
-          const row = makeRowwiseQuantized(deq.bytes);
-          bytes = row.bytes;
-          rewritten = deq.rewritten + row.rewritten;
-        } catch (e) {
-          throw new ModelFolderError(file, `is not a readable ONNX protobuf (${(e as Error).message})`);
-        }
-      }
-    }
-    let session: ort.InferenceSession;
-    try {
-      session = await createSession(file, opts, rewritten > 0 ? bytes : undefined);
-    } catch (e) {
-      if (rewritten === 0) throw e;
-      // e.g. weights in an external data file, which a model loaded from bytes cannot find
-      session = await createSession(file, opts);
-      rewritten = 0;
-    }
+    const session = await createSession(file, opts);
     checkLayout(session, file, shape, opts);
-    const s = new DecoderSession(session, file, shape, opts);
-    s.rewrittenQuantizers = rewritten;
-    return s;
+    return new DecoderSession(session, file, shape, opts);
   }
 
   get length(): number {

@@ -1,10 +1,12 @@
 // Lossless: with every drafter, greedy output is token-for-token the verifier's own (drafter 'none'),
 // on real prompts from ../shared/eval, with real ONNX models.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DrafterName, Engine } from '../../src/engine';
-import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, INT8_MODEL, PER_TENSOR_VERIFIER, TINY_MODEL } from './support';
 
 interface Case {
   dir: string;
@@ -20,6 +22,8 @@ const fim = py.slice(0, 1).map((r) => ({ name: `${r.name} (FIM)`, prefix: r.prom
 
 const cases: Case[] = [
   { dir: TINY_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
+  // weight-only int8 (float activations): exact by construction, as shipped models are
+  { dir: INT8_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
   { dir: CONDITIONED_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fim], maxNewTokens: 32 },
   { dir: DEFAULT_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fromEval(py.slice(0, 2))], maxNewTokens: 24 },
 ];
@@ -59,23 +63,36 @@ for (const c of cases) {
   });
 }
 
-describe('int8 verifiers (models/default when it is quantize_dynamic int8)', () => {
-  const file = `${DEFAULT_MODEL}/onnx/model.onnx`;
-  const quantized = existsSync(file) && readFileSync(file).includes('DynamicQuantizeLinear');
-  it('loads exact by default and warns when told to keep per-tensor quantization', { skip: !quantized && 'no int8 default model' }, async () => {
-    const exact = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, calibrate: false });
-    const raw = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, calibrate: false, exactInt8: false });
+describe('int8 verifiers', () => {
+  it('loads weight-only int8 without a warning', async () => {
+    const engine = await Engine.load({ modelDir: INT8_MODEL, threads: 1, calibrate: false });
     try {
-      assert.deepEqual(exact.info.warnings, []);
-      assert.ok(raw.info.warnings?.some((w) => w.includes('per tensor')));
-      // same weights, so plain decoding starts out the same way
-      const prompt = evalPrompts('mbpp-py-reworded.jsonl', 1)[0]?.prompt ?? 'def f(x):\n';
-      const a = await exact.complete({ prefix: prompt, maxNewTokens: 4, drafter: 'none' });
-      const b = await raw.complete({ prefix: prompt, maxNewTokens: 4, drafter: 'none' });
-      assert.equal(a.tokens.length, b.tokens.length);
+      assert.deepEqual(engine.info.warnings, []);
     } finally {
-      await exact.dispose();
-      await raw.dispose();
+      await engine.dispose();
+    }
+  });
+
+  it('names a per-tensor quantized verifier and what to do about it, and still loads it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deer-per-tensor-'));
+    try {
+      cpSync(TINY_MODEL, dir, { recursive: true });
+      const file = join(dir, 'onnx', 'model.onnx');
+      copyFileSync(PER_TENSOR_VERIFIER, file);
+      const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+      try {
+        const [warning, ...rest] = engine.info.warnings ?? [];
+        assert.deepEqual(rest, []);
+        assert.match(warning, /quantizes activations per tensor/);
+        assert.ok(warning.includes(file), warning);
+        assert.match(warning, /weight-only int8 \(python -m training\.export .*--quantize\)/);
+        const r = await engine.complete({ prefix: 'def add(a, b):\n', maxNewTokens: 4, drafter: 'none' });
+        assert.ok(r.tokens.length > 0 || r.stopReason === 'eos');
+      } finally {
+        await engine.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -6,6 +6,10 @@ import { resolve } from 'node:path';
 export const ROOT = resolve(__dirname, '..', '..', '..');
 /** The tiny model folder made by training/make_fixture.py (DEER_TEST_MODEL overrides). */
 export const TINY_MODEL = process.env.DEER_TEST_MODEL ?? resolve(ROOT, 'test', 'fixtures', 'tiny-model');
+/** The tiny model with weight-only int8 ONNX files, as models/default ships (training/make_fixture.py --int8-only). */
+export const INT8_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'tiny-model-int8');
+/** The tiny model's verifier quantized per tensor by onnxruntime's quantize_dynamic (not exact). */
+export const PER_TENSOR_VERIFIER = resolve(ROOT, 'test', 'fixtures', 'samples', 'per-tensor-int8.onnx');
 /** A tiny random model whose drafter is conditioned on context, hidden states and suffix. */
 export const CONDITIONED_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'conditioned-model');
 export const DEFAULT_MODEL = resolve(ROOT, 'models', 'default');
