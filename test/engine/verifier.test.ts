@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readModelFolder } from '../../src/engine/modelFolder';
 import { DecoderSession, DecoderOptions } from '../../src/engine/verifier';
-import { CONDITIONED_MODEL, DEFAULT_MODEL, hasModel, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, hasModel, INT8_MODEL, TINY_MODEL } from './support';
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -12,7 +12,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
+for (const dir of [TINY_MODEL, INT8_MODEL, CONDITIONED_MODEL]) {
   describe(`verifier cache (${dir.split('/').slice(-1)[0]})`, { skip: !hasModel(dir) && 'model fixture missing' }, () => {
     const sessions: DecoderSession[] = [];
     let open: (extra?: Partial<DecoderOptions>) => Promise<DecoderSession>;
@@ -102,7 +102,7 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
 }
 
 // A draft tree in one pass (tree_mask + depth positions), and keeping one path of it.
-for (const dir of [TINY_MODEL, DEFAULT_MODEL]) {
+for (const dir of [TINY_MODEL, INT8_MODEL, DEFAULT_MODEL]) {
   const spec = hasModel(dir) ? readModelFolder(dir) : undefined;
   describe(`verifier tree pass (${dir.split('/').slice(-1)[0]})`, { skip: !spec?.verifier.treeAttention && 'no tree_attention model' }, () => {
     const sessions: DecoderSession[] = [];
@@ -115,7 +115,6 @@ for (const dir of [TINY_MODEL, DEFAULT_MODEL]) {
         maxPositions: spec!.maxPositions,
         hiddenOutput: hs?.output,
         hiddenSize: hs?.size,
-        rowwiseQuant: true,
         treeAttention: true,
         ...extra,
       });
