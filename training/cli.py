@@ -15,3 +15,17 @@ def parse_config(config_cls: Type[C]) -> C:
         else:
             ap.add_argument(flag, type=type(default), default=default)
     return config_cls(**vars(ap.parse_args()))
+
+
+def to_flags(cfg) -> list:
+    """The command line that parse_config turns back into cfg (only fields that differ from the defaults)."""
+    out = []
+    for key, value in asdict(cfg).items():
+        if value == getattr(type(cfg)(), key):
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            out += [flag] if value else []
+        else:
+            out += [flag, str(value)]
+    return out

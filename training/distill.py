@@ -48,33 +48,78 @@ def greedy_with_hidden(gpt, idx, n_new):
 
 
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
-         split="train", minutes=0.0, log=print):
+         split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, log=print):
+    """n samples of (ctx, gen, hid). With cuts_per_row > 1, one prefill of a row of row_len tokens
+    serves that many cut points (the verifier's KV cache up to a cut is the row's prefix, so each
+    continuation sees up to row_len tokens of context for a fraction of the cost); batch counts
+    continuations decoded together."""
+    if threads:
+        torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     gpt = gpt.to(dev)
-    b = Batcher(TokenData(data_dir, split), seq_len=max(ctx_len * 2, 256), seed=seed)
+    row_len = max(row_len, ctx_len)
+    b = Batcher(TokenData(data_dir, split), seq_len=max(row_len, 256), seed=seed)
     rng = np.random.default_rng(seed)
+    rows_per_batch = max(1, batch // cuts_per_row)
     ctxs, gens, hids = [], [], []
-    t0 = time.time()
-    while len(ctxs) * batch < n:
-        rows = []
-        for _ in range(batch):
-            r = b.row()
-            cut = int(rng.integers(ctx_len, len(r) + 1))
-            rows.append(r[cut - ctx_len:cut])
-        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+    t0, made = time.time(), 0
+    while made < n:
+        rows = torch.tensor([b.row()[:row_len] for _ in range(rows_per_batch)], dtype=torch.long, device=dev)
+        cuts = np.stack([rng.choice(np.arange(ctx_len, row_len + 1), size=cuts_per_row, replace=cuts_per_row > row_len - ctx_len + 1)
+                         for _ in range(rows_per_batch)])                          # (rows, cuts)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            toks, ph, gh = greedy_with_hidden(gpt, idx, K + 1)
-        ctxs.append(idx.cpu().numpy().astype(np.int32))
+            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1, window)
+        r_idx = np.repeat(np.arange(rows_per_batch), cuts_per_row)
+        c_flat = cuts.reshape(-1)
+        rows_np = rows.cpu().numpy()
+        ctxs.append(np.stack([rows_np[r, c - ctx_len:c] for r, c in zip(r_idx, c_flat)]).astype(np.int32))
         gens.append(toks.cpu().numpy().astype(np.int32))
-        hids.append(torch.cat([ph[:, -window:], gh], 1).float().half().cpu().numpy())
+        hids.append(hid_rows.float().half().cpu().numpy())
+        made += len(c_flat)
         if len(ctxs) % 10 == 0:
-            log(f"distill {len(ctxs) * batch}/{n} {time.time() - t0:.0f}s")
+            log(f"distill {made}/{n} {time.time() - t0:.0f}s")
         if minutes and time.time() - t0 > minutes * 60:
             break
-    np.savez(out, ctx=np.concatenate(ctxs), gen=np.concatenate(gens), hid=np.concatenate(hids),
+    np.savez(out, ctx=np.concatenate(ctxs)[:n], gen=np.concatenate(gens)[:n], hid=np.concatenate(hids)[:n],
              window=window, K=K)
-    log(f"distill: {sum(len(c) for c in ctxs)} samples in {time.time() - t0:.0f}s -> {out}")
+    log(f"distill: {min(made, n)} samples in {time.time() - t0:.0f}s -> {out}")
+
+
+@torch.no_grad()
+def greedy_from_cuts(gpt, rows, cuts, n_new, window):
+    """rows (R, L) token rows; cuts (R, m) cut points. One prefill per row, then greedy decoding of
+    every (row, cut) continuation at once, each attending only to its row's first `cut` tokens.
+    Returns tokens (R*m, n_new) and hidden rows (R*m, window + n_new - 1, C): the verifier's hidden
+    states of the `window` tokens before the cut, then of the generated g0..g(n_new-2).
+    After an EOS a continuation keeps emitting EOS."""
+    cfg = gpt.cfg
+    R, L = rows.shape
+    m = cuts.shape[1]
+    dev = rows.device
+    past0 = [(torch.zeros(R, cfg.n_kv_head, 0, cfg.head_dim, device=dev),) * 2 for _ in range(cfg.n_layer)]
+    logits, past, h = gpt.forward_cached(rows, torch.ones(R, L, dtype=torch.long, device=dev),
+                                         torch.arange(L, device=dev)[None].expand(R, L), past0)
+    r_idx = torch.arange(R, device=dev).repeat_interleave(m)
+    c = cuts.reshape(-1).long()                                                # (B,)
+    B = len(c)
+    past = [(k[r_idx], v[r_idx]) for k, v in past]                             # (B, nkv, L, hs)
+    prompt_h = h[r_idx[:, None], c[:, None] - window + torch.arange(window, device=dev)[None]]  # (B, W, C)
+    nxt = logits[r_idx, c - 1].argmax(-1)
+    row_mask = (torch.arange(L, device=dev)[None] < c[:, None]).long()        # (B, L)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    toks, gen_h = [], []
+    for t in range(n_new):
+        nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+        done |= nxt == EOS
+        toks.append(nxt)
+        if t == n_new - 1:
+            break
+        am = torch.cat([row_mask, torch.ones(B, t + 1, dtype=torch.long, device=dev)], 1)
+        logits, past, h = gpt.forward_cached(nxt[:, None], am, (c + t)[:, None], past)
+        gen_h.append(h[:, 0])
+        nxt = logits[:, -1].argmax(-1)
+    return torch.stack(toks, 1), torch.cat([prompt_h, torch.stack(gen_h, 1)], 1)
 
 
 def main():
@@ -90,11 +135,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", default="train")
     ap.add_argument("--minutes", type=float, default=0.0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="0: all cores")
+    ap.add_argument("--row-len", type=int, default=0, help="verifier context per row (default ctx-len)")
+    ap.add_argument("--cuts-per-row", type=int, default=1, help="continuations sharing one row's prefill")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     make(args.verifier, args.data, args.out, args.n, args.ctx_len, args.window, args.K, args.batch,
-         args.seed, args.split, args.minutes)
+         args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads)
 
 
 if __name__ == "__main__":

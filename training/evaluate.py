@@ -88,8 +88,11 @@ def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64
             total_tokens += step
             passes += 1
             pos += step
+    # acceptance by position, as EAGLE and DFlash report it: the share of passes whose draft was
+    # accepted at least up to position i (i = 1..k)
+    at_least = hist[::-1].cumsum()[::-1] / max(1, passes)
     return {"tau": total_tokens / max(1, passes), "passes": passes, "tokens": total_tokens,
-            "accepted_hist": hist.tolist(), "k": k}
+            "accepted_hist": hist.tolist(), "accept_rate_by_position": at_least[1:k + 1].tolist(), "k": k}
 
 
 # ----------------------------------------------------------------------------- pass@1
@@ -139,6 +142,48 @@ def pass_at_1(verifier, tok, eval_dir, lang, n=None, max_new=192, log=print):
     return {"lang": lang, "n": len(rows), "passed": ok, "pass_at_1": ok / max(1, len(rows))}
 
 
+@torch.no_grad()
+def bits_per_byte(verifier, tok, data_dir, seq_len=512, max_tokens=200_000):
+    """Bits per UTF-8 byte of the held-out split's plain documents (no FIM), scored in windows of
+    seq_len tokens (each window's first token is not scored)."""
+    from training.data import TokenData
+    d = TokenData(data_dir, "val")
+    dev = next(verifier.parameters()).device
+    nats, nbytes, ntok = 0.0, 0, 0
+    for i in range(len(d.docs)):
+        ids = d.doc(i).astype(np.int64)
+        for s in range(0, len(ids) - 1, seq_len):
+            w = ids[s:s + seq_len + 1]
+            if len(w) < 2:
+                break
+            x = torch.tensor(w[None, :-1], device=dev)
+            y = torch.tensor(w[None, 1:], device=dev)
+            _, loss = verifier(x, y)
+            nats += loss.item() * (len(w) - 1)
+            nbytes += len(tok.decode(w[1:].tolist(), skip_special_tokens=False).encode("utf-8"))
+            ntok += len(w) - 1
+        if ntok >= max_tokens:
+            break
+    return {"bits_per_byte": nats / np.log(2) / max(1, nbytes), "nats_per_token": nats / max(1, ntok),
+            "tokens": ntok, "bytes": nbytes, "seq_len": seq_len}
+
+
+def is_loop(ids, min_repeats=3, max_period=16, min_span=12):
+    """True when the sequence ends in a cycle: its last max(min_span, min_repeats * p) tokens repeat
+    with some period p <= max_period (e.g. `, 0, 0, 0, ...` or a line written over and over)."""
+    for p in range(1, max_period + 1):
+        span = max(min_span, min_repeats * p)
+        if len(ids) >= span and all(ids[-i] == ids[-i - p] for i in range(1, span - p + 1)):
+            return True
+    return False
+
+
+def repetition_share(trajs):
+    """Share of greedy completions (trajectories, EOS excluded) that fall into a repetition loop."""
+    loops = [is_loop([t for t in g if t != EOS]) for _, g, _ in trajs]
+    return {"looping": int(sum(loops)), "n": len(loops), "share": float(np.mean(loops)) if loops else 0.0}
+
+
 def heldin_prompts(data_dir, n, ctx_len=128, seed=1):
     """Prompts cut from validation rows (held out from training, same distribution)."""
     from training.data import TokenData, Batcher
@@ -178,6 +223,12 @@ def main():
         sets[f"eval_{lang}"] = [tok.encode(r["prompt"]).ids for r in load_prompts(args.eval, lang, args.n_prompts)]
     res = {"accepted_length": {}}
     trajs = {name: trajectories(verifier, prompts, args.n_new) for name, prompts in sets.items()}
+    for name, t in trajs.items():
+        res[f"repetition_{name}"] = repetition_share(t)
+        print(f"repetition loops {name}: {res[f'repetition_{name}']}", flush=True)
+    if args.data:
+        res["held_out"] = bits_per_byte(verifier, tok, args.data)
+        print(f"held-out: {res['held_out']}", flush=True)
     for path in args.drafter + ([args.ar] if args.ar else []):
         m, _ = load_checkpoint(path)
         m = m.to(dev)

@@ -438,6 +438,8 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     _json(os.path.join(out, "tokenizer_config.json"), toklib.tokenizer_config(cfg.max_seq_len))
     _json(os.path.join(out, "config.json"), hf_config(cfg, toklib.EOS))
     _json(os.path.join(out, "generation_config.json"), {"eos_token_id": toklib.EOS, "pad_token_id": toklib.EOS})
+    from training.hf import save_verifier
+    report["files"]["model.safetensors"] = os.path.getsize(save_verifier(verifier, out))
 
     tok = toklib.load(tokenizer_path)
     probe = tok.encode("def fibonacci(n):\n    if n < 2:\n        return n\n    return").ids

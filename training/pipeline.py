@@ -1,8 +1,8 @@
 """
 The whole model pipeline in one command, at a named size:
 
-  corpus -> tokenizer -> tokens -> verifier -> ar draft model -> distillation data
-  -> DEER drafter (stage I, then stage II) for each variant -> evaluation -> export (+ int8)
+  corpus -> tokenizer -> tokens -> verifier -> distillation data (the verifier's greedy continuations)
+  -> ar draft model and DEER drafter (stage I, then stage II) trained on them -> evaluation -> export (int8)
 
     python -m training.pipeline --size tiny   --out training/work/p-tiny     # CI-sized smoke run
     python -m training.pipeline --size cpu    --out training/work/p-cpu      # what ships without a GPU
@@ -14,6 +14,7 @@ The corpus is read from --corpus (a docs.jsonl[.gz] made by training/corpus.py, 
 the network); --local adds local trees (DIR:LICENSE:NAME), e.g. site-packages on a GPU machine.
 """
 import argparse
+import glob
 import gzip
 import json
 import os
@@ -25,46 +26,56 @@ from dataclasses import dataclass, asdict, field
 
 import torch
 
+from training.cli import to_flags
+from training.train import TrainConfig
+from training.train_drafter import DrafterTrainConfig
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass
 class Size:
-    vocab: int = 16384
+    vocab: int = 8192
     verifier: str = "cpu"          # preset in training/train.py
     ar: str = "ar-cpu"
-    seq_len: int = 256
-    batch: int = 8                 # per process
+    seq_len: int = 512
+    long_seq_len: int = 2048       # the last part of the run trains at this length
+    long_from: float = 0.9
+    batch: int = 16                # per process
     lr: float = 3e-3
-    v_minutes: float = 45.0
-    ar_minutes: float = 10.0
-    distill_n: int = 6000
+    v_tokens: int = 0              # the verifier's whole schedule in tokens (0: v_minutes decides)
+    v_minutes: float = 45.0        # one invocation's budget (with v_tokens, resume to continue)
+    ar_minutes: float = 5.0
+    distill_n: int = 100000
     distill_minutes: float = 10.0
-    ctx_len: int = 96              # verifier prompt length for distillation
+    ctx_len: int = 64              # prompt tokens kept per sample (>= window)
+    row_len: int = 512             # verifier context per distillation row
+    cuts_per_row: int = 16         # continuations sharing one row's prefill
     window: int = 64               # drafter context window
-    K: int = 32                    # longest block generated
-    blocks: list = field(default_factory=lambda: [16, 32])
-    variants: list = field(default_factory=lambda: ["context", "hidden"])
+    K: int = 16                    # longest block generated
+    blocks: list = field(default_factory=lambda: [16])
+    variants: list = field(default_factory=lambda: ["hidden"])
     d_layers: int = 2
     d_batch: int = 64
-    d1_minutes: float = 5.0        # stage I per drafter
-    d2_minutes: float = 2.0        # stage II per drafter
+    d1_minutes: float = 12.0       # stage I per drafter
+    d2_minutes: float = 5.0        # stage II per drafter
     eval_prompts: int = 30
-    pass_at_1: int = 100           # problems per language (0: skip)
+    pass_at_1: int = 0             # problems per language (0: skip)
     compile: bool = False
 
 
 SIZES = {
-    "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, batch=8, v_minutes=0.2, ar_minutes=0.05,
-                 distill_n=128, distill_minutes=0.5, ctx_len=48, window=32, K=16, blocks=[16],
-                 variants=["context", "hidden"], d_layers=1, d_batch=16, d1_minutes=0.05, d2_minutes=0.03,
-                 eval_prompts=2, pass_at_1=1),
-    "cpu": Size(ar_minutes=30.0, distill_n=8000, distill_minutes=8.0, d1_minutes=4.5, d2_minutes=1.5,
-                eval_prompts=20, pass_at_1=0),
-    "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, batch=64, lr=1.5e-3,
-                   v_minutes=3.5, ar_minutes=0.5, distill_n=60000, distill_minutes=0.7, ctx_len=192, window=128,
-                   K=32, blocks=[16, 32], variants=["context", "hidden"], d_layers=3, d_batch=256,
-                   d1_minutes=0.4, d2_minutes=0.15, eval_prompts=30, pass_at_1=0, compile=True),
+    "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, long_seq_len=0, batch=8, v_minutes=0.2,
+                 ar_minutes=0.05, distill_n=128, distill_minutes=0.5, ctx_len=32, row_len=96, cuts_per_row=4,
+                 window=32, K=16, blocks=[16], variants=["context", "hidden"], d_layers=1, d_batch=16,
+                 d1_minutes=0.05, d2_minutes=0.03, eval_prompts=2, pass_at_1=1),
+    # what ships without a GPU: measured on a 2-core AMD EPYC (no AMX: fp32; bf16 was 80x slower)
+    "cpu": Size(),
+    "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, long_seq_len=2048, batch=64,
+                   lr=1.5e-3, v_minutes=3.5, ar_minutes=0.5, distill_n=200000, distill_minutes=0.7, ctx_len=128,
+                   row_len=1024, cuts_per_row=32, window=128, K=32, blocks=[16, 32], variants=["hidden"],
+                   d_layers=3, d_batch=256, d1_minutes=0.4, d2_minutes=0.15, eval_prompts=30, pass_at_1=0,
+                   compile=True),
 }
 
 
@@ -73,7 +84,13 @@ def sh(cmd, log):
     subprocess.run(cmd, check=True)
 
 
-def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, jobs=1, log=print):
+def _finished(path, total_tokens=0):
+    extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
+    return bool(extra.get("finished")) and extra.get("tokens", 0) >= total_tokens
+
+
+def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, jobs=1, resume=False,
+        log=print):
     os.makedirs(out, exist_ok=True)
     py = sys.executable
     t_start = time.time()
@@ -131,24 +148,38 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     stage("tokens", os.path.join(tdir, "stats.json"),
           lambda: sh([py, "-m", "training.data", "--corpus", cdir, "--tokenizer", tok, "--out", tdir], log))
 
-    def train_lm(preset, path, minutes):
+    def train_lm(cfg):
         launcher = [py, "-m"] if gpus <= 1 else ["torchrun", f"--nproc_per_node={gpus}", "-m"]
-        cmd = launcher + ["training.train", "--preset", preset, "--data", tdir, "--out", path,
-                          "--batch-size", str(size.batch), "--seq-len", str(size.seq_len), "--minutes", str(minutes),
-                          "--lr", str(size.lr), "--min-lr", str(size.lr / 10), "--eval-every", "100"]
-        sh(cmd + (["--compile"] if size.compile else []), log)
+        sh(launcher + ["training.train"] + to_flags(cfg), log)
 
     v = os.path.join(out, "verifier.pt")
-    stage("verifier", v, lambda: train_lm(size.verifier, v, size.v_minutes))
-    ar = os.path.join(out, "ar.pt")
-    stage("ar", ar, lambda: train_lm(size.ar, ar, size.ar_minutes))
-
+    v_cfg = TrainConfig(preset=size.verifier, data=tdir, out=v, batch_size=size.batch, seq_len=size.seq_len,
+                        long_seq_len=size.long_seq_len, long_from=size.long_from, total_tokens=size.v_tokens,
+                        minutes=size.v_minutes, lr=size.lr, min_lr=size.lr / 10, eval_every=100,
+                        compile=size.compile, resume=resume)
+    if os.path.exists(v) and not _finished(v, size.v_tokens):
+        if not resume:
+            raise SystemExit(f"{v} is a stopped or extended run: continue it with --resume")
+        os.remove(v)                                   # continue the run from verifier.pt.state
+    stage("verifier", v, lambda: train_lm(v_cfg))
+    if "verifier" in timings:                          # a new verifier: everything distilled from it is stale
+        for stale in glob.glob(os.path.join(out, "distill.npz")) + glob.glob(os.path.join(out, "ar.pt")) + \
+                glob.glob(os.path.join(out, "drafter-*.pt")) + glob.glob(os.path.join(out, "eval.json")) + \
+                glob.glob(os.path.join(out, "export.json")):
+            log(f"stale after the new verifier: {stale}")
+            os.remove(stale)
     dist = os.path.join(out, "distill.npz")
     stage("distill", dist, lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
                                        "--n", str(size.distill_n), "--ctx-len", str(size.ctx_len),
+                                       "--row-len", str(size.row_len), "--cuts-per-row", str(size.cuts_per_row),
                                        "--window", str(size.window), "--K", str(size.K),
                                        "--minutes", str(size.distill_minutes),
-                                       "--batch", "256" if torch.cuda.is_available() else "64"], log))
+                                       "--batch", "1024" if torch.cuda.is_available() else "256"], log))
+
+    ar = os.path.join(out, "ar.pt")          # the `ar` baseline, distilled from the same continuations
+    stage("ar", ar, lambda: train_lm(TrainConfig(preset=size.ar, data=tdir, out=ar, distill=dist, batch_size=size.d_batch,
+                                                 minutes=size.ar_minutes, lr=size.lr, min_lr=size.lr / 10,
+                                                 eval_every=100, compile=size.compile)))
 
     # drafters: each (variant, block) is a chain stage I -> stage II; chains run `jobs` at a time
     drafters, chains = [], []
@@ -156,19 +187,18 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
         for var in size.variants:
             s1 = os.path.join(out, f"drafter-{var}-k{k}-s1.pt")
             s2 = os.path.join(out, f"drafter-{var}-k{k}-s2.pt")
-            common = ["--verifier", v, "--distill", dist, "--k", str(k), "--window", str(size.window),
-                      "--n-layer", str(size.d_layers), "--batch-size", str(size.d_batch)] + \
-                     (["--hidden"] if var == "hidden" else [])
-            chains.append([(f"drafter {var} k={k} I", s1, [py, "-m", "training.train_drafter", "--out", s1, "--stage", "1",
-                                                          "--minutes", str(size.d1_minutes)] + common),
-                           (f"drafter {var} k={k} II", s2, [py, "-m", "training.train_drafter", "--out", s2, "--stage", "2",
-                                                           "--init", s1, "--lr", "5e-4", "--min-lr", "5e-5",
-                                                           "--minutes", str(size.d2_minutes)] + common)])
+            common = dict(verifier=v, distill=dist, k=k, window=size.window, n_layer=size.d_layers,
+                          batch_size=size.d_batch, hidden=var == "hidden", log_every=50)
+            chains.append([(f"drafter {var} k={k} I", s1,
+                            DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes, **common)),
+                           (f"drafter {var} k={k} II", s2,
+                            DrafterTrainConfig(out=s2, stage=2, init=s1, lr=5e-4, min_lr=5e-5,
+                                               minutes=size.d2_minutes, **common))])
             drafters += [s1, s2]
 
     def run_chain(chain):
-        for name, path, cmd in chain:
-            stage(name, path, lambda: sh(cmd + ["--log-every", "50"], log))
+        for name, path, cfg in chain:
+            stage(name, path, lambda: sh([py, "-m", "training.train_drafter"] + to_flags(cfg), log))
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(run_chain, chains))
@@ -215,13 +245,15 @@ def main():
     ap.add_argument("--eval", default=os.path.join(HERE, "..", "..", "shared", "eval"))
     ap.add_argument("--set", nargs="*", default=[], help="override size fields, e.g. v_minutes=1 blocks=[16]")
     ap.add_argument("--jobs", type=int, default=1, help="drafters trained at the same time")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a stopped run: the verifier from its last state, then every stage not yet done")
     args = ap.parse_args()
     size = SIZES[args.size]
     for kv in args.set:
         k, v = kv.split("=", 1)
         setattr(size, k, json.loads(v))
     print(json.dumps(run(size, args.out, args.corpus, args.tokenizer, args.local, args.gpus,
-                         args.eval if os.path.isdir(args.eval) else None, args.jobs), indent=2))
+                         args.eval if os.path.isdir(args.eval) else None, args.jobs, args.resume), indent=2))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,20 @@ documents and fill-in-the-middle examples (psm and spm), see training/data.py.
 
 Single process:   python -m training.train --preset cpu --data training/work/tokens --out v.pt
 Several GPUs:     torchrun --nproc_per_node=8 -m training.train --preset device ...
-The run stops after --max-steps or --minutes, whichever comes first; the learning-rate
-schedule (warmup, cosine to min_lr) follows the fraction of that budget spent.
+Resume:           the same command with --resume (continues from OUT.state: weights,
+                  optimizer, step, tokens, data stream, history).
+
+Budgets: --total-tokens fixes the learning-rate schedule over the whole run, which may span
+several invocations (sessions), and --minutes then bounds one invocation (it saves its state
+and stops). Without --total-tokens the schedule follows --minutes (cumulative training time,
+across resumes) or --max-steps, whichever ends first. A run resumed with a larger budget
+re-stretches its cosine (the learning rate rises again, then decays to the new end).
+A resumable state is written every --ckpt-minutes; OUT itself (weights only) is what later
+stages read.
 """
 import json
-import math
 import os
+import platform
 import time
 from dataclasses import dataclass, asdict
 
@@ -20,20 +28,24 @@ from training.model import GPT, GPTConfig
 from training.data import TokenData, Batcher
 from training.cli import parse_config
 from training.export import save_checkpoint
+from training.schedule import lr_at, progress_of
 
 # model presets: (GPTConfig kwargs). vocab_size is taken from the tokenizer stats at run time.
 PRESETS = {
     # the committed test fixture and CI smoke runs
     "tiny": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, ffn_hidden=192, max_seq_len=256),
-    # trains on a shared 2-core CPU in under an hour (~3.4M params, 2.1M of them the tied
-    # embedding at vocab 16384); measured ~200-600 tokens/s there, so it sees only a few M tokens
+    # the first CPU default (3.4M params, 2.1M of them the tied embedding at vocab 16384)
     "cpu": dict(n_layer=6, n_head=4, n_kv_head=2, n_embd=128, ffn_hidden=384, max_seq_len=512),
+    # candidates for the CPU default, compared by validation loss at equal CPU time (training/sweep.py)
+    "cpu-s": dict(n_layer=6, n_head=6, n_kv_head=2, n_embd=192, ffn_hidden=512, max_seq_len=2048),
+    "cpu-m": dict(n_layer=6, n_head=4, n_kv_head=2, n_embd=256, ffn_hidden=704, max_seq_len=2048),
+    "cpu-l": dict(n_layer=8, n_head=6, n_kv_head=2, n_embd=384, ffn_hidden=1024, max_seq_len=2048),
     # one device call (~8 min on an H100/H200): ~90M params
-    "device": dict(n_layer=12, n_head=12, n_kv_head=4, n_embd=768, ffn_hidden=2048, max_seq_len=1024),
+    "device": dict(n_layer=12, n_head=12, n_kv_head=4, n_embd=768, ffn_hidden=2048, max_seq_len=2048),
     # small autoregressive draft models (same tokenizer)
     "ar-tiny": dict(n_layer=1, n_head=4, n_kv_head=2, n_embd=64, ffn_hidden=192, max_seq_len=256),
-    "ar-cpu": dict(n_layer=1, n_head=4, n_kv_head=2, n_embd=128, ffn_hidden=384, max_seq_len=512),
-    "ar-device": dict(n_layer=2, n_head=8, n_kv_head=2, n_embd=256, ffn_hidden=704, max_seq_len=1024),
+    "ar-cpu": dict(n_layer=1, n_head=4, n_kv_head=2, n_embd=128, ffn_hidden=384, max_seq_len=2048),
+    "ar-device": dict(n_layer=2, n_head=8, n_kv_head=2, n_embd=256, ffn_hidden=704, max_seq_len=2048),
 }
 
 
@@ -44,8 +56,11 @@ class TrainConfig:
     out: str = "training/work/verifier.pt"
     batch_size: int = 16          # per process
     seq_len: int = 256
-    max_steps: int = 100000
-    minutes: float = 0.0          # wall-clock budget (0 = none)
+    long_seq_len: int = 0         # > 0: switch to this sequence length (same tokens per step) ...
+    long_from: float = 0.8        # ... once this fraction of the run is spent
+    max_steps: int = 0            # 0 = none
+    total_tokens: int = 0         # the schedule's whole run, across resumes (0 = follow the other budgets)
+    minutes: float = 0.0          # wall-clock budget of this invocation (0 = none)
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup: int = 50
@@ -56,26 +71,75 @@ class TrainConfig:
     eval_every: int = 200
     eval_batches: int = 8
     seed: int = 0
-    threads: int = 1              # CPU threads (ignored on GPU); 1 is fastest on a shared 2-core box
+    threads: int = 0              # CPU threads (0 = all cores); ignored on GPU
+    dtype: str = "auto"           # CPU autocast: bf16 | fp32 | auto (bf16 only with AMX / AVX512-BF16)
     compile: bool = False
+    ckpt_minutes: float = 4.0     # resumable state every this many minutes
+    resume: bool = False
+    distill: str = ""             # train on a distillation file instead (training/distill.py): next-token
+                                  # loss on the verifier's greedy continuations only (the `ar` drafter)
+    init: str = ""                # start from these weights: a model folder (config.json + model.safetensors) or a .pt
     log_every: int = 20
 
 
-def get_lr(cfg, progress):
-    """progress in [0, 1]: linear warmup (in steps, see caller), then cosine to min_lr."""
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+class DistillBatcher:
+    """Rows [prompt, greedy continuation] of a distillation file; targets only on the continuation."""
+
+    def __init__(self, path, seed, val=False, val_frac=0.05):
+        import numpy as np
+        z = np.load(path)
+        seq = np.concatenate([z["ctx"], z["gen"]], 1).astype(np.int64)
+        n_val = max(1, int(len(seq) * val_frac))
+        self.seq = seq[-n_val:] if val else seq[:-n_val]
+        self.Lc = z["ctx"].shape[1]
+        self.rng = np.random.default_rng(seed)
+        self.T = seq.shape[1] - 1
+
+    def get(self, batch_size):
+        rows = torch.from_numpy(self.seq[self.rng.integers(0, len(self.seq), size=batch_size)])
+        x, y = rows[:, :-1], rows[:, 1:].clone()
+        y[:, :self.Lc - 1] = -1
+        return x, y
+
+
+def cpu_has_fast_bf16():
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def autocast_for(device, dtype):
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    use_bf16 = dtype == "bf16" or (dtype == "auto" and cpu_has_fast_bf16())
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
 
 
 @torch.no_grad()
-def evaluate(model, batcher, n, batch_size, device):
+def evaluate(model, batcher, n, batch_size, device, amp):
     model.eval()
     losses = []
     for _ in range(n):
         x, y = batcher.get(batch_size)
-        _, loss = model(x.to(device), y.to(device))
+        with amp:
+            _, loss = model(x.to(device), y.to(device))
         losses.append(loss.item())
     model.train()
     return sum(losses) / len(losses)
+
+
+def state_path(cfg):
+    return cfg.out + ".state"
+
+
+def save_state(cfg, raw, opt, batcher, run):
+    tmp = state_path(cfg) + ".tmp"
+    torch.save({"model": raw.state_dict(), "config": asdict(raw.cfg), "opt": opt.state_dict(),
+                "rng": batcher.rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "run": run,
+                "train_config": asdict(cfg)}, tmp)
+    os.replace(tmp, state_path(cfg))  # a crash mid-write never leaves a broken state
 
 
 def train(cfg: TrainConfig, log=print):
@@ -90,68 +154,125 @@ def train(cfg: TrainConfig, log=print):
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
     else:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or os.cpu_count())
     torch.manual_seed(cfg.seed + rank)
     master = rank == 0
 
     stats = json.load(open(os.path.join(cfg.data, "stats.json")))
     vocab = stats.get("vocab_size")
-    train_b = Batcher(TokenData(cfg.data, "train"), cfg.seq_len, cfg.fim_rate, cfg.spm_rate, seed=cfg.seed + rank)
-    val_b = Batcher(TokenData(cfg.data, "val"), cfg.seq_len, cfg.fim_rate, cfg.spm_rate, seed=10_000)
+    if cfg.distill:
+        train_b = DistillBatcher(cfg.distill, seed=cfg.seed + rank)
+        val_b = DistillBatcher(cfg.distill, seed=10_000, val=True)
+        cfg.seq_len, cfg.long_seq_len = train_b.T, 0
+    else:
+        train_b = Batcher(TokenData(cfg.data, "train"), cfg.seq_len, cfg.fim_rate, cfg.spm_rate, seed=cfg.seed + rank)
+        val_b = Batcher(TokenData(cfg.data, "val"), cfg.seq_len, cfg.fim_rate, cfg.spm_rate, seed=10_000)
     mcfg = GPTConfig(vocab_size=vocab, **PRESETS[cfg.preset])
     model = GPT(mcfg).to(device)
-    if master:
-        log(f"model {cfg.preset}: {model.num_params() / 1e6:.2f}M params, {mcfg}")
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
                             fused=device.startswith("cuda"))
+    run = {"step": 0, "tokens": 0, "train_time_s": 0.0, "history": [], "sessions": []}
+    if cfg.init and not (cfg.resume and os.path.exists(state_path(cfg))):
+        if os.path.isdir(cfg.init):
+            from training.hf import load_verifier
+            start = load_verifier(cfg.init)
+        else:
+            from training.export import load_checkpoint
+            start, _ = load_checkpoint(cfg.init)
+        assert asdict(start.cfg) == asdict(mcfg), f"{cfg.init} is a {start.cfg} model, not preset {cfg.preset}"
+        model.load_state_dict(start.state_dict())
+        if master:
+            log(f"weights from {cfg.init}")
+    if cfg.resume and os.path.exists(state_path(cfg)):
+        st = torch.load(state_path(cfg), map_location=device, weights_only=False)
+        assert st["config"] == asdict(mcfg), f"{state_path(cfg)} is a {st['config']} model, not preset {cfg.preset}"
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        train_b.rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        run = st["run"]
+        if master:
+            log(f"resumed from {state_path(cfg)}: step {run['step']}, {run['tokens'] / 1e6:.2f}M tokens")
+    elif cfg.resume and master:
+        log(f"--resume: no {state_path(cfg)} yet, starting fresh")
+    if master:
+        log(f"model {cfg.preset}: {model.num_params() / 1e6:.2f}M params, {mcfg}")
     raw = model
     if cfg.compile:
         model = torch.compile(model)
     if ddp:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    amp = autocast_for(device, cfg.dtype)
+    session = {"start_step": run["step"], "start_tokens": run["tokens"], "device": device,
+               "threads": torch.get_num_threads(), "bf16": bool(amp._enabled) if hasattr(amp, "_enabled") else None,
+               "cpu": platform.processor() or platform.machine()}
 
-    t0, tokens, step, history = time.time(), 0, 0, []
-    budget = cfg.minutes * 60
-    while step < cfg.max_steps:
+    t0 = time.time()
+    t_ckpt = t0
+    tokens_per_step = cfg.batch_size * cfg.seq_len * world
+    while True:
         elapsed = time.time() - t0
-        progress = max(step / cfg.max_steps, elapsed / budget if budget else 0.0)
-        stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
+        progress = progress_of(run["step"], cfg.max_steps, run["tokens"], cfg.total_tokens,
+                               run["train_time_s"] + elapsed if not cfg.total_tokens else 0.0,
+                               cfg.minutes if not cfg.total_tokens else 0.0)
+        session_over = bool(cfg.total_tokens and cfg.minutes and elapsed >= cfg.minutes * 60)
+        stop = progress >= 1.0 or session_over
+        stop = torch.tensor([1.0 if stop else 0.0])
         if ddp:
             stop = stop.to(device)
             dist.broadcast(stop, 0)
         if stop.item() > 0:
             break
-        lr = cfg.lr * (step + 1) / cfg.warmup if step < cfg.warmup else get_lr(cfg, progress)
+        lr = lr_at(run["step"], progress, cfg.lr, cfg.min_lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = train_b.get(cfg.batch_size)
+        long = cfg.long_seq_len and progress >= cfg.long_from
+        T = cfg.long_seq_len if long else cfg.seq_len
+        train_b.T = T
+        x, y = train_b.get(max(1, tokens_per_step // (T * world)))
         with amp:
             _, loss = model(x.to(device), y.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        tokens += x.numel() * world
-        step += 1
+        run["tokens"] += x.numel() * world
+        run["step"] += 1
+        step = run["step"]
+        now = time.time()
         if master and step % cfg.log_every == 0:
-            log(f"step {step} loss {loss.item():.3f} lr {lr:.2e} tok {tokens / 1e6:.2f}M "
-                f"{tokens / (time.time() - t0):.0f} tok/s {time.time() - t0:.0f}s")
+            done = run["tokens"] - session["start_tokens"]
+            log(f"step {step} loss {loss.item():.3f} lr {lr:.2e} T {T} tok {run['tokens'] / 1e6:.2f}M "
+                f"{done / (now - t0):.0f} tok/s {now - t0:.0f}s")
         if master and step % cfg.eval_every == 0:
-            vl = evaluate(raw, val_b, cfg.eval_batches, cfg.batch_size, device)
-            history.append({"step": step, "tokens": tokens, "val_loss": vl, "time_s": time.time() - t0})
+            vl = evaluate(raw, val_b, cfg.eval_batches, max(1, tokens_per_step // cfg.seq_len), device, amp)
+            run["history"].append({"step": step, "tokens": run["tokens"], "val_loss": vl,
+                                   "time_s": run["train_time_s"] + now - t0})
             log(f"step {step} val_loss {vl:.4f}")
-            save_checkpoint(cfg.out, raw, extra={"steps": step, "tokens": tokens, "val_loss": vl})
+        if master and cfg.ckpt_minutes and now - t_ckpt >= cfg.ckpt_minutes * 60:
+            run_now = dict(run, train_time_s=run["train_time_s"] + now - t0)
+            save_state(cfg, raw, opt, train_b, run_now)
+            save_checkpoint(cfg.out, raw, extra={"steps": step, "tokens": run["tokens"], "partial": True})
+            t_ckpt = now
     result = {}
     if master:
-        vl = evaluate(raw, val_b, cfg.eval_batches * 4, cfg.batch_size, device)
-        result = {"steps": step, "tokens": tokens, "val_loss": vl, "train_time_s": time.time() - t0,
-                  "params": raw.num_params(), "device": device, "world": world, "history": history,
-                  "train_config": asdict(cfg)}
-        log(f"done: {json.dumps({k: v for k, v in result.items() if k != 'history'})}")
+        elapsed = time.time() - t0
+        session.update(end_step=run["step"], end_tokens=run["tokens"], seconds=elapsed,
+                       tokens_per_s=(run["tokens"] - session["start_tokens"]) / max(elapsed, 1e-9))
+        run["sessions"].append(session)
+        run["train_time_s"] += elapsed
+        save_state(cfg, raw, opt, train_b, run)
+        val_b.T = cfg.long_seq_len or cfg.seq_len
+        vl = evaluate(raw, val_b, cfg.eval_batches * 4, max(1, tokens_per_step // val_b.T), device, amp)
+        result = {"steps": run["step"], "tokens": run["tokens"], "val_loss": vl, "val_seq_len": val_b.T,
+                  "train_time_s": run["train_time_s"], "params": raw.num_params(),
+                  "tokens_per_s_last_session": session["tokens_per_s"], "device": device, "world": world,
+                  "finished": progress >= 1.0,
+                  "history": run["history"], "sessions": run["sessions"], "train_config": asdict(cfg)}
+        log(f"done: {json.dumps({k: v for k, v in result.items() if k not in ('history', 'sessions')})}")
         save_checkpoint(cfg.out, raw.cpu(), extra=result)
     if ddp:
         dist.destroy_process_group()

@@ -1,0 +1,80 @@
+"""Resumable training, shared-prefix distillation and the Hugging Face weights, on a toy corpus."""
+import glob
+import os
+import shutil
+import sysconfig
+
+import numpy as np
+import pytest
+import torch
+
+from training import data, tokenizer as toklib
+from training.distill import greedy_from_cuts, greedy_with_hidden
+from training.hf import load_verifier, save_verifier
+from training.schedule import lr_at, progress_of
+from training.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    texts = [open(p, encoding="utf-8").read() for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))[:40]]
+    import json
+    with open(d / "docs.jsonl", "w") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"lang": "python", "source": "stdlib", "path": str(i), "text": t}) + "\n")
+    json.dump({"languages": {"python": {"ext": [".py"], "weight": 1.0, "cap_mb": 1}}}, open(d / "manifest.json", "w"))
+    toklib.train_tokenizer(texts, 512, str(d / "tok.json"))
+    data.prepare(str(d), str(d / "tok.json"), str(d / "tokens"), val_every=10, log=lambda *a: None)
+    return str(d / "tokens")
+
+
+def cfg(tokens, out, **kw):
+    base = dict(preset="tiny", data=tokens, out=str(out), batch_size=4, seq_len=64, lr=3e-3, min_lr=3e-4, warmup=2,
+                eval_every=10**9, log_every=10**9, threads=1, ckpt_minutes=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_continues_the_same_run(tokens, tmp_path):
+    total = 12 * 4 * 64                                           # the schedule: 12 steps of 4 x 64 tokens
+    whole, _ = train(cfg(tokens, tmp_path / "whole.pt", total_tokens=total), log=lambda *a: None)
+    _, first = train(cfg(tokens, tmp_path / "split.pt", total_tokens=total, minutes=0.002), log=lambda *a: None)
+    assert 0 < first["steps"] < 12 and not first["finished"]      # the session budget stopped it early
+    split, res = train(cfg(tokens, tmp_path / "split.pt", total_tokens=total, resume=True), log=lambda *a: None)
+    assert res["steps"] == 12 and res["finished"] and len(res["sessions"]) == 2
+    for (k, a), b in zip(whole.state_dict().items(), split.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_token_budget_drives_the_schedule():
+    assert progress_of(step=5, tokens=500, total_tokens=1000) == 0.5
+    assert progress_of(step=5, max_steps=10, tokens=900, total_tokens=1000) == 0.9
+    assert lr_at(0, 0.0, 1.0, 0.1, warmup=10) == pytest.approx(0.1)
+    assert lr_at(100, 1.0, 1.0, 0.1, warmup=10) == pytest.approx(0.1)
+    assert lr_at(100, 0.5, 1.0, 0.1, warmup=10) == pytest.approx(0.55)
+
+
+def test_shared_prefix_distillation_equals_one_prompt_at_a_time(tokens, tmp_path):
+    gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=20), log=lambda *a: None)
+    b = data.Batcher(data.TokenData(tokens, "train"), 128, seed=3)
+    rows = torch.tensor([b.row()[:100] for _ in range(2)])
+    cuts = torch.tensor([[40, 77, 100], [60, 41, 90]])
+    toks, hid = greedy_from_cuts(gpt, rows, cuts, 9, 16)
+    for i, (r, c) in enumerate([(0, 40), (0, 77), (0, 100), (1, 60), (1, 41), (1, 90)]):
+        ref, ph, gh = greedy_with_hidden(gpt, rows[r:r + 1, :c], 9)
+        assert torch.equal(toks[i], ref[0]), i
+        assert torch.allclose(hid[i], torch.cat([ph[:, -16:], gh], 1)[0], atol=1e-4), i
+
+
+def test_hf_weights_round_trip_and_continue_training(tokens, tmp_path):
+    gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=4), log=lambda *a: None)
+    from training.export import hf_config
+    import json
+    json.dump(hf_config(gpt.cfg, toklib.EOS), open(tmp_path / "config.json", "w"))
+    save_verifier(gpt, str(tmp_path))
+    back = load_verifier(str(tmp_path))
+    for (k, a), b in zip(gpt.state_dict().items(), back.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-2, atol=1e-2), k        # bf16 on disk
+        assert torch.equal(a.to(torch.bfloat16).float(), b), k
+    cont, res = train(cfg(tokens, tmp_path / "c.pt", max_steps=2, init=str(tmp_path)), log=lambda *a: None)
+    assert res["steps"] == 2
