@@ -13,6 +13,7 @@ With --hidden, the drafter also sees the verifier's hidden states of its context
     python -m training.train_drafter --verifier v.pt --distill d.npz --out drafter.pt --k 16
 """
 import json
+import os
 import time
 from dataclasses import dataclass, asdict
 
@@ -24,6 +25,7 @@ from training.model import Drafter, DrafterConfig
 from training.cli import parse_config
 from training.export import load_checkpoint, save_checkpoint
 from training.tokenizer import MASK
+from training.schedule import lr_at, progress_of
 
 
 @dataclass
@@ -47,7 +49,7 @@ class DrafterTrainConfig:
     warmup: int = 30
     val_frac: float = 0.05
     seed: int = 0
-    threads: int = 1
+    threads: int = 0              # 0: all cores
     log_every: int = 20
 
 
@@ -98,7 +100,7 @@ def evaluate(model, data, cfg, k, n=512):
 
 
 def train(cfg: DrafterTrainConfig, log=print):
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or os.cpu_count())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     data = DistillData(cfg.distill, cfg.val_frac)
@@ -121,11 +123,10 @@ def train(cfg: DrafterTrainConfig, log=print):
     t0, step = time.time(), 0
     k = cfg.k
     while step < cfg.max_steps:
-        progress = max(step / cfg.max_steps, (time.time() - t0) / (cfg.minutes * 60) if cfg.minutes else 0)
+        progress = progress_of(step=step, max_steps=cfg.max_steps, seconds=time.time() - t0, minutes=cfg.minutes)
         if progress >= 1:
             break
-        lr = cfg.lr * (step + 1) / cfg.warmup if step < cfg.warmup else \
-            cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + np.cos(np.pi * progress))
+        lr = lr_at(step, progress, cfg.lr, cfg.min_lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         R = k if cfg.stage == 1 else int(rng.integers(1, k + 1))
