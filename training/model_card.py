@@ -91,6 +91,15 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
                  f"{tc.get('fim_rate', 0) * 100:.0f}% of documents ({tc.get('spm_rate', 0) * 100:.0f}% of those spm, the rest psm), "
                  f"every example ending in `<|endoftext|>`. **Validation loss {v['val_loss']:.3f} nats/token** "
                  f"(held-out documents, same FIM mix).")
+        for i, ses in enumerate(v.get("sessions", [])):
+            L.append(f"  - session {i + 1}: steps {ses['start_step']}-{ses['end_step']}, "
+                     f"{(ses['end_tokens'] - ses['start_tokens']) / 1e6:.2f}M tokens in {ses['seconds'] / 60:.1f} min = "
+                     f"**{ses['tokens_per_s']:.0f} tokens/s** ({ses['threads']} threads, {'bf16' if ses.get('bf16') else 'fp32'}, {ses['device']})")
+        if tc.get("long_seq_len"):
+            L.append(f"  - the last {(1 - tc['long_from']) * 100:.0f}% of the run at {tc['long_seq_len']} tokens per row "
+                     f"(positions up to {tc['long_seq_len']} seen in training)")
+        if not v.get("finished", True):
+            L.append("  - the schedule is not finished: `python -m training.pipeline --resume` continues it")
     if ar:
         L.append(f"- ar: {ar['tokens'] / 1e6:.2f}M tokens, {ar['train_time_s'] / 60:.1f} min, validation loss {ar['val_loss']:.3f}.")
     for name in sorted(os.listdir(run)):
@@ -116,6 +125,20 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
             L.append(f"| {name.replace('.pt', '')} | {k[2:]} | " +
                      " | ".join(f"{acc[f'{name} {k} {s}']['tau']:.2f}" if f"{name} {k} {s}" in acc else "" for s in sets) + " |")
         L.append("")
+        L.append("Acceptance by position (share of verifier passes whose draft was accepted at least up to "
+                 "position i), for the shipped drafter and `ar`:\n")
+        for key, r in sorted(acc.items()):
+            if "accept_rate_by_position" in r and (drafter_shipped in key or key.startswith("ar")):
+                L.append(f"- {key}: " + " ".join(f"{x:.2f}" for x in r["accept_rate_by_position"][:8]) + " ...")
+        L.append("")
+    ho = ev.get("held_out")
+    if ho:
+        L.append(f"- held-out split of the corpus (plain documents, {ho['tokens']} tokens in windows of {ho['seq_len']}): "
+                 f"**{ho['bits_per_byte']:.3f} bits per byte** ({ho['nats_per_token']:.3f} nats/token)")
+    for key in sorted(k for k in ev if k.startswith("repetition_")):
+        r = ev[key]
+        L.append(f"- {key[len('repetition_'):]}: {r['looping']}/{r['n']} greedy 64-token completions end in a repetition loop "
+                 f"({r['share'] * 100:.0f}%)")
     for lang in ("py", "ts"):
         r = ev.get(f"pass_at_1_{lang}")
         if r:
