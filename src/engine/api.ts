@@ -13,6 +13,17 @@ export interface EngineOptions {
   spinning?: boolean;
 }
 
+/** A CompletionRequest with a bad field (NaN tokens, a negative block, topP 0...): `field` names it. */
+export class InvalidRequestError extends Error {
+  override name = 'InvalidRequestError';
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`invalid request: ${field} ${problem}`);
+  }
+}
+
 export interface CompletionRequest {
   /** Text before the cursor. */
   prefix: string;

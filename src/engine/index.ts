@@ -2,13 +2,14 @@
 // Plain Node (no 'vscode'), shared by the CLI, the tests, the benchmark and the extension.
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import type {
-  CompletionCallbacks,
-  CompletionRequest,
-  CompletionResult,
-  DrafterName,
-  EngineOptions,
-  ModelInfo,
+import {
+  InvalidRequestError,
+  type CompletionCallbacks,
+  type CompletionRequest,
+  type CompletionResult,
+  type DrafterName,
+  type EngineOptions,
+  type ModelInfo,
 } from './api';
 import { argmax } from './acceptance';
 import { AutoregressiveDrafter } from './drafters/autoregressive';
@@ -28,6 +29,36 @@ export { ModelFolderError } from './modelFolder';
 
 /** Default drafted block per drafter when neither the request nor deer.json says. */
 const DEFAULT_BLOCK: Record<DrafterName, number> = { none: 0, ngram: 10, ar: 5, deer: 16 };
+
+/** Most tokens drafted per pass that a request may ask for. */
+const MAX_BLOCK = 256;
+
+/** Throws InvalidRequestError naming the first bad field. */
+export function checkRequest(req: CompletionRequest): void {
+  const bad = (field: string, problem: string): never => {
+    throw new InvalidRequestError(field, problem);
+  };
+  const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+  if (typeof req.prefix !== 'string') bad('prefix', `must be a string, got ${show(req.prefix)}`);
+  if (req.suffix !== undefined && typeof req.suffix !== 'string') bad('suffix', `must be a string, got ${show(req.suffix)}`);
+  if (typeof req.maxNewTokens !== 'number' || !Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 0) {
+    bad('maxNewTokens', `must be a whole number >= 0, got ${show(req.maxNewTokens)}`);
+  }
+  const { blockSize, temperature, topP, seed } = req;
+  if (blockSize !== undefined && (!Number.isInteger(blockSize) || blockSize < 0 || blockSize > MAX_BLOCK)) {
+    bad('blockSize', `must be a whole number from 0 to ${MAX_BLOCK}, got ${show(blockSize)}`);
+  }
+  if (temperature !== undefined && (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0)) {
+    bad('temperature', `must be a number >= 0 (0 = greedy), got ${show(temperature)}`);
+  }
+  if (topP !== undefined && (typeof topP !== 'number' || !(topP > 0 && topP <= 1))) {
+    bad('topP', `must be in (0, 1] (a nucleus of nothing samples nothing), got ${show(topP)}`);
+  }
+  if (seed !== undefined && !Number.isInteger(seed)) bad('seed', `must be a whole number, got ${show(seed)}`);
+  if (req.stop !== undefined && (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string'))) {
+    bad('stop', `must be a list of strings, got ${show(req.stop)}`);
+  }
+}
 
 /** A drafter that fails at run time is replaced, for that model, by the next one here. */
 const FALLBACK: Record<DrafterName, DrafterName | undefined> = { deer: 'ngram', ar: 'ngram', ngram: 'none', none: undefined };
@@ -230,6 +261,7 @@ export class Engine {
 
   private async completeNow(req: CompletionRequest, cb: CompletionCallbacks): Promise<CompletionResult> {
     if (this.disposed) throw new Error('Engine is disposed');
+    checkRequest(req);
     let name = req.drafter ?? this.info.defaultDrafter ?? 'ngram';
     if (!this.info.drafters.includes(name)) {
       throw new Error(`drafter "${name}" is not available for ${this.spec.name} (available: ${this.info.drafters.join(', ')})`);

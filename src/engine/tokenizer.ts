@@ -24,6 +24,24 @@ interface AddedToken {
   special?: boolean;
 }
 
+/** Cap on DeerTokenizer.maxTokenChars (a vocabulary with a few very long entries would otherwise widen every cut). */
+const MAX_TOKEN_CHARS = 32;
+
+/** The last `n` characters of `text`, not starting inside a surrogate pair. */
+function lastChars(text: string, n: number): string {
+  if (text.length <= n) return text;
+  const cut = text.length - n;
+  const c = text.charCodeAt(cut);
+  return text.slice(c >= 0xdc00 && c <= 0xdfff ? cut + 1 : cut);
+}
+
+/** The first `n` characters of `text`, not ending inside a surrogate pair. */
+function firstChars(text: string, n: number): string {
+  if (text.length <= n) return text;
+  const c = text.charCodeAt(n - 1);
+  return text.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+}
+
 export class DeerTokenizer {
   readonly special: SpecialIds;
   readonly fimOrder: FimOrder;
@@ -37,6 +55,12 @@ export class DeerTokenizer {
   private readonly textTok: Tokenizer;
   /** Ids that are not text: special added tokens, EOS, FIM and mask ids. */
   private readonly controlIds: Set<number>;
+  /**
+   * Most characters one token can cover (the longest vocabulary entry, capped): a prompt of
+   * `budget` tokens never needs more than budget * this many characters, so longer text is cut
+   * by characters before it is tokenized (a 10 MB file costs the same as a window).
+   */
+  readonly maxTokenChars: number;
 
   constructor(spec: ModelSpec) {
     const file = join(spec.dir, 'tokenizer.json');
@@ -72,6 +96,9 @@ export class DeerTokenizer {
     }
     this.special = { eos, fimPrefix, fimSuffix, fimMiddle, mask: lookup(sp.mask, 'mask') };
     this.fimOrder = spec.fimOrder;
+    let longest = 1;
+    for (const token of this.textTok.get_vocab(false).keys()) longest = Math.max(longest, token.length);
+    this.maxTokenChars = Math.min(longest, MAX_TOKEN_CHARS);
     this.controlIds = new Set([...added.filter((t) => t.special === true).map((t) => t.id), ...eos]);
     for (const id of [fimPrefix, fimSuffix, fimMiddle, this.special.mask]) if (id !== undefined) this.controlIds.add(id);
   }
@@ -108,7 +135,10 @@ export class DeerTokenizer {
    * psm = <fim_prefix>P<fim_suffix>S<fim_middle>, spm = <fim_suffix>S<fim_prefix>P<fim_middle>.
    * Over `budget` tokens, the start of the prefix and the end of the suffix are dropped.
    */
-  buildPrompt(prefix: string, suffix = '', budget = Infinity): number[] {
+  buildPrompt(prefixIn: string, suffixIn = '', budget = Infinity): number[] {
+    const maxChars = budget * this.maxTokenChars;
+    const prefix = lastChars(prefixIn, maxChars);
+    const suffix = firstChars(suffixIn, maxChars);
     let p = this.encode(prefix);
     if (suffix.length === 0 || !this.fim) return p.length > budget ? p.slice(p.length - budget) : p;
     let s = this.encode(suffix);

@@ -2,7 +2,7 @@
 // and the loop with scripted drafters (perfect, half right, wrong) staying lossless.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CompletionResult, Engine } from '../../src/engine';
+import { CompletionResult, Engine, InvalidRequestError } from '../../src/engine';
 import type { Draft, DraftContext, Drafter } from '../../src/engine/drafters/types';
 import { readModelFolder } from '../../src/engine/modelFolder';
 import { runLoop } from '../../src/engine/speculative';
@@ -117,6 +117,46 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     assert.ok(typed.stats.reusedTokens >= typed.stats.promptTokens - 6, `reused ${typed.stats.reusedTokens} of ${typed.stats.promptTokens}`);
     const again = await engine.complete({ prefix: PROMPT + '    re', suffix, maxNewTokens: 4, drafter: 'none' });
     assert.ok(again.stats.reusedTokens >= again.stats.promptTokens - 6);
+  });
+
+  it('rejects bad options with a named error that names the field, and keeps working', async () => {
+    const bad: [Record<string, unknown>, string][] = [
+      [{ blockSize: -3 }, 'blockSize'],
+      [{ blockSize: 2.5 }, 'blockSize'],
+      [{ maxNewTokens: NaN }, 'maxNewTokens'],
+      [{ maxNewTokens: -1 }, 'maxNewTokens'],
+      [{ temperature: 0.8, topP: 0 }, 'topP'],
+      [{ temperature: NaN }, 'temperature'],
+      [{ seed: 1.5 }, 'seed'],
+      [{ prefix: 42 }, 'prefix'],
+    ];
+    for (const [over, field] of bad) {
+      await assert.rejects(engine.complete({ prefix: PROMPT, maxNewTokens: 4, ...over } as never), (e: unknown) => {
+        assert.ok(e instanceof InvalidRequestError, `${JSON.stringify(over)}: expected InvalidRequestError, got ${e}`);
+        assert.equal(e.field, field);
+        assert.match(e.message, new RegExp(field));
+        return true;
+      });
+    }
+    const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
+    assert.deepEqual(r.tokens, base.tokens);
+  });
+
+  it('a 10 MB prefix is cut by characters before it is tokenized: the window\'s result, bounded memory', async (t) => {
+    const line = 'total = total + values[i] * 2\n';
+    const huge = line.repeat(Math.ceil(10_000_000 / line.length));
+    const window = line.repeat(4000);
+    const expected = await engine.complete({ prefix: window, suffix: window, maxNewTokens: 8, drafter: 'none' });
+    engine.clearCache();
+    const rss0 = process.memoryUsage().rss;
+    const t0 = performance.now();
+    const r = await engine.complete({ prefix: huge, suffix: huge, maxNewTokens: 8, drafter: 'none' });
+    const ms = performance.now() - t0;
+    const grew = (process.memoryUsage().rss - rss0) / 2 ** 20;
+    t.diagnostic(`10 MB prefix + suffix: ${ms.toFixed(0)} ms, RSS +${grew.toFixed(0)} MB`);
+    assert.deepEqual(r.tokens, expected.tokens);
+    assert.equal(r.stats.promptTokens, expected.stats.promptTokens);
+    assert.ok(grew < 200, `RSS grew ${grew.toFixed(0)} MB`);
   });
 
   it('rejects a drafter the model does not have, and keeps working', async () => {
