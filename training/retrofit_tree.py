@@ -40,7 +40,7 @@ def gpt_from_onnx(path, cfg: GPTConfig) -> GPT:
     init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
 
     def weight(name):
-        if name in init:
+        if not name.endswith("_quantized"):
             return init[name].astype(np.float32)
         base = name[: -len("_quantized")]
         q, zp = init[name].astype(np.float32), init[base + "_zero_point"].astype(np.float32)
@@ -62,7 +62,7 @@ def gpt_from_onnx(path, cfg: GPTConfig) -> GPT:
     missing = set(gpt.state_dict()) - set(sd)
     if missing:
         raise ValueError(f"{path}: cannot find weights for {sorted(missing)[:4]}...")
-    gpt.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+    gpt.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()})
     return gpt.eval()
 
 
