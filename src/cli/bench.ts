@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CompletionResult, Engine } from '../engine';
+import { CompletionResult, DEFAULT_TREE_BUDGET, Engine } from '../engine';
 import { Options, UsageError } from './args';
 import { renderChart } from './chart';
 import { commonOptions, drafterName, ROOT } from './common';
@@ -23,6 +23,10 @@ export interface DrafterResult {
   peak_rss_mb: number;
   new_tokens: number;
   passes: number;
+  /** Drafted tokens sent per verifier pass (tree nodes counted). */
+  drafted_per_pass: number;
+  /** The passes verified draft trees. */
+  trees: boolean;
   draft_ms: number;
   verify_ms: number;
   prompts_identical: number;
@@ -66,6 +70,7 @@ export async function runBench(o: Options): Promise<void> {
   const limit = o.num('limit', Infinity);
   const maxNewTokens = o.num('max-new-tokens', 64);
   const blockSize = o.num('block-size');
+  const treeBudget = o.num('tree-budget', DEFAULT_TREE_BUDGET);
   const adaptiveBlock = !o.flag('fixed-block');
   const drafterList = o.str('drafters');
   const stem = basename(promptsFile).replace(/\.jsonl?$/, '');
@@ -79,9 +84,23 @@ export async function runBench(o: Options): Promise<void> {
   const engine = await Engine.load(common);
   for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
   try {
-    // 'deer+lookup' = deer with prompt lookup (CompletionRequest.lookup)
-    const drafters: string[] = drafterList ? drafterList.split(',').map((s) => s.trim()) : engine.info.drafters;
-    const config = (d: string) => ({ drafter: drafterName(d.replace(/\+lookup$/, '')), lookup: d.endsWith('+lookup') });
+    // 'deer+lookup' = deer with prompt lookup (CompletionRequest.lookup); '-tree' = draft trees
+    // (CompletionRequest.treeBudget), plain 'deer' = chains
+    const drafters: string[] = drafterList
+      ? drafterList.split(',').map((s) => s.trim())
+      : [...engine.info.drafters, ...(engine.info.drafters.includes('deer') ? ['deer-tree'] : [])];
+    const config = (d: string) => {
+      const tree = d.endsWith('-tree');
+      const base = tree ? d.slice(0, -'-tree'.length) : d;
+      return { drafter: drafterName(base.replace(/\+lookup$/, '')), lookup: base.endsWith('+lookup'), treeBudget: tree ? treeBudget : 0 };
+    };
+    const chainsOnly = drafters.some((d) => d.endsWith('-tree')) && !engine.info.treeAttention;
+    const treeNote = chainsOnly
+      ? `The verifier has no tree_mask input (deer.json verifier.tree_attention), so the -tree rows verify chains (python -m training.retrofit_tree adds it).`
+      : drafters.some((d) => d.endsWith('-tree'))
+        ? `-tree rows: draft trees of at most ${treeBudget} nodes per pass${adaptiveBlock ? ' (the pass-time model may send fewer)' : ''}; the others verify chains.`
+        : '';
+    if (chainsOnly) process.stderr.write(`deer: ${treeNote}\n`);
     for (const d of drafters) {
       if (!engine.info.drafters.includes(config(d).drafter)) throw new UsageError(`drafter "${d}" is not available for ${engine.info.name}`);
       await engine.warm(config(d).drafter);
@@ -133,6 +152,8 @@ export async function runBench(o: Options): Promise<void> {
         peak_rss_mb: round(rss.get(d)! / 2 ** 20, 1),
         new_tokens: tokens,
         passes,
+        drafted_per_pass: round(passes > 0 ? rs.reduce((s, r) => s + (r.stats.draftedTokens ?? 0), 0) / passes : 0),
+        trees: rs.some((r) => r.stats.trees === true),
         draft_ms: round(rs.reduce((s, r) => s + r.stats.draftMs, 0), 1),
         verify_ms: round(rs.reduce((s, r) => s + r.stats.verifyMs, 0), 1),
         prompts_identical: identicalCount,
@@ -161,6 +182,8 @@ export async function runBench(o: Options): Promise<void> {
         max_new_tokens: maxNewTokens,
         block_size: blockSize ?? 'default',
         adaptive_block: adaptiveBlock,
+        tree_budget: treeBudget,
+        tree_attention: engine.info.treeAttention === true,
         greedy: true,
         date: new Date().toISOString(),
       },
@@ -170,7 +193,7 @@ export async function runBench(o: Options): Promise<void> {
     mkdirSync(dirname(jsonOut), { recursive: true });
     writeFileSync(jsonOut, JSON.stringify(report, null, 2) + '\n');
     const stemOut = jsonOut.replace(/\.json$/, '');
-    writeFileSync(`${stemOut}.md`, `# ${title}\n\n${table}\nMachine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.threads} threads, node ${report.machine.node}.\n`);
+    writeFileSync(`${stemOut}.md`, `# ${title}\n\n${table}\n${treeNote ? treeNote + '\n\n' : ''}Machine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.threads} threads, node ${report.machine.node}.\n`);
     const chart = renderChart(
       title,
       drafters.map((d) => ({
@@ -186,19 +209,19 @@ export async function runBench(o: Options): Promise<void> {
       mkdirSync(dirname(resolve(saveOutputs)), { recursive: true });
       writeFileSync(resolve(saveOutputs), outputs.map((x) => JSON.stringify(x)).join('\n') + '\n');
     }
-    process.stdout.write(`\n${title}\n\n${table}\nwrote ${jsonOut}, ${stemOut}.md, ${stemOut}.svg\n`);
+    process.stdout.write(`\n${title}\n\n${table}\n${treeNote ? treeNote + '\n\n' : ''}wrote ${jsonOut}, ${stemOut}.md, ${stemOut}.svg\n`);
   } finally {
     await engine.dispose();
   }
 }
 
 function markdownTable(results: Record<string, DrafterResult>, drafters: readonly string[]): string {
-  const rows = ['| drafter | tokens/s | mean accepted | speedup | identical | p50 ms | p95 ms | peak RSS MB |', '|---|---:|---:|---:|:---:|---:|---:|---:|'];
+  const rows = ['| drafter | tokens/s | mean accepted | drafted/pass | speedup | identical | p50 ms | p95 ms | peak RSS MB |', '|---|---:|---:|---:|---:|:---:|---:|---:|---:|'];
   for (const d of drafters) {
     const r = results[d];
     const ident = r.identical === null ? 'n/a' : r.identical ? 'yes' : `no (${r.prompts_identical} same)`;
     rows.push(
-      `| ${d} | ${r.tokens_per_s.toFixed(1)} | ${r.mean_accepted.toFixed(2)} | ${r.speedup === null ? 'n/a' : r.speedup.toFixed(2) + 'x'} | ${ident} | ${r.p50_ms.toFixed(0)} | ${r.p95_ms.toFixed(0)} | ${r.peak_rss_mb.toFixed(0)} |`,
+      `| ${d} | ${r.tokens_per_s.toFixed(1)} | ${r.mean_accepted.toFixed(2)} | ${r.drafted_per_pass.toFixed(1)} | ${r.speedup === null ? 'n/a' : r.speedup.toFixed(2) + 'x'} | ${ident} | ${r.p50_ms.toFixed(0)} | ${r.p95_ms.toFixed(0)} | ${r.peak_rss_mb.toFixed(0)} |`,
     );
   }
   return rows.join('\n') + '\n';

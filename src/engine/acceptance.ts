@@ -25,14 +25,67 @@ export function argmax(row: Float32Array | number[], start = 0, end = row.length
 }
 
 /**
- * Greedy acceptance: `targets[i]` is the verifier's argmax after the pending token and the first i
- * drafted tokens (targets.length = draft.length + 1). Keeps the longest drafted prefix equal to
- * the verifier's own choices, then the verifier's token at the first disagreement (the bonus).
+ * What a verifier pass scored: a draft tree after the pending token. Node i's token follows its
+ * parent's (parents[i] < i; -1: the pending token); a chain has parents[i] = i - 1. Row 0 of the
+ * pass is the pending token, row i + 1 is node i.
  */
-export function acceptGreedy(draft: readonly number[], targets: readonly number[]): { accepted: number; next: number } {
-  let n = 0;
-  while (n < draft.length && draft[n] === targets[n]) n++;
-  return { accepted: n, next: targets[n] };
+export interface TreeShape {
+  readonly tokens: readonly number[];
+  readonly parents: readonly number[];
+  /** probs[i]: the distribution node i's token was sampled from; absent: chosen deterministically (a point mass). */
+  readonly probs?: readonly (Float32Array | undefined)[];
+}
+
+/** children[row]: the nodes whose parent is at `row` (row 0 = the pending token, row i + 1 = node i). */
+export function childrenByRow(tree: TreeShape): number[][] {
+  const children: number[][] = Array.from({ length: tree.tokens.length + 1 }, () => []);
+  tree.parents.forEach((p, i) => children[p + 1].push(i));
+  return children;
+}
+
+/**
+ * Acceptance of a draft tree, lossless: from the pending token, take the verifier's own next
+ * token and descend while it is one of the drafted children; the first token that is not a child
+ * is the bonus token. Returns the accepted nodes (root to leaf) and the bonus token.
+ *
+ * Greedy (rng absent): `target(row)` is the row's logits; the verifier's token is the argmax.
+ * Sampling: `target(row)` is the verifier's sampling distribution (temperature, top-p). At a
+ * node with one child, the step is speculative sampling against the distribution the child was
+ * drawn from (Leviathan et al. 2022: keep x with probability min(1, p(x)/q(x)), else draw from
+ * normalize(max(0, p - q))); with several children, the verifier's token is drawn from p itself.
+ * Either way each emitted token is distributed exactly as the verifier's. Only the rows read are
+ * asked for.
+ */
+export function walkTree(
+  tree: TreeShape,
+  target: (row: number) => Float32Array,
+  rng?: () => number,
+  residualFn: typeof residual = residual,
+): { path: number[]; next: number } {
+  const children = childrenByRow(tree);
+  const path: number[] = [];
+  let row = 0;
+  for (;;) {
+    const kids = children[row];
+    const p = target(row);
+    let token: number;
+    if (!rng) {
+      token = argmax(p);
+    } else if (kids.length === 1) {
+      const child = kids[0];
+      const x = tree.tokens[child];
+      const q = tree.probs?.[child];
+      const qx = q ? q[x] : 1;
+      if (!(qx > 0 && rng() < Math.min(1, p[x] / qx))) return { path, next: sample(residualFn(p, q, x), rng) };
+      token = x;
+    } else {
+      token = sample(p, rng);
+    }
+    const child = kids.find((c) => tree.tokens[c] === token);
+    if (child === undefined) return { path, next: token };
+    path.push(child);
+    row = child + 1;
+  }
 }
 
 /**
@@ -121,15 +174,24 @@ export function acceptSampling(
   residualFn: typeof residual = residual,
 ): { accepted: number; next: number } {
   const target = typeof targetProbs === 'function' ? targetProbs : (i: number) => targetProbs[i];
-  for (let i = 0; i < draft.length; i++) {
-    const x = draft[i];
-    const p = target(i);
-    const q = draftProbs?.[i];
-    const qx = q ? q[x] : 1;
-    if (qx > 0 && rng() < Math.min(1, p[x] / qx)) continue;
-    return { accepted: i, next: sample(residualFn(p, q, x), rng) };
-  }
-  return { accepted: draft.length, next: sample(target(draft.length), rng) };
+  const { path, next } = walkTree(chain(draft, draftProbs), target, rng, residualFn);
+  return { accepted: path.length, next };
+}
+
+/** Greedy acceptance of a chain: `targets[i]` is the verifier's argmax after the first i drafted tokens. */
+export function acceptGreedy(draft: readonly number[], targets: readonly number[]): { accepted: number; next: number } {
+  const { path, next } = walkTree(chain(draft), (row) => oneHot(targets[row]));
+  return { accepted: path.length, next };
+}
+
+function chain(tokens: readonly number[], probs?: readonly (Float32Array | undefined)[]): TreeShape {
+  return { tokens, parents: tokens.map((_, i) => i - 1), probs };
+}
+
+function oneHot(token: number): Float32Array {
+  const row = new Float32Array(token + 1);
+  row[token] = 1;
+  return row;
 }
 
 /** Softmax probability of the row's argmax (the drafter's confidence in its greedy token). */
@@ -149,16 +211,27 @@ export function maxProb(row: Float32Array): number {
  * depends only on the drafter, so acceptance stays exact.
  */
 export function chooseDraftLength(conf: readonly number[], cost: (q: number) => number): number {
+  let survive = 1;
+  return chooseNodeCount(
+    conf.map((c) => (survive *= c)),
+    cost,
+  );
+}
+
+/**
+ * The same choice for a draft tree: `gains[i]` is the chance node i is accepted (its path's
+ * probability; a chain's are the running products of conf), nodes ordered so that every prefix
+ * is a tree. Sends the n nodes that maximize (1 + sum_{i<n} gains_i) / cost(n + 1).
+ */
+export function chooseNodeCount(gains: readonly number[], cost: (q: number) => number): number {
   let best = 0;
   let bestRate = 1 / cost(1);
   let expected = 1;
-  let survive = 1;
-  for (let k = 1; k <= conf.length; k++) {
-    survive *= conf[k - 1];
-    expected += survive;
-    const rate = expected / cost(k + 1);
+  for (let n = 1; n <= gains.length; n++) {
+    expected += gains[n - 1];
+    const rate = expected / cost(n + 1);
     if (rate > bestRate) {
-      best = k;
+      best = n;
       bestRate = rate;
     }
   }

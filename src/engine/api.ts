@@ -3,6 +3,8 @@
 
 export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
 export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
+/** Draft-tree nodes per pass for deer when a request does not say (the pass-time model may send fewer). */
+export const DEFAULT_TREE_BUDGET = 32;
 
 export interface EngineOptions {
   /** Model folder (HF layout + optional deer.json). */
@@ -45,6 +47,13 @@ export interface CompletionRequest {
    * promises more accepted tokens. Greedy only (ignored when sampling). Default false.
    */
   lookup?: boolean;
+  /**
+   * deer: most draft-tree nodes per verifier pass. Each pass then verifies a tree of the drafter's
+   * likeliest continuations (and, with lookup, the prompt-lookup continuation as one more branch)
+   * instead of one chain; lossless. Needs a verifier with tree_mask (ModelInfo.treeAttention),
+   * else chains. 0 = chains. Default DEFAULT_TREE_BUDGET.
+   */
+  treeBudget?: number;
   /** 0 (default) = greedy. */
   temperature?: number;
   topP?: number;
@@ -70,6 +79,10 @@ export interface RunStats {
   acceptedHistogram: number[];
   /** New tokens per verifier pass (the bonus token counted): 1.0 for plain decoding. */
   meanAccepted: number;
+  /** Drafted tokens sent to the verifier, all passes (every node of a draft tree counted). */
+  draftedTokens?: number;
+  /** Passes verified draft trees (CompletionRequest.trees and a verifier with tree_mask), not chains. */
+  trees?: boolean;
   prefillMs: number;
   draftMs: number;
   verifyMs: number;
@@ -111,6 +124,8 @@ export interface ModelInfo {
   defaultDrafter?: DrafterName;
   /** Longest sequence (prompt + completion) the verifier takes; longer prompts are trimmed. */
   maxPositions?: number;
+  /** The verifier takes tree_mask, so deer can verify draft trees (else chains only). */
+  treeAttention?: boolean;
   /** Problems worth showing that do not stop the model from loading (e.g. a quantization that is not exact). */
   warnings?: string[];
 }

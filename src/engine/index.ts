@@ -11,6 +11,7 @@ import {
   type EngineOptions,
   type ModelInfo,
 } from './api';
+import { DEFAULT_TREE_BUDGET } from './api';
 import { argmax } from './acceptance';
 import { AutoregressiveDrafter } from './drafters/autoregressive';
 import { DiffusionDrafter } from './drafters/diffusion';
@@ -154,6 +155,7 @@ export class Engine {
       fim: tokenizer.fim,
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
+      treeAttention: verifier.treeAttention,
       warnings: perTensorQuantWarning(spec.verifier.file),
     };
   }
@@ -332,6 +334,7 @@ export class Engine {
         stopAt: req.stopAt,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
+        treeBudget: name === 'deer' ? (req.treeBudget ?? DEFAULT_TREE_BUDGET) : 0,
       },
       cb,
       this.calibration(name),

@@ -1,11 +1,13 @@
 // The speculative loop (llama.cpp speculative-simple shape): draft; run the verifier on
-// [pending, draft...] in one pass; accept the agreeing prefix plus one verifier token; roll the
-// verifier's cache back to what was accepted; check stop conditions; stream the stable text.
+// [pending, draft...] in one pass (a chain, or a draft tree when the verifier takes tree_mask);
+// accept the path the verifier agrees with plus one verifier token; keep only that path in the
+// verifier's cache; check stop conditions; stream the stable text.
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
-import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, toProbs } from './acceptance';
-import type { DraftContext, Drafter } from './drafters/types';
+import { chooseNodeCount, makeRng, toProbs, walkTree } from './acceptance';
+import type { Draft, DraftContext, Drafter } from './drafters/types';
 import { AcceptanceCalibration, BlockPolicy, PassTimeModel, StatsRecorder } from './stats';
 import { DeerTokenizer, StreamDecoder } from './tokenizer';
+import { buildTree, chainTree, DraftTree, graftBranch, treeDepth, truncateTree } from './tree';
 import type { DecoderSession } from './verifier';
 
 export interface LoopRequest {
@@ -20,7 +22,12 @@ export interface LoopRequest {
   stopAt?: (generated: string) => number | null;
   /** Trim each draft to the length with the best expected tokens per millisecond (drafters that report confidence). */
   adaptive?: boolean;
+  /** > 0: most draft-tree nodes per pass (drafters that report per-position candidates, verifiers with tree_mask); 0: chains. */
+  treeBudget?: number;
 }
+
+/** Likeliest tokens asked of the drafter per block position when building draft trees. */
+export const TREE_CANDIDATES = 8;
 
 /** Text bookkeeping: stop strings, the caller's rule, and what has been streamed. */
 export class TextTracker {
@@ -104,7 +111,10 @@ export async function runLoop(
 
   const tokens = prompt.slice(); // verified sequence; the last one is pending (not in the verifier's cache)
   const rng = makeRng(req.seed);
+  const treeBudget = verifier.treeAttention ? Math.max(0, Math.floor(req.treeBudget ?? 0)) : 0;
+  stats.stats.trees = treeBudget > 0;
   const ctx: DraftContext = {
+    candidates: treeBudget > 0 ? TREE_CANDIDATES : 0,
     tokens,
     promptLength: prompt.length,
     suffixIds: req.suffixIds,
@@ -139,37 +149,23 @@ export async function runLoop(
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
     const draftMs = performance.now() - td;
-    if (req.adaptive && draft.confidence && draft.tokens.length > 0 && passTime.calibrated) {
-      const conf = draft.confidence.slice(0, draft.tokens.length).map((c) => calibration.p(c));
-      const keep = chooseDraftLength(conf, (q) => draftMs + passTime.passMs(q, past));
-      draft.tokens.length = keep;
-      if (draft.probs) draft.probs.length = keep;
-    }
+    const tree = draftTree(draft, treeBudget, verifier.maxPositions - verifier.length - 1, calibration, req.adaptive && passTime.calibrated ? (q) => draftMs + passTime.passMs(q, past) : undefined);
+    stats.stats.draftedTokens = (stats.stats.draftedTokens ?? 0) + tree.tokens.length;
 
     const tv = performance.now();
-    const logits = (await verifier.forward([tokens[tokens.length - 1], ...draft.tokens]))!;
-    let accepted: number;
-    let next: number;
-    if (req.temperature > 0) {
-      const row = (i: number) => toProbs(logits.subarray(i * vocab, (i + 1) * vocab), req.temperature, req.topP);
-      ({ accepted, next } = acceptSampling(draft.tokens, draft.probs, row, rng));
-    } else {
-      // Only the rows up to the first disagreement are read.
-      const targets: number[] = [];
-      for (let i = 0; i <= draft.tokens.length; i++) {
-        targets.push(argmax(logits.subarray(i * vocab, (i + 1) * vocab)));
-        if (i < draft.tokens.length && targets[i] !== draft.tokens[i]) break;
-      }
-      ({ accepted, next } = acceptGreedy(draft.tokens, targets));
-    }
-    verifier.rollback(past + 1 + accepted);
+    const logits = (await verifier.forward([tokens[tokens.length - 1], ...tree.tokens], true, [-1, ...tree.parents.map((p) => p + 1)]))!;
+    // Only the rows on the walked path are read.
+    const row = (r: number) => logits.subarray(r * vocab, (r + 1) * vocab);
+    const { path, next } = req.temperature > 0 ? walkTree(tree, (r) => toProbs(row(r), req.temperature, req.topP), rng) : walkTree(tree, row);
+    const accepted = path.length;
+    verifier.retain(past + 1, path);
     const verifyMs = performance.now() - tv;
-    passTime.observePass(draft.tokens.length + 1, past, verifyMs);
-    drafter.accept(accepted);
-    if (draft.confidence) calibration.observe(draft.confidence, draft.tokens.length, accepted);
-    if (useAdaptive && k > 0) policy.observe(k, draftMs, draft.tokens.length, accepted);
+    passTime.observePass(tree.tokens.length + 1, past, verifyMs);
+    let fresh = [...path.map((i) => tree.tokens[i]), next];
+    drafter.accept(accepted, fresh);
+    observeCalibration(calibration, tree, path);
+    if (useAdaptive && k > 0) policy.observe(k, draftMs, treeDepth(tree), accepted);
 
-    let fresh = [...draft.tokens.slice(0, accepted), next];
     // End-of-text, or any other control token: it ends the completion and is never shown.
     const eosAt = fresh.findIndex((t) => tokenizer.isControl(t));
     if (eosAt >= 0) fresh = fresh.slice(0, eosAt);
@@ -202,6 +198,43 @@ export async function runLoop(
     stopReason,
     stats: stats.finish(tEnd - tDecode, tEnd - t0),
   };
+}
+
+/**
+ * The pass's draft as a tree (a chain when the drafter gave no per-position candidates or trees
+ * are off): best-first under the budget, lookup branches grafted, then cut to the node count
+ * with the best expected tokens per millisecond when `cost` is given (the same rule as a chain's
+ * length, chooseNodeCount), and to what the model's positions allow.
+ */
+function draftTree(draft: Draft, budget: number, room: number, calibration: AcceptanceCalibration, cost?: (q: number) => number): DraftTree {
+  const calibrate = (c: number) => calibration.p(c);
+  const positions = budget > 0 ? draft.positions : undefined;
+  let tree = positions ? buildTree(positions, budget, calibrate) : chainTree(draft.tokens, draft.probs, draft.confidence, calibrate);
+  if (budget > 0) for (const b of draft.branches ?? []) tree = graftBranch(tree, b.tokens, b.gains);
+  let n = Math.min(room, positions || (budget > 0 && draft.branches) ? budget : tree.tokens.length);
+  // Drafters without confidence (n-gram lookup) send their whole draft.
+  if (cost && (draft.confidence || positions)) n = chooseNodeCount(tree.gains.slice(0, n), cost);
+  return truncateTree(tree, n);
+}
+
+/**
+ * Teaches the calibration what happened to the drafter's likeliest tokens (rank 0): down the
+ * rank-0 children from the pending token, each was accepted while the walk followed them, and
+ * the first one it did not follow was rejected. For a chain that is the chain itself.
+ */
+function observeCalibration(calibration: AcceptanceCalibration, tree: DraftTree, path: readonly number[]): void {
+  const conf: number[] = [];
+  let accepted = 0;
+  let parent = -1;
+  for (;;) {
+    const top = tree.parents.findIndex((p, i) => p === parent && tree.rank[i] === 0);
+    if (top < 0 || !(tree.confidence[top] > 0)) break;
+    conf.push(tree.confidence[top]);
+    if (path[accepted] !== top) break;
+    accepted++;
+    parent = top;
+  }
+  if (conf.length > 0) calibration.observe(conf, conf.length, accepted);
 }
 
 /** The shortest prefix of `tokens` whose text covers `length` characters. */

@@ -190,6 +190,8 @@ export class StatsRecorder {
       passes: 0,
       acceptedHistogram: [],
       meanAccepted: 0,
+      draftedTokens: 0,
+      trees: false,
       prefillMs: 0,
       draftMs: 0,
       verifyMs: 0,

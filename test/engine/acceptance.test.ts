@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BlockPolicy } from '../../src/engine/stats';
-import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, makeRng, maxProb, residual, sample, toProbs } from '../../src/engine/acceptance';
+import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, chooseNodeCount, makeRng, maxProb, residual, sample, toProbs, TreeShape, walkTree } from '../../src/engine/acceptance';
 
 describe('greedy acceptance', () => {
   const cases: { draft: number[]; targets: number[]; accepted: number; next: number }[] = [
@@ -102,6 +102,62 @@ describe('speculative sampling preserves the verifier distribution', () => {
   });
 });
 
+// A draft tree: the first two emitted tokens must be distributed as the verifier's p(t1) p(t2 | t1),
+// whichever nodes the walk went through.
+describe('tree acceptance preserves the verifier distribution', () => {
+  const V = 5;
+  // root children 0, 2, 3; node 0 has children 1, 4; node 2 has child 0
+  const tree: TreeShape = { tokens: [0, 2, 3, 1, 4, 0], parents: [-1, -1, -1, 0, 0, 1] };
+  const pRoot = new Float32Array([0.35, 0.1, 0.3, 0.2, 0.05]);
+  const pAfter = [
+    new Float32Array([0.05, 0.5, 0.1, 0.05, 0.3]),
+    new Float32Array([0.2, 0.2, 0.2, 0.2, 0.2]),
+    new Float32Array([0.6, 0.1, 0.1, 0.1, 0.1]),
+    new Float32Array([0.1, 0.1, 0.1, 0.1, 0.6]),
+    new Float32Array([0.3, 0.3, 0.2, 0.1, 0.1]),
+  ];
+  const deeper = new Float32Array(V).fill(1 / V);
+  /** The verifier's rows: row 0 the pending token, row i + 1 node i (a depth-1 node's row follows its token). */
+  const rows = (row: number) => (row === 0 ? pRoot : tree.parents[row - 1] < 0 ? pAfter[tree.tokens[row - 1]] : deeper);
+  const N = 60000;
+
+  function chiSquare(target: (row: number) => Float32Array, seed: number): number {
+    const rng = makeRng(seed);
+    const counts = new Array(V * V).fill(0);
+    for (let n = 0; n < N; n++) {
+      const { path, next } = walkTree(tree, target, rng);
+      const emitted = [...path.map((i) => tree.tokens[i]), next];
+      // after a bonus token at depth 1, the next pass draws from the verifier itself
+      if (emitted.length < 2) emitted.push(sample(pAfter[emitted[0]], rng));
+      counts[emitted[0] * V + emitted[1]]++;
+    }
+    let chi = 0;
+    for (let a = 0; a < V; a++) for (let b = 0; b < V; b++) chi += (counts[a * V + b] - N * pRoot[a] * pAfter[a][b]) ** 2 / (N * pRoot[a] * pAfter[a][b]);
+    return chi;
+  }
+  // chi-square(24) 99.9th percentile = 51.18
+  const CRITICAL = 51.18;
+
+  it('with several children per node (the verifier token drawn, descending while it is a child)', () => {
+    const chi = chiSquare(rows, 11);
+    assert.ok(chi < CRITICAL, `chi-square ${chi}`);
+  });
+  it("catches a node scored with its parent's row", () => {
+    const wrong = (row: number) => (row === 0 ? pRoot : rows(tree.parents[row - 1] + 1));
+    assert.ok(chiSquare(wrong, 12) > CRITICAL * 5);
+  });
+  it("catches siblings sharing one row (the first sibling's)", () => {
+    const wrong = (row: number) => (row > 0 && tree.parents[row - 1] < 0 ? pAfter[tree.tokens[0]] : rows(row));
+    assert.ok(chiSquare(wrong, 13) > CRITICAL * 5);
+  });
+  it('greedy walks the argmax path and appends the bonus token', () => {
+    const oneHot = (t: number) => Float32Array.from({ length: V }, (_, i) => (i === t ? 1 : 0));
+    // pending -> 2 (node 1) -> 0 (node 5) -> bonus 4
+    const argmaxRows = [oneHot(2), oneHot(3), oneHot(0), oneHot(1), oneHot(1), oneHot(1), oneHot(4)];
+    assert.deepEqual(walkTree(tree, (r) => argmaxRows[r]), { path: [1, 5], next: 4 });
+  });
+});
+
 describe('adaptive draft length', () => {
   const linear = (perToken: number) => (q: number) => 10 + perToken * (q - 1);
   it('sends the whole block when the drafter is sure and extra tokens are cheap', () => {
@@ -113,6 +169,13 @@ describe('adaptive draft length', () => {
   it('stops where the expected gain no longer pays for the longer pass', () => {
     // expected tokens: k=0: 1, k=1: 1.9, k=2: 2.71, k=3: 2.791 (third token nearly hopeless)
     assert.equal(chooseDraftLength([0.9, 0.9, 0.1], linear(1)), 2);
+  });
+  it('a tree sends the node count with the best expected tokens per millisecond', () => {
+    // gains of a tree's nodes, best first: two likely siblings, then unlikely ones
+    assert.equal(chooseNodeCount([0.6, 0.3, 0.02, 0.01], linear(1)), 2);
+    assert.equal(chooseNodeCount([0.6, 0.3, 0.02, 0.01], linear(0)), 4);
+    assert.equal(chooseNodeCount([0.6, 0.3], () => 10), 2);
+    assert.equal(chooseNodeCount([0.6, 0.3], linear(20)), 0);
   });
   it('maxProb is the softmax probability of the argmax', () => {
     assert.ok(Math.abs(maxProb(new Float32Array([Math.log(0.7), Math.log(0.2), Math.log(0.1)])) - 0.7) < 1e-6);

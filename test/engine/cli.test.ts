@@ -41,12 +41,24 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     }
     assert.equal(report.results.none.speedup, 1);
     assert.ok(report.model.name && report.machine.cpu);
-    assert.match(readFileSync(join(dir, 'bench', 'ts.md'), 'utf8'), /\| drafter \| tokens\/s \| mean accepted \| speedup \| identical/);
+    assert.match(readFileSync(join(dir, 'bench', 'ts.md'), 'utf8'), /\| drafter \| tokens\/s \| mean accepted \| drafted\/pass \| speedup \| identical/);
+    // deer is the chain, deer-tree verifies draft trees when the verifier takes tree_mask
+    assert.equal(report.results.deer.trees, false);
+    assert.equal(report.results['deer-tree'].trees, report.config.tree_attention);
     assert.match(readFileSync(join(dir, 'bench', 'ts.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
     const lines = readFileSync(saved, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     assert.deepEqual(Object.keys(lines[0].completions).sort(), Object.keys(report.results).sort());
     assert.match(stdout, /\| none \|/);
+  });
+
+  it('bench says when the verifier cannot take trees and the -tree rows verify chains', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+    const out = join(dir, 'bench', 'plain.json');
+    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '1', '--max-new-tokens', '4', '--model', CONDITIONED_MODEL, '--json', out, '--drafters', 'none,deer-tree', '--threads', '1']);
+    assert.match(stdout, /no tree_mask input .* the -tree rows verify chains/);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(report.results['deer-tree'].trees, false);
+    assert.equal(report.results['deer-tree'].identical, true);
   });
 
   it('names a bad option and a bad model folder', () => {

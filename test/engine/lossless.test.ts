@@ -5,7 +5,7 @@ import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DrafterName, Engine } from '../../src/engine';
+import { CompletionRequest, DrafterName, Engine } from '../../src/engine';
 import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, INT8_MODEL, PER_TENSOR_VERIFIER, TINY_MODEL } from './support';
 
 interface Case {
@@ -19,6 +19,9 @@ const py = evalPrompts('mbpp-py-reworded.jsonl', 3);
 const fromEval = (rows: { name: string; prompt: string }[]) => rows.map((r) => ({ name: r.name, prefix: r.prompt }));
 // A fill-in-the-middle case: the cursor inside a function, the rest of the file after it.
 const fim = py.slice(0, 1).map((r) => ({ name: `${r.name} (FIM)`, prefix: r.prompt, suffix: '\n\ndef check():\n    pass\n' }));
+
+/** Node budgets per pass that greedy output must not depend on. */
+const TREE_BUDGETS = [1, 4, 16, 32, 64];
 
 const cases: Case[] = [
   { dir: TINY_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
@@ -49,9 +52,16 @@ for (const c of cases) {
         const base = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: 'none' });
         assert.ok(base.tokens.length > 0 || base.stopReason === 'eos', `${p.name}: no tokens`);
         for (const d of engine.info.drafters.filter((x): x is DrafterName => x !== 'none')) {
-          const variants = d === 'ngram' ? [{ blockSize: 4 }, {}] : d === 'deer' ? [{}, { lookup: true }, { adaptiveBlock: false }] : [{}];
+          const variants: Partial<CompletionRequest>[] =
+            d === 'ngram'
+              ? [{ blockSize: 4 }, {}]
+              : d === 'deer'
+                ? [{}, { lookup: true }, { treeBudget: 0 }, { treeBudget: 0, lookup: true }, { treeBudget: 0, adaptiveBlock: false }, ...TREE_BUDGETS.map((b) => ({ treeBudget: b, adaptiveBlock: false }))]
+                : [{}];
           for (const v of variants) {
             const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: d, ...v });
+            // draft trees are verified whenever the verifier takes tree_mask (else chains: the fallback)
+            assert.equal(r.stats.trees, d === 'deer' && v.treeBudget !== 0 && engine.info.treeAttention === true, `${p.name}: ${d} ${JSON.stringify(v)} trees`);
             assert.deepEqual(r.tokens, base.tokens, `${p.name}: ${d} ${JSON.stringify(v)} differs from none`);
             assert.equal(r.text, base.text);
             assert.equal(r.stopReason, base.stopReason);

@@ -3,6 +3,7 @@
 // those tokens, and the first tokens after the cursor. No KV cache of its own.
 import * as ort from 'onnxruntime-node';
 import { argmax, maxProb, sample, toProbs } from '../acceptance';
+import { PositionCandidates, topCandidates } from '../tree';
 import { DiffusionDrafterSpec, ModelFolderError } from '../modelFolder';
 import { createSession, SessionOptions } from '../verifier';
 import type { Draft, DraftContext, Drafter } from './types';
@@ -124,11 +125,13 @@ export class DiffusionDrafter implements Drafter {
     const tokens: number[] = [];
     const probs: Float32Array[] = [];
     const confidence: number[] = [];
+    const positions: PositionCandidates[] = [];
     let joint = 1; // the chance that every token so far is accepted, by the drafter's own account
     const mask = this.opts.maskId;
     for (let i = 0; i < k; i++) {
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       if (mask < vocab) row[mask] = -Infinity; // the mask token is never a completion
+      if (ctx.candidates > 0) positions.push(softmaxTop(row, ctx.candidates));
       if (ctx.temperature > 0) {
         const p = toProbs(row, ctx.temperature, ctx.topP);
         const x = sample(p, ctx.rng);
@@ -144,7 +147,9 @@ export class DiffusionDrafter implements Drafter {
         }
       }
     }
-    return ctx.temperature > 0 ? { tokens, probs, confidence } : { tokens, confidence };
+    const draft: Draft = ctx.temperature > 0 ? { tokens, probs, confidence } : { tokens, confidence };
+    if (ctx.candidates > 0) draft.positions = positions;
+    return draft;
   }
 
   accept(): void {}
@@ -152,4 +157,14 @@ export class DiffusionDrafter implements Drafter {
   async dispose(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** The n likeliest tokens of a logits row with their softmax probabilities. */
+function softmaxTop(row: Float32Array, n: number): PositionCandidates {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  const top = topCandidates(row, n, -Infinity);
+  return { tokens: top.tokens, probs: top.probs.map((l) => Math.exp(l - max) / sum) };
 }

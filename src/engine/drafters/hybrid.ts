@@ -2,6 +2,8 @@
 // promises more accepted tokens. The diffusion draft's promise comes from its per-token
 // confidence (calibrated against what the verifier accepted); the lookup's from how often
 // continuations after an n-token match were accepted so far. Greedy only; lossless like any draft.
+// With draft trees (ctx.candidates > 0) there is no choosing: the lookup continuation is grafted
+// onto the diffusion tree as one more branch, so both are verified in the same pass.
 import type { AcceptanceCalibration } from '../stats';
 import type { DiffusionDrafter } from './diffusion';
 import { lookupMatch } from './ngram';
@@ -13,6 +15,8 @@ export class LookupHybridDrafter implements Drafter {
   private readonly trials = [0, 0, 0, 0];
   private readonly hits = [0, 0, 0, 0];
   private last: { n: number; drafted: number } | null = null;
+  /** Tree mode: the lookup branch sent with the last pass. */
+  private grafted: { n: number; tokens: number[] } | null = null;
   private usedDeer = false;
   /** Moving average of drafted tokens accepted per pass when the diffusion draft was sent. */
   private deerEarned = 1;
@@ -37,6 +41,8 @@ export class LookupHybridDrafter implements Drafter {
   async draft(ctx: DraftContext, k: number): Promise<Draft> {
     this.passes++;
     this.last = null;
+    this.grafted = null;
+    if (ctx.candidates > 0) return this.draftTree(ctx, k);
     const look = ctx.temperature > 0 ? { tokens: [], n: 0 } : lookupMatch(ctx.tokens, k);
     const a = this.rate(look.n);
     let expectLookup = 0;
@@ -62,6 +68,19 @@ export class LookupHybridDrafter implements Drafter {
     return this.useLookup(look);
   }
 
+  private async draftTree(ctx: DraftContext, k: number): Promise<Draft> {
+    const look = lookupMatch(ctx.tokens, k);
+    const d = await this.deer.draft(ctx, k);
+    this.usedDeer = true;
+    if (look.tokens.length > 0) {
+      const a = this.rate(look.n);
+      this.grafted = look;
+      this.lookupPasses++;
+      d.branches = [{ tokens: look.tokens, gains: look.tokens.map((_, j) => a ** (j + 1)) }];
+    }
+    return d;
+  }
+
   private useLookup(look: { tokens: number[]; n: number }): Draft {
     this.usedDeer = false;
     this.lookupPasses++;
@@ -69,7 +88,15 @@ export class LookupHybridDrafter implements Drafter {
     return { tokens: look.tokens };
   }
 
-  accept(accepted: number): void {
+  accept(accepted: number, added: readonly number[] = []): void {
+    if (this.grafted) {
+      const { n, tokens } = this.grafted;
+      let m = 0;
+      while (m < tokens.length && m < added.length && tokens[m] === added[m]) m++;
+      // the branch's tokens that the verifier wrote (the bonus included) count as hits
+      this.trials[n] += Math.min(tokens.length, m + 1);
+      this.hits[n] += Math.min(m, tokens.length);
+    }
     if (this.last) {
       this.trials[this.last.n] += Math.min(this.last.drafted, accepted + 1);
       this.hits[this.last.n] += accepted;

@@ -1,5 +1,6 @@
 // The drafter interface: something that proposes the next tokens for the verifier to check.
 import type { DrafterName } from '../api';
+import type { PositionCandidates } from '../tree';
 
 /** What a drafter sees at each pass. */
 export interface DraftContext {
@@ -16,6 +17,8 @@ export interface DraftContext {
   readonly topP: number;
   readonly rng: () => number;
   readonly signal?: AbortSignal;
+  /** > 0: the loop builds draft trees; drafters that can report this many likeliest tokens per position. */
+  readonly candidates: number;
 }
 
 export interface Draft {
@@ -27,6 +30,10 @@ export interface Draft {
    * past a negligible joint probability are left out). Absent: the loop sends the whole draft.
    */
   confidence?: number[];
+  /** positions[d]: the drafter's likeliest tokens at block position d (asked by ctx.candidates), for a draft tree. */
+  positions?: PositionCandidates[];
+  /** Continuations from elsewhere (prompt lookup) to graft onto the tree, with their estimated acceptance per token. */
+  branches?: { tokens: number[]; gains: number[] }[];
 }
 
 export interface Drafter {
@@ -35,7 +42,7 @@ export interface Drafter {
   begin(ctx: DraftContext): Promise<void>;
   /** Proposes up to `k` tokens to follow ctx.tokens (fewer, or none, when it has nothing good). */
   draft(ctx: DraftContext, k: number): Promise<Draft>;
-  /** Told how many drafted tokens the verifier kept, after each pass. */
-  accept(accepted: number): void;
+  /** Told how many drafted tokens the verifier kept, after each pass, and the tokens that pass added (kept ones, then the verifier's). */
+  accept(accepted: number, added?: readonly number[]): void;
   dispose(): Promise<void>;
 }
