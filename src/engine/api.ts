@@ -65,6 +65,12 @@ export interface CompletionRequest {
    * Return an index to cut the text there and stop, or null to go on.
    */
   stopAt?: (generated: string) => number | null;
+  /**
+   * Stop when the output repeats itself (the same lines three times in a row, or a few
+   * characters over and over), keeping one copy; stopReason 'repeat'. Streamed text then comes
+   * line by line. Default true.
+   */
+  stopOnRepeat?: boolean;
 }
 
 export interface RunStats {
@@ -96,7 +102,7 @@ export interface RunStats {
 }
 
 /** 'eos': the model wrote end-of-text or another control token (never part of the text). */
-export type StopReason = 'eos' | 'max_tokens' | 'stop' | 'rule' | 'aborted';
+export type StopReason = 'eos' | 'max_tokens' | 'stop' | 'rule' | 'repeat' | 'aborted';
 
 export interface CompletionResult {
   text: string;

@@ -20,6 +20,7 @@ import { NgramDrafter } from './drafters/ngram';
 import { NoDrafter } from './drafters/none';
 import type { Drafter } from './drafters/types';
 import { ModelSpec, readModelFolder } from './modelFolder';
+import { repetitionCut, repetitionHoldback } from './repetition';
 import { runLoop } from './speculative';
 import { AcceptanceCalibration, BlockPolicy, PassTimeModel } from './stats';
 import { DeerTokenizer } from './tokenizer';
@@ -286,6 +287,7 @@ export class Engine {
           ...req,
           drafter: next,
           prefix: req.prefix + emitted,
+          maxNewTokens: Math.max(0, req.maxNewTokens - this.tokenizer.encode(emitted).length),
           stopAt: rule
             ? (generated) => {
                 const cut = rule(emitted + generated);
@@ -317,7 +319,19 @@ export class Engine {
     if (prompt.length === 0) prompt = [this.firstEos()];
     maxNew = Math.min(maxNew, maxPos - prompt.length);
     const suffixIds = suffix.length > 0 ? this.tokenizer.encode(suffix.slice(0, 512)) : [];
-    return runLoop(
+    // The caller's rule and the repetition guard: whichever cuts first.
+    const guard = req.stopOnRepeat ?? true;
+    const rule = req.stopAt;
+    let repeated = false;
+    const stopAt = !guard
+      ? rule
+      : (generated: string): number | null => {
+          const ruled = rule?.(generated) ?? null;
+          const loop = repetitionCut(generated);
+          repeated = loop !== null && (ruled === null || loop < ruled);
+          return repeated ? loop : ruled;
+        };
+    const result = await runLoop(
       this.verifier,
       drafter,
       this.tokenizer,
@@ -331,7 +345,8 @@ export class Engine {
         topP: req.topP ?? 1,
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
         stop: req.stop ?? [],
-        stopAt: req.stopAt,
+        stopAt,
+        holdback: guard ? repetitionHoldback : undefined,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
         treeBudget: name === 'deer' ? (req.treeBudget ?? DEFAULT_TREE_BUDGET) : 0,
@@ -340,6 +355,8 @@ export class Engine {
       this.calibration(name),
       name === 'ar' || (name === 'deer' && !lookup) ? this.policy(name) : undefined,
     );
+    if (result.stopReason === 'rule' && repeated) result.stopReason = 'repeat';
+    return result;
   }
 
   private hybridDrafter?: LookupHybridDrafter;

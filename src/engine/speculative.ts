@@ -20,6 +20,8 @@ export interface LoopRequest {
   seed: number;
   stop: string[];
   stopAt?: (generated: string) => number | null;
+  /** Characters at the end of the text not to stream yet (what stopAt may still cut). */
+  holdback?: (generated: string) => number;
   /** Trim each draft to the length with the best expected tokens per millisecond (drafters that report confidence). */
   adaptive?: boolean;
   /** > 0: most draft-tree nodes per pass (drafters that report per-position candidates, verifiers with tree_mask); 0: chains. */
@@ -39,6 +41,7 @@ export class TextTracker {
     private readonly stops: readonly string[],
     private readonly rule: ((generated: string) => number | null) | undefined,
     private readonly onChunk?: (text: string) => void,
+    private readonly ruleHoldback?: (text: string) => number,
   ) {
     this.maxStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
   }
@@ -68,7 +71,7 @@ export class TextTracker {
         reason = 'rule';
       }
     }
-    const end = reason !== null || final ? this.text.length : this.text.length - this.holdback();
+    const end = reason !== null || final ? this.text.length : this.text.length - Math.max(this.holdback(), this.ruleHoldback?.(this.text) ?? 0);
     if (end > this.emitted) {
       this.onChunk?.(this.text.slice(this.emitted, end));
       this.emitted = end;
@@ -129,7 +132,7 @@ export async function runLoop(
   stats.stats.prefillMs = tDecode - t0;
 
   const decoder = new StreamDecoder(tokenizer);
-  const tracker = new TextTracker(req.stop, req.stopAt, cb.onChunk);
+  const tracker = new TextTracker(req.stop, req.stopAt, cb.onChunk, req.holdback);
   const generated: number[] = [];
   const vocab = verifier.vocabSize;
   let stopReason: StopReason = 'max_tokens';

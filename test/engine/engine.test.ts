@@ -159,6 +159,21 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     assert.ok(grew < 200, `RSS grew ${grew.toFixed(0)} MB`);
   });
 
+  it('a looping model stops at the repetition, keeping one copy, and never streams the rest', async () => {
+    const prefix = 'import os\nimport os\nimport os\n';
+    const loop = await engine.complete({ prefix, maxNewTokens: 64, drafter: 'none', stopOnRepeat: false });
+    const lines = loop.text.split('\n');
+    assert.ok(lines.length > 4 && lines[1] === lines[0] && lines[2] === lines[0], `the model does not loop here: ${JSON.stringify(loop.text)}`);
+    for (const d of engine.info.drafters) {
+      const chunks: string[] = [];
+      const r = await engine.complete({ prefix, maxNewTokens: 64, drafter: d }, { onChunk: (c) => chunks.push(c) });
+      assert.equal(r.stopReason, 'repeat', d);
+      assert.equal(r.text, `${lines[0]}\n`, `${d}: one copy of the looping line`);
+      assert.equal(chunks.join(''), r.text, `${d}: streamed exactly what is kept`);
+      assert.ok(r.tokens.length < loop.tokens.length);
+    }
+  });
+
   it('rejects a drafter the model does not have, and keeps working', async () => {
     const missing = (['ar', 'deer'] as const).find((d) => !engine.info.drafters.includes(d));
     if (missing) await assert.rejects(engine.complete({ prefix: 'x', maxNewTokens: 4, drafter: missing }), /not available/);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { promptLookup } from '../../src/engine/drafters/ngram';
+import { repetitionCut, repetitionHoldback } from '../../src/engine/repetition';
 import { TextTracker } from '../../src/engine/speculative';
 import { StreamDecoder } from '../../src/engine/tokenizer';
 
@@ -90,5 +91,37 @@ describe('prompt lookup (ngram drafter)', () => {
   it('proposes nothing without a match', () => {
     assert.deepEqual(promptLookup([1, 2, 3, 4], 4), []);
     assert.deepEqual(promptLookup([1], 4), []);
+  });
+});
+
+describe('repetition guard', () => {
+  const cases: { name: string; text: string; cut: number | null }[] = [
+    { name: 'one line three times: one copy kept', text: 'a = 1\nx.push(0);\nx.push(0);\nx.push(0);\n', cut: 'a = 1\nx.push(0);\n'.length },
+    { name: 'a two-line block three times', text: 'f()\nif (x) {\n}\nif (x) {\n}\nif (x) {\n}\n', cut: 'f()\nif (x) {\n}\n'.length },
+    { name: 'one line twice is fine', text: 'x.push(0);\nx.push(0);\n', cut: null },
+    { name: 'closing braces at different depths are fine', text: '      }\n    }\n  }\n}\n', cut: null },
+    { name: 'ordinary code is fine', text: 'def f(a, b):\n    if a:\n        return b\n    return a + b\n\n\ndef g():\n    pass\n', cut: null },
+    { name: 'a few characters over and over on one line', text: 'const s = ' + 'foo(1), '.repeat(60), cut: 'const s = foo(1),'.length },
+    { name: 'a long run of one character', text: 'x' + '='.repeat(300), cut: 2 },
+    { name: 'an 80-column rule is fine', text: '# ' + '='.repeat(80) + '\n', cut: null },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.equal(repetitionCut(c.text), c.cut));
+  }
+
+  it('holds back the line being written and lines that repeat the ones before', () => {
+    assert.equal(repetitionHoldback('a\nb\nc'), 1, 'the partial line');
+    assert.equal(repetitionHoldback('a\nb\n'), 0);
+    assert.equal(repetitionHoldback('a\nb\nb\n'), 2, 'the second b may start a loop');
+    assert.equal(repetitionHoldback('a\nb\na\nb\nc'), 'a\nb\nc'.length, 'a second copy of a two-line block, and the partial line');
+    // Whatever the guard cuts was held back, so a stream never shows what the result drops.
+    for (const c of cases) {
+      if (c.cut === null) continue;
+      for (let n = 1; n < c.text.length; n++) {
+        const prefix = c.text.slice(0, n);
+        if (repetitionCut(prefix) !== null) break;
+        assert.ok(prefix.length - repetitionHoldback(prefix) <= c.cut, `${c.name}: streamed past the cut at ${n}`);
+      }
+    }
   });
 });
