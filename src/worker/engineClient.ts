@@ -80,6 +80,23 @@ interface Pending {
 /** Glibc malloc settings that keep KV-cache buffers off mmap/munmap churn (docs: platform notes). */
 const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '16777216', MALLOC_TRIM_THRESHOLD_: '268435456' };
 
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+const ORT_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[([VIWEF]):onnxruntime:[^,\]]*,? ?([^\]]*)\] (.*)$/;
+const ORT_SEVERITY: Record<string, string> = { V: 'verbose', I: 'info', W: 'warning', E: 'error', F: 'fatal' };
+
+/**
+ * A line the inference process wrote to stdout/stderr, as plain text for the log: colour codes
+ * removed, and onnxruntime's own format (`date [W:onnxruntime:, file:line func] message`)
+ * turned into `onnxruntime warning: message (file:line func)`.
+ */
+export function plainLogLine(raw: string): string {
+  const line = raw.replace(ANSI, '').replace(/\r$/, '').trim();
+  const m = ORT_LINE.exec(line);
+  if (!m) return line;
+  const [, sev, where, message] = m;
+  return `onnxruntime ${ORT_SEVERITY[sev]}: ${message}${where ? ` (${where.trim()})` : ''}`;
+}
+
 export function fromWire(e: WireError): Error {
   const err = new Error(e.message);
   err.name = e.name;
@@ -321,14 +338,23 @@ export class EngineClient {
       env: { ...MALLOC_ENV, ...process.env, ELECTRON_RUN_AS_NODE: '1', ...this.opts.env },
     });
     this.child = child;
-    const onOutput = (data: Buffer): void => {
-      this.lastHeard = Date.now();
-      const text = data.toString();
-      this.stderrTail = (this.stderrTail + text).slice(-2000);
-      for (const line of text.split('\n')) if (line.trim()) this.emit({ type: 'log', line });
+    const output = (stream: NodeJS.ReadableStream | null): void => {
+      let partial = ''; // a line split across chunks is logged once whole
+      stream?.on('data', (data: Buffer) => {
+        this.lastHeard = Date.now();
+        const text = data.toString();
+        this.stderrTail = (this.stderrTail + text.replace(ANSI, '')).slice(-2000);
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines.map(plainLogLine)) if (line) this.emit({ type: 'log', line });
+      });
+      stream?.on('end', () => {
+        const line = plainLogLine(partial);
+        if (line) this.emit({ type: 'log', line });
+      });
     };
-    child.stdout?.on('data', onOutput);
-    child.stderr?.on('data', onOutput);
+    output(child.stdout);
+    output(child.stderr);
     child.on('message', (msg: FromWorker) => this.onMessage(msg));
     child.on('error', (err) => this.emit({ type: 'log', line: `inference process error: ${err.message}` }));
     child.on('exit', (code, signal) => {

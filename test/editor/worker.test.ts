@@ -4,10 +4,10 @@
 // invalid folder, and the inline pipeline typing through a real suggestion.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineClient, EngineTimeoutError, WorkerCrashedError, type ClientEvent } from '../../src/worker/engineClient';
+import { EngineClient, EngineTimeoutError, plainLogLine, WorkerCrashedError, type ClientEvent } from '../../src/worker/engineClient';
 import { DEFAULT_CONFIG } from '../../src/editor/config';
 import { docFromString } from '../../src/editor/context';
 import { InlinePipeline } from '../../src/editor/inlineCompletion';
@@ -219,6 +219,33 @@ test('worker: after the last allowed crash the client gives up and whenIdle stil
     assert.equal(c.busy, false);
   } finally {
     await c.dispose();
+  }
+});
+
+test('worker: onnxruntime log lines reach the log as plain text', async () => {
+  const raw = "\x1b[0;93m2026-12-01 17:11:30.296184031 [W:onnxruntime:, graph.cc:5607 CleanUnusedInitializersAndNodeArgs] Removing initializer 'z2'.\x1b[m";
+  assert.equal(plainLogLine(raw), "onnxruntime warning: Removing initializer 'z2'. (graph.cc:5607 CleanUnusedInitializersAndNodeArgs)");
+  assert.equal(plainLogLine('\x1b[1;31mplain\x1b[m\r'), 'plain');
+
+  // A drafter whose trial pass fails at load: onnxruntime logs the failing node itself.
+  const dir = mkdtempSync(join(tmpdir(), 'deer-ortlog-'));
+  cpSync(join(ROOT, 'test', 'fixtures', 'samples', 'conditioned-model'), dir, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(dir, 'deer.json'), 'utf8'));
+  manifest.drafters.deer.context_window = 600;
+  writeFileSync(join(dir, 'deer.json'), JSON.stringify(manifest));
+  const c = new EngineClient({ workerPath: WORKER });
+  const lines: string[] = [];
+  c.onEvent((e) => e.type === 'log' && lines.push(e.line));
+  try {
+    await assert.rejects(c.load({ modelDir: dir, threads: 1 }), (e: Error) => e.name === 'ModelFolderError' && /drafter\.onnx/.test(e.message));
+    await new Promise((res) => setTimeout(res, 200)); // stderr may trail the IPC message
+    const ort = lines.filter((l) => /onnxruntime/.test(l));
+    assert.ok(ort.length > 0, `no onnxruntime line in the log: ${JSON.stringify(lines)}`);
+    for (const l of lines) assert.ok(!l.includes('\x1b'), `colour codes in the log: ${JSON.stringify(l)}`);
+    assert.ok(ort.some((l) => l.startsWith('onnxruntime error: ')), JSON.stringify(ort));
+  } finally {
+    await c.dispose();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
