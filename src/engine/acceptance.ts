@@ -194,6 +194,15 @@ function oneHot(token: number): Float32Array {
   return row;
 }
 
+/** ln softmax(row)[token]: the log-probability of `token` under the distribution the logits define. */
+export function logProbOf(row: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return row[token] - max - Math.log(sum);
+}
+
 /** Softmax probability of the row's argmax (the drafter's confidence in its greedy token). */
 export function maxProb(row: Float32Array): number {
   let max = -Infinity;

@@ -71,6 +71,8 @@ export interface CompletionRequest {
    * line by line. Default true.
    */
   stopOnRepeat?: boolean;
+  /** Also return each token's log-probability under the verifier (CompletionResult.tokenLogprobs). Default false. */
+  logprobs?: boolean;
 }
 
 export interface RunStats {
@@ -111,6 +113,8 @@ export interface CompletionResult {
   stats: RunStats;
   /** Said once, on the request where it happened: e.g. a drafter failed and the model now uses another. */
   warnings?: string[];
+  /** With request.logprobs: ln p(token) under the verifier's distribution (temperature 1), one per entry of `tokens`. */
+  tokenLogprobs?: number[];
 }
 
 export interface CompletionCallbacks {

@@ -347,6 +347,7 @@ export class Engine {
         stop: req.stop ?? [],
         stopAt,
         holdback: guard ? repetitionHoldback : undefined,
+        logprobs: req.logprobs,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
         treeBudget: name === 'deer' ? (req.treeBudget ?? DEFAULT_TREE_BUDGET) : 0,

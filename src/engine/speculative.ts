@@ -3,7 +3,7 @@
 // accept the path the verifier agrees with plus one verifier token; keep only that path in the
 // verifier's cache; check stop conditions; stream the stable text.
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
-import { chooseNodeCount, makeRng, toProbs, walkTree } from './acceptance';
+import { chooseNodeCount, logProbOf, makeRng, toProbs, walkTree } from './acceptance';
 import type { Draft, DraftContext, Drafter } from './drafters/types';
 import { AcceptanceCalibration, BlockPolicy, PassTimeModel, StatsRecorder } from './stats';
 import { DeerTokenizer, StreamDecoder } from './tokenizer';
@@ -26,6 +26,8 @@ export interface LoopRequest {
   adaptive?: boolean;
   /** > 0: most draft-tree nodes per pass (drafters that report per-position candidates, verifiers with tree_mask); 0: chains. */
   treeBudget?: number;
+  /** Record each generated token's log-probability (CompletionResult.tokenLogprobs). */
+  logprobs?: boolean;
 }
 
 /** Likeliest tokens asked of the drafter per block position when building draft trees. */
@@ -134,6 +136,7 @@ export async function runLoop(
   const decoder = new StreamDecoder(tokenizer);
   const tracker = new TextTracker(req.stop, req.stopAt, cb.onChunk, req.holdback);
   const generated: number[] = [];
+  const logprobs: number[] = [];
   const vocab = verifier.vocabSize;
   let stopReason: StopReason = 'max_tokens';
 
@@ -173,9 +176,11 @@ export async function runLoop(
     const eosAt = fresh.findIndex((t) => tokenizer.isControl(t));
     if (eosAt >= 0) fresh = fresh.slice(0, eosAt);
     stats.pass(accepted, fresh.length, draftMs, verifyMs, fresh.length * passTime.predict(past + fresh.length / 2));
-    for (const t of fresh) {
+    for (const [j, t] of fresh.entries()) {
       tokens.push(t);
       generated.push(t);
+      // fresh[j] was predicted by its parent's row: the pending token's (0) for the first, then the path's nodes.
+      if (req.logprobs) logprobs.push(logProbOf(row(j === 0 ? 0 : path[j - 1] + 1), t));
     }
     const reason = tracker.add(decoder.push(fresh));
     // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
@@ -200,6 +205,7 @@ export async function runLoop(
     tokens: outTokens,
     stopReason,
     stats: stats.finish(tEnd - tDecode, tEnd - t0),
+    ...(req.logprobs ? { tokenLogprobs: logprobs.slice(0, outTokens.length) } : {}),
   };
 }
 

@@ -106,3 +106,24 @@ describe('int8 verifiers', () => {
     }
   });
 });
+
+describe('token log-probabilities (tiny model)', { skip: !hasModel(TINY_MODEL) || ts.length === 0 ? 'model or ../shared/eval missing' : false }, () => {
+  let engine: Engine;
+  before(async () => {
+    engine = await Engine.load({ modelDir: TINY_MODEL, threads: 1, spinning: false, calibrate: false });
+  });
+  after(async () => engine?.dispose());
+
+  it('are the same with every drafter: each comes from the pass row that predicted its token', async () => {
+    const prompt = { prefix: ts[0].prompt, maxNewTokens: 32, logprobs: true };
+    const base = await engine.complete({ ...prompt, drafter: 'none' });
+    assert.equal(base.tokenLogprobs?.length, base.tokens.length);
+    assert.ok(base.tokenLogprobs!.every((lp) => lp <= 0 && lp > -50), `out of range: ${base.tokenLogprobs}`);
+    assert.equal((await engine.complete({ prefix: ts[0].prompt, maxNewTokens: 8, drafter: 'none' })).tokenLogprobs, undefined);
+    for (const d of engine.info.drafters.filter((x) => x !== 'none')) {
+      const r = await engine.complete({ ...prompt, drafter: d });
+      assert.deepEqual(r.tokens, base.tokens);
+      r.tokenLogprobs!.forEach((lp, i) => assert.ok(Math.abs(lp - base.tokenLogprobs![i]) < 1e-3, `${d}: token ${i}: ${lp} vs ${base.tokenLogprobs![i]}`));
+    }
+  });
+});
