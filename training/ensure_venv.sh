@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes VENV (default .venv) hold exactly the packages pinned in REQUIREMENTS (default
+# training/requirements.txt): creates it when missing, installs when a pin is missing or differs,
+# and otherwise returns in about a second without touching the network.
+# Usage: bash training/ensure_venv.sh [VENV] [REQUIREMENTS]   (from the repo root)
+set -euo pipefail
+VENV=${1:-.venv}
+REQUIREMENTS=${2:-training/requirements.txt}
+log() { echo "[python setup] $*"; }
+
+# Exit 0 when every `name==version` line of the requirements is installed at that version.
+pins_ok() {
+  [ -x "$VENV/bin/python" ] || return 1
+  "$VENV/bin/python" - "$REQUIREMENTS" <<'PY'
+import sys, importlib.metadata as md
+for raw in open(sys.argv[1]):
+    line = raw.split('#')[0].strip()
+    if not line:
+        continue
+    name, _, want = line.partition('==')
+    try:
+        have = md.version(name.strip())
+    except md.PackageNotFoundError:
+        sys.exit(f"{name.strip()} is not installed")
+    if have.split('+')[0] != want.strip():  # torch reports local builds as 2.15.0+cu132
+        sys.exit(f"{name.strip()} is {have}, {want.strip()} is pinned")
+PY
+}
+
+if pins_ok 2>/dev/null; then
+  log "$VENV has the packages pinned in $REQUIREMENTS"
+  exit 0
+fi
+t0=$SECONDS
+if [ ! -x "$VENV/bin/python" ]; then
+  log "python3 -m venv $VENV"
+  python3 -m venv "$VENV"
+fi
+log "pip install -r $REQUIREMENTS into $VENV (torch is large: minutes on a cold cache)"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+pins_ok
+log "done in $((SECONDS - t0))s"
