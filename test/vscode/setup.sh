@@ -13,6 +13,13 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "[vscode setup] $*"; }
 t0=$SECONDS
 
+# Under `npm test` / `npm run`, npm exports its own settings as npm_config_* (and npm_package_*,
+# npm_lifecycle_*, ...). A nested npm reads them as its configuration, so the installs below would
+# inherit, for one, npm_config_user_agent="npm/... node/v20...", from which code-server's
+# postinstall reads the Node version ("code-server currently requires node v24"). The installs
+# here run with a clean npm environment, as from a shell.
+for v in $(compgen -e | grep -i '^npm_' || true); do unset "$v"; done
+
 # --- Debian packages ------------------------------------------------------
 mkdir -p "$TOOLS"
 need_apt=()
