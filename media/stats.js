@@ -137,6 +137,15 @@
     const status = document.getElementById('status');
     status.textContent = data.error ? `Error: ${data.error}` : data.status;
     status.className = data.error ? 'error' : '';
+    const actions = document.getElementById('actions');
+    clear(actions);
+    for (const a of data.actions || []) {
+      const button = document.createElement('button');
+      button.textContent = a.title;
+      button.dataset.command = a.command;
+      button.addEventListener('click', () => vscode.postMessage({ type: 'command', command: a.command }));
+      actions.appendChild(button);
+    }
     const runs = data.runs.slice(-100);
     const empty = runs.length === 0;
     document.getElementById('empty').className = empty ? 'empty' : 'hidden';

@@ -5,9 +5,10 @@ import * as vscode from 'vscode';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunStats } from './engine/api';
-import { readConfig, type DeerConfig } from './editor/config';
+import { inlineEnabledFor, readConfig, type DeerConfig } from './editor/config';
 import { generateAtCursor } from './editor/generateCommand';
 import { InlinePipeline } from './editor/inlineCompletion';
+import { LOAD_ERROR_ACTIONS, LoadErrorNotices } from './editor/notices';
 import { DeerInlineProvider, documentText, INLINE_SELECTOR } from './editor/inlineProvider';
 import { StatsHistory, statsViewData, type CompletionRecord, type StatusView, type UiState } from './editor/stats';
 import { StatusBar } from './editor/statusBar';
@@ -23,6 +24,8 @@ export interface DeerApi {
   status(): { state: UiState; text: string; tooltip: string; error?: string };
   lastStats(): RunStats | undefined;
   whenIdle(): Promise<void>;
+  /** Every notification (toast) the extension showed, oldest first. */
+  notices(): readonly string[];
 }
 
 /** Pause after a file is opened or the cursor is clicked somewhere before its context is prefetched. */
@@ -38,6 +41,15 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   let generating = false;
   let active = 0; // provider calls and generate runs in progress
   let crashReported = false;
+  const loadErrors = new LoadErrorNotices();
+  const shown: string[] = [];
+  /** Every toast goes through here (the test hook lists them). */
+  const notify = (kind: 'info' | 'warning' | 'error', message: string, ...actions: string[]): Thenable<string | undefined> => {
+    shown.push(message);
+    if (kind === 'error') return vscode.window.showErrorMessage(message, ...actions);
+    if (kind === 'warning') return vscode.window.showWarningMessage(message, ...actions);
+    return vscode.window.showInformationMessage(message, ...actions);
+  };
 
   const uiState = (): UiState => {
     if (client.state === 'error') return 'error';
@@ -55,6 +67,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     ...statsViewData(history.all(), client.info?.name),
     status: status.view.tooltip,
     error: client.error?.message,
+    actions: client.error ? LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || config.modelPath !== '') : [],
   }));
   const onRecord = (record: CompletionRecord): void => {
     history.add(record);
@@ -78,10 +91,13 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     const threads = config.threads > 0 ? config.threads : undefined;
     log(`loading model from ${dir} (threads: ${threads ?? 'auto'})`);
     const loading = client.load({ modelDir: dir, threads }, config.drafter);
-    loading.catch((err: Error) => {
-      log(`model load failed: ${err.message}`);
-      void showLoadError(dir, err);
-    });
+    loading.then(
+      () => loadErrors.reset(),
+      (err: Error) => {
+        log(`model load failed: ${err.message}`);
+        void showLoadError(dir, err);
+      },
+    );
     return loading;
   };
   const ensureLoaded = (): Promise<unknown> => (loadStarted && client.state !== 'error' ? client.whenIdle() : load()).then(() => {
@@ -89,7 +105,12 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   });
 
   const pipeline = new InlinePipeline(client, () => config, onRecord);
-  const provider = new DeerInlineProvider(pipeline, () => config.enabled && !generating && client.state === 'ready', track, log);
+  const provider = new DeerInlineProvider(
+    pipeline,
+    (document) => inlineEnabledFor(config, document.languageId) && !generating && client.state === 'ready',
+    track,
+    log,
+  );
 
   // When a file is opened or the cursor is put somewhere with the mouse, read the context there
   // into the engine's KV cache, so the first keystroke only runs a few new tokens.
@@ -98,7 +119,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const schedulePrefetch = (editor: vscode.TextEditor | undefined): void => {
     clearTimeout(prefetchTimer);
     prefetchAbort?.abort();
-    if (!editor || !vscode.languages.match(INLINE_SELECTOR, editor.document)) return;
+    if (!editor || !vscode.languages.match(INLINE_SELECTOR, editor.document) || !inlineEnabledFor(config, editor.document.languageId)) return;
     prefetchTimer = setTimeout(() => {
       if (!config.enabled || generating || client.state !== 'ready' || client.busy) return;
       const ac = new AbortController();
@@ -127,14 +148,20 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
         if (!e.restarting) void offerRestart(e.message);
         else if (!crashReported) {
           crashReported = true;
-          void vscode.window.showWarningMessage(`DEER: the ${e.message}. It was restarted.`);
+          void notify('warning', `DEER: the ${e.message}. It was restarted.`);
         }
       }
     }),
     vscode.languages.registerInlineCompletionItemProvider(INLINE_SELECTOR, provider),
     vscode.commands.registerCommand('deer.toggle', async () => {
-      await vscode.workspace.getConfiguration('deer').update('enabled', !config.enabled, vscode.ConfigurationTarget.Global);
+      const on = !config.enabled;
+      await vscode.workspace.getConfiguration('deer').update('enabled', on, vscode.ConfigurationTarget.Global);
+      void notify('info', on ? 'DEER: inline completion is on.' : 'DEER: inline completion is off (DEER: Generate still works).');
     }),
+    vscode.commands.registerCommand('deer.useEmbeddedModel', () =>
+      vscode.workspace.getConfiguration('deer').update('modelPath', undefined, vscode.ConfigurationTarget.Global),
+    ),
+    vscode.commands.registerCommand('deer.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:deer-complete.deer-complete')),
     vscode.commands.registerCommand('deer.generate', () =>
       track(
         generateAtCursor({
@@ -144,6 +171,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
           onRecord,
           setGenerating: (on) => (generating = on),
           tokenRatio: pipeline,
+          notify,
         }),
       ),
     ),
@@ -178,20 +206,17 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   /** The client gave up restarting (too many crashes in a row): say so once, offer to start again. */
   async function offerRestart(message: string): Promise<void> {
     const restart = 'Restart';
-    const pick = await vscode.window.showErrorMessage(`DEER: the ${message}. It kept crashing, so completion is off.`, restart);
+    const pick = await notify('error', `DEER: the ${message}. It kept crashing, so completion is off.`, restart);
     if (pick === restart) void load().catch(() => undefined);
   }
 
   async function showLoadError(dir: string, err: Error): Promise<void> {
-    const choose = 'Choose Model Folder…';
-    const embedded = 'Use Embedded Model';
-    const settings = 'Open Settings';
-    const actions = config.modelPath ? [choose, embedded, settings] : [choose, settings];
-    const kind = err.name === 'ModelFolderError' ? 'is not a usable model folder' : 'could not be loaded';
-    const pick = await vscode.window.showErrorMessage(`DEER: ${dir} ${kind}: ${err.message}`, ...actions);
-    if (pick === choose) await vscode.commands.executeCommand('deer.chooseModelFolder');
-    if (pick === embedded) await vscode.workspace.getConfiguration('deer').update('modelPath', '', vscode.ConfigurationTarget.Global);
-    if (pick === settings) await vscode.commands.executeCommand('workbench.action.openSettings', 'deer.modelPath');
+    const message = loadErrors.next(dir, err);
+    if (message === undefined) return; // this cause was already shown
+    const actions = LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || config.modelPath !== '');
+    const pick = await notify('error', message, ...actions.map((a) => a.title));
+    const action = actions.find((a) => a.title === pick);
+    if (action) await vscode.commands.executeCommand(action.command);
   }
 
   // Load in the background once activation is done (inline completion only; Generate loads on demand).
@@ -200,6 +225,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   return {
     status: (): StatusView => status.view,
     lastStats: () => history.last?.stats,
+    notices: () => shown,
     whenIdle: async () => {
       while (active > 0 || client.busy) {
         await Promise.race([client.whenIdle(), new Promise((r) => setTimeout(r, 25))]);

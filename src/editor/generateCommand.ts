@@ -18,12 +18,14 @@ export interface GenerateDeps {
   setGenerating: (on: boolean) => void;
   /** Characters per token, shared with inline completion (InlinePipeline). */
   tokenRatio: { charsPerToken: number; learnTokenRatio(chars: number, promptTokens: number): void };
+  /** Shows a toast (the extension's one channel for them). */
+  notify: (kind: 'info' | 'warning' | 'error', message: string) => unknown;
 }
 
 export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionResult | undefined> {
   const editor = vscode.window.activeTextEditor;
   if (!editor) {
-    void vscode.window.showInformationMessage('DEER: open a file and place the cursor where code should go.');
+    void deps.notify('info', 'DEER: open a file and place the cursor where code should go.');
     return undefined;
   }
   const document = editor.document;
@@ -41,7 +43,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
       deps.setGenerating(true);
       const t0 = performance.now();
       try {
-        progress.report({ message: 'loading the model…' });
+        if (deps.client.state !== 'ready') progress.report({ message: 'loading the model…' });
         await deps.ensureLoaded();
         const info = deps.client.info;
         const built = buildContext(
@@ -50,7 +52,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
           contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize, deps.tokenRatio.charsPerToken),
         );
         if (!built.ok) {
-          void vscode.window.showWarningMessage(`DEER: no generation here: ${built.reason}.`);
+          void deps.notify('warning', `DEER: no generation here: ${built.reason}.`);
           return undefined;
         }
         progress.report({ message: 'writing…' });
@@ -77,11 +79,12 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         deps.tokenRatio.learnTokenRatio(built.context.prefix.length + built.context.suffix.length, result.stats.promptTokens);
         const record: CompletionRecord = { kind: 'generate', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats };
         if (result.stats.newTokens > 0) deps.onRecord(record);
-        report(result, writer.written);
+        report(result, writer.written, deps.notify);
         return result;
       } catch (err) {
         await writer.finish().catch(() => undefined);
-        void vscode.window.showErrorMessage(`DEER: Generate failed: ${err instanceof Error ? err.message : String(err)}`);
+        // A model that does not load has its own toast, once per cause.
+        if (deps.client.state !== 'error') void deps.notify('error', `DEER: Generate failed: ${err instanceof Error ? err.message : String(err)}`);
         return undefined;
       } finally {
         deps.setGenerating(false);
@@ -91,16 +94,18 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
   );
 }
 
-function report(result: CompletionResult, written: string): void {
+function report(result: CompletionResult, written: string, notify: GenerateDeps['notify']): void {
   const s = result.stats;
   if (written.trim() === '') {
-    void vscode.window.showInformationMessage(
+    void notify(
+      'info',
       result.stopReason === 'aborted' ? 'DEER: Generate cancelled.' : 'DEER: the model had nothing to add here.',
     );
     return;
   }
   const verb = result.stopReason === 'aborted' ? 'stopped after' : 'wrote';
-  void vscode.window.showInformationMessage(
+  void notify(
+    'info',
     `DEER: ${verb} ${s.newTokens} tokens · ${Math.round(s.tokensPerSecond)} tok/s · ` +
       `${s.estimatedSpeedup.toFixed(1)}x speedup (mean accepted ${s.meanAccepted.toFixed(2)}, ${s.drafter})`,
   );

@@ -6,7 +6,7 @@ import { SuggestionCache } from './cache';
 import { effectiveDrafter, type DeerConfig } from './config';
 import { buildContext, CHARS_PER_TOKEN, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
 import { decideMode, type CompletionMode, type StopSpec } from './policy';
-import { postprocess } from './postprocess';
+import { postprocess, suggestionConfidence } from './postprocess';
 import type { CompletionRecord } from './stats';
 
 /** What the pipeline needs from the engine (EngineClient provides it). */
@@ -29,6 +29,8 @@ export interface InlineAnswer {
   source: 'cache' | 'model';
   mode: CompletionMode;
   result?: CompletionResult;
+  /** suggestionConfidence of the model's answer (source 'model'). */
+  confidence?: number;
 }
 
 export interface PipelineOptions {
@@ -99,13 +101,15 @@ export class InlinePipeline {
     const cfg = this.config();
     const info = this.engine.info;
     const ctx = this.context(q.doc, q.offset);
-    if (!ctx) return undefined;
+    // An empty document (or only blanks around the cursor) gives the model nothing to go on.
+    if (!ctx || (ctx.prefix.trim() === '' && ctx.suffix.trim() === '')) return undefined;
     const spec: StopSpec | null =
       decideMode(ctx) ?? (q.manual ? { mode: 'single', minIndent: 0, lineSuffix: ctx.lineSuffix.trim(), nextLine: '', maxLines: 1 } : null);
     if (!spec) return undefined;
 
     const cached = this.cache.get(ctx.prefix, ctx.suffix);
-    if (cached !== undefined) return { text: cached, source: 'cache', mode: spec.mode };
+    // Nothing was shown here (say, not confident enough): an explicit request asks the model again.
+    if (cached !== undefined && !(q.manual && cached === '')) return { text: cached, source: 'cache', mode: spec.mode };
 
     const request: CompletionRequest = {
       prefix: ctx.prefix,
@@ -115,6 +119,7 @@ export class InlinePipeline {
       blockSize: cfg.blockSize,
       temperature: cfg.temperature,
       lookup: this.options.lookup,
+      logprobs: true,
     };
     const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, stopSpec: spec, lane: 'inline' });
     let t0 = performance.now();
@@ -132,10 +137,12 @@ export class InlinePipeline {
     const result = await (pending ?? ask());
     this.learnTokenRatio(ctx.prefix.length + ctx.suffix.length, result.stats.promptTokens);
     if (result.stopReason === 'aborted' || q.signal.aborted) return undefined;
-    const text = postprocess(result.text, spec, ctx.suffix);
+    const confidence = suggestionConfidence(result.tokenLogprobs ?? []);
+    const shown = q.manual || confidence >= cfg.inlineMinConfidence;
+    const text = shown ? postprocess(result.text, spec, ctx.suffix, ctx.linePrefix) : '';
     this.cache.set(ctx.prefix, ctx.suffix, text);
     this.onRecord?.({ kind: 'inline', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats });
-    return { text, source: 'model', mode: spec.mode, result };
+    return { text, source: 'model', mode: spec.mode, result, confidence };
   }
 }
 

@@ -23,8 +23,8 @@ export function documentText(document: vscode.TextDocument): DocText {
 export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
   constructor(
     private readonly pipeline: InlinePipeline,
-    /** False while disabled or while Generate writes into the editor. */
-    private readonly isActive: () => boolean,
+    /** False while disabled (for this language) or while Generate writes into the editor. */
+    private readonly isActive: (document: vscode.TextDocument) => boolean,
     private readonly track: <T>(work: Promise<T>) => Promise<T>,
     private readonly log: (line: string) => void,
   ) {}
@@ -35,7 +35,7 @@ export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
     context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
-    if (!this.isActive() || token.isCancellationRequested) return undefined;
+    if (!this.isActive(document) || token.isCancellationRequested) return undefined;
     const controller = new AbortController();
     const sub = token.onCancellationRequested(() => controller.abort());
     try {

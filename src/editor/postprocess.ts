@@ -3,10 +3,13 @@
 // suggestions that would only repeat the text after the cursor or show nothing useful.
 import { lineSuffixOverlap, makeStopRule, type StopSpec } from './policy';
 
-export function postprocess(generated: string, spec: StopSpec, suffix: string): string {
+/** `linePrefix`: the cursor line before the cursor (when it ends in a blank, the suggestion's leading blanks are dropped). */
+export function postprocess(generated: string, spec: StopSpec, suffix: string, linePrefix = ''): string {
   // Apply the stop rule again: the text may come from a cache or an engine that overshot.
   const cut = makeStopRule(spec)(generated);
   let text = cut === null ? generated : generated.slice(0, cut);
+  // `sum + ` then ` {`: join with one blank, not two.
+  if (/[ \t]$/.test(linePrefix)) text = text.replace(/^[ \t]+/, '');
   if (spec.mode === 'single') {
     const overlap = lineSuffixOverlap(text, spec.lineSuffix);
     if (overlap >= 0) text = text.slice(0, overlap);
@@ -19,6 +22,18 @@ export function postprocess(generated: string, spec: StopSpec, suffix: string): 
   if (suffix.startsWith(text)) return '';
   return text;
 }
+
+/**
+ * How sure the verifier was of a suggestion: the geometric mean of the probabilities of its first
+ * CONFIDENCE_TOKENS tokens (what the user reads first; a long tail of confident repetition must
+ * not lift an unsure start). 1 when there are no tokens.
+ */
+export function suggestionConfidence(tokenLogprobs: readonly number[]): number {
+  const head = tokenLogprobs.slice(0, CONFIDENCE_TOKENS);
+  if (head.length === 0) return 1;
+  return Math.exp(head.reduce((a, b) => a + b, 0) / head.length);
+}
+export const CONFIDENCE_TOKENS = 16;
 
 /** Drops trailing lines of a block that repeat the lines right after the cursor. */
 function dropRepeatedSuffixLines(text: string, suffix: string): string {

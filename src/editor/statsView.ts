@@ -3,14 +3,20 @@
 // nothing remote. Data goes in by postMessage whenever a completion finishes.
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
+import { LOAD_ERROR_ACTIONS } from './notices';
 import type { StatsViewData } from './stats';
+
+/** Commands the page may run (its buttons). */
+const PAGE_COMMANDS = new Set(['deer.toggle', ...LOAD_ERROR_ACTIONS.map((a) => a.command)]);
+
+export type StatsPageData = StatsViewData & { status: string; error?: string; actions: readonly { title: string; command: string }[] };
 
 export class StatsView implements vscode.Disposable {
   private panel?: vscode.WebviewPanel;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    private readonly data: () => StatsViewData & { status: string; error?: string },
+    private readonly data: () => StatsPageData,
   ) {}
 
   show(): void {
@@ -30,9 +36,7 @@ export class StatsView implements vscode.Disposable {
     panel.webview.html = this.html(panel.webview, media);
     panel.webview.onDidReceiveMessage((msg: { type?: string; command?: string }) => {
       if (msg?.type === 'ready') this.update();
-      if (msg?.type === 'command' && (msg.command === 'deer.chooseModelFolder' || msg.command === 'deer.toggle')) {
-        void vscode.commands.executeCommand(msg.command);
-      }
+      if (msg?.type === 'command' && msg.command && PAGE_COMMANDS.has(msg.command)) void vscode.commands.executeCommand(msg.command);
     });
     panel.onDidDispose(() => (this.panel = undefined));
   }
@@ -65,7 +69,7 @@ export class StatsView implements vscode.Disposable {
 <title>DEER Speedup Stats</title>
 </head>
 <body>
-<header><h1>DEER speedup</h1><p id="status"></p></header>
+<header><h1>DEER speedup</h1><p id="status"></p><div id="actions"></div></header>
 <section id="summary"></section>
 <section class="charts">
   <figure><figcaption>Estimated speedup per completion</figcaption><svg id="speedup" class="chart"></svg></figure>

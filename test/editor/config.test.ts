@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, readConfig } from '../../src/editor/config';
+import { CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, inlineEnabledFor, readConfig } from '../../src/editor/config';
 import { StatsHistory, statusView, statsViewData, type CompletionRecord } from '../../src/editor/stats';
 import type { RunStats } from '../../src/engine/api';
 
@@ -21,7 +21,7 @@ test('defaults match package.json contributes.configuration', () => {
 
 test('commands and keybinding are contributed under the fixed names', () => {
   const ids = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
-  assert.deepEqual(ids, ['deer.chooseModelFolder', 'deer.generate', 'deer.showStats', 'deer.toggle']);
+  assert.deepEqual(ids, ['deer.chooseModelFolder', 'deer.generate', 'deer.openSettings', 'deer.showStats', 'deer.toggle', 'deer.useEmbeddedModel']);
   assert.deepEqual(pkg.contributes.keybindings[0], { key: 'alt+\\', command: 'editor.action.inlineSuggest.trigger', when: 'editorTextFocus' });
 });
 
@@ -39,6 +39,22 @@ test('readConfig: missing and malformed values fall back to defaults', () => {
   assert.equal(g.inlineMaxNewTokens, 12);
   assert.equal(g.drafter, 'ngram');
   assert.equal(g.enabled, false);
+});
+
+test('per-language enablement: the map as Copilot reads it, "*" for the rest', () => {
+  assert.equal(inlineEnabledFor(DEFAULT_CONFIG, 'typescript'), true);
+  assert.equal(inlineEnabledFor(DEFAULT_CONFIG, 'plaintext'), false);
+  assert.equal(inlineEnabledFor(DEFAULT_CONFIG, 'markdown'), false);
+  assert.equal(inlineEnabledFor({ ...DEFAULT_CONFIG, enabled: false }, 'typescript'), false, 'the master switch wins');
+  const set: Record<string, unknown> = { 'inline.languages': { '*': false, python: true, go: 'yes' } };
+  const c = readConfig({ get: <T>(k: string) => set[k] as T });
+  assert.deepEqual(c.languages, { '*': false, python: true }, 'non-boolean entries are dropped');
+  assert.equal(inlineEnabledFor(c, 'python'), true);
+  assert.equal(inlineEnabledFor(c, 'typescript'), false);
+  const noStar = readConfig({ get: <T>(k: string) => ({ 'inline.languages': { rust: false } } as Record<string, unknown>)[k] as T });
+  assert.equal(inlineEnabledFor(noStar, 'go'), true, 'a map without "*" keeps the default for other languages');
+  assert.equal(inlineEnabledFor(noStar, 'rust'), false);
+  assert.deepEqual(readConfig({ get: <T>(k: string) => ({ 'inline.languages': [true] } as Record<string, unknown>)[k] as T }).languages, DEFAULT_CONFIG.languages);
 });
 
 test('effectiveDrafter falls back when the model lacks the drafter', () => {

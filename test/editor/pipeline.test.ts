@@ -24,12 +24,12 @@ class ScriptedEngine implements InlineEngine {
     return this.all.filter((c) => c.options.lane !== 'prefetch');
   }
   info = { modelDir: '/m', name: 'scripted', vocabSize: 10, drafters: ['none' as const, 'ngram' as const], defaultBlockSize: 8, fim: true, defaultDrafter: 'ngram' as const, maxPositions: 2048 };
-  constructor(private readonly reply: (req: CompletionRequest) => string) {}
+  constructor(private readonly reply: (req: CompletionRequest) => string, private readonly logprobs?: number[]) {}
   async complete(request: CompletionRequest, options: CompleteOptions): Promise<CompletionResult> {
     this.all.push({ request, options });
     if (options.lane === 'prefetch') return { text: '', tokens: [], stopReason: 'max_tokens', stats: stats(0) };
     const text = this.reply(request);
-    return { text, tokens: [], stopReason: 'eos', stats: stats(text.length) };
+    return { text, tokens: [], stopReason: 'eos', stats: stats(text.length), tokenLogprobs: this.logprobs };
   }
 }
 
@@ -132,4 +132,39 @@ test('pipeline: while debouncing, the context is prefilled (default) or, eagerly
   const waiting = new ScriptedEngine(() => 'a + b;');
   await new InlinePipeline(waiting, config(), undefined, { whileDebouncing: 'wait' }).suggest({ doc, offset, manual: false, signal: new AbortController().signal });
   assert.deepEqual(waiting.all.map((c) => c.options.lane), ['inline']);
+});
+
+test('pipeline: an automatic suggestion is shown only when confident enough; an explicit one always', async () => {
+  const unsure = [Math.log(0.05), Math.log(0.1), Math.log(0.2)]; // geometric mean 0.1
+  const engine = new ScriptedEngine(() => 'a * b;', unsure);
+  const sig = new AbortController().signal;
+  const { doc, offset } = atCursor('function mul(a, b) {\n  return █\n}\n');
+  const strict = new InlinePipeline(engine, config({ inlineMinConfidence: 0.15 }));
+  const auto = await strict.suggest({ doc, offset, manual: false, signal: sig });
+  assert.equal(auto?.text, '');
+  assert.ok(Math.abs((auto?.confidence ?? 0) - 0.1) < 1e-9, `confidence ${auto?.confidence}`);
+  assert.equal(engine.calls[0].request.logprobs, true, 'the pipeline must ask for token log-probabilities');
+  const manual = await strict.suggest({ doc, offset, manual: true, signal: sig });
+  assert.equal(manual?.text, 'a * b;', 'Alt+\\ asks again and shows it');
+  const lenient = new InlinePipeline(engine, config({ inlineMinConfidence: 0.05 }));
+  assert.equal((await lenient.suggest({ doc, offset, manual: false, signal: sig }))?.text, 'a * b;');
+});
+
+test('pipeline: nothing on an empty document (or only blanks), and the engine is not asked', async () => {
+  const engine = new ScriptedEngine(() => 'import os');
+  const p = new InlinePipeline(engine, config());
+  const sig = new AbortController().signal;
+  assert.equal(await p.suggest({ doc: docFromString(''), offset: 0, manual: false, signal: sig }), undefined);
+  assert.equal(await p.suggest({ doc: docFromString('\n\n  \n'), offset: 1, manual: true, signal: sig }), undefined);
+  assert.equal(engine.calls.length, 0);
+});
+
+test('pipeline: a suggestion starting with a blank after a trailing blank joins with one blank', async () => {
+  const engine = new ScriptedEngine(() => ' {');
+  const p = new InlinePipeline(engine, config());
+  const sig = new AbortController().signal;
+  const { doc, offset } = atCursor('const total = sum + █\n');
+  assert.equal((await p.suggest({ doc, offset, manual: false, signal: sig }))?.text, '{');
+  const tight = atCursor('const total = sum +█\n');
+  assert.equal((await p.suggest({ doc: tight.doc, offset: tight.offset, manual: false, signal: sig }))?.text, ' {');
 });

@@ -121,6 +121,20 @@ test('worker: the pipeline types through a real suggestion without asking again'
   assert.equal(calls, before, 'typing through asked the engine');
 });
 
+test('pipeline on the real engine: each suggestion is scored from its token log-probabilities; automatic ones below the threshold are not shown', async () => {
+  const sig = new AbortController().signal;
+  const doc = docFromString(PREFIX + SUFFIX);
+  const shown = new InlinePipeline(client, () => ({ ...DEFAULT_CONFIG, debounceMs: 0, inlineMinConfidence: 0 }));
+  const a = await shown.suggest({ doc, offset: PREFIX.length, manual: false, signal: sig });
+  assert.ok(a?.result?.tokenLogprobs && a.result.tokenLogprobs.length === a.result.tokens.length, 'no log-probabilities from the worker');
+  assert.ok(a.confidence !== undefined && a.confidence > 0 && a.confidence <= 1, `confidence ${a.confidence}`);
+  const strict = new InlinePipeline(client, () => ({ ...DEFAULT_CONFIG, debounceMs: 0, inlineMinConfidence: Math.min(1, a.confidence! + 1e-6) }));
+  const hidden = await strict.suggest({ doc, offset: PREFIX.length, manual: false, signal: sig });
+  assert.equal(hidden?.text, '', 'a suggestion below the threshold was shown');
+  const asked = await strict.suggest({ doc, offset: PREFIX.length, manual: true, signal: sig });
+  assert.equal(asked?.text, a.text, 'Alt+\\ (manual) must show it whatever its confidence');
+});
+
 test('worker: a crashed inference process is restarted and reported once', async () => {
   const pid = client.pid;
   assert.ok(pid);
