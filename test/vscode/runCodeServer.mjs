@@ -285,12 +285,58 @@ async function main() {
     const special = /<\|[^|>\s]*\|>|<(fim|file|repo)_[a-z_]*>|<(pad|eos|bos|unk|mask)>/i.exec(ghostText);
     if (special) throw new Error(`ghost text shows special-token markup ${special[0]}: ${JSON.stringify(ghostText.slice(0, 120))}`);
     say(`ghost text: ${JSON.stringify(ghostText)}; screenshot ${path.relative(process.cwd(), shot)}`);
+    await page.locator('.part.editor').screenshot({ path: path.join(ARTIFACTS, 'screenshot-ghost-text.png') });
     results.push({ title, state: 'passed' });
   } catch (err) {
     await page.screenshot({ path: shot }).catch(() => {});
     results.push({ title, state: 'failed', error: err.message });
     const deerLog = findFile(path.join(dirs.userData, 'logs'), /DEER/);
     if (deerLog) say(`extension output (last lines):\n${fs.readFileSync(deerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n')}`);
+  }
+  await statsViewCheck(page);
+}
+
+/**
+ * The stats view as a user opens it: a click on the status bar item after completions. Its charts
+ * must have data (points, bars, rows); the status bar and the view are kept as screenshots
+ * (test/artifacts/screenshot-*.png, the README's pictures under media/screenshots/).
+ */
+async function statsViewCheck(page) {
+  const title = 'browser: the status bar shows figures and its click opens the stats view with charts of real runs';
+  try {
+    await page.keyboard.press('Escape');
+    const item = page.locator('.part.statusbar .statusbar-item', { hasText: /tok\/s/ }).first();
+    await item.waitFor({ state: 'visible', timeout: 60_000 });
+    const statusText = (await item.innerText()).trim();
+    await page.locator('.part.statusbar').screenshot({ path: path.join(ARTIFACTS, 'screenshot-status-bar-full.png') });
+    const box = await item.boundingBox();
+    const bar = await page.locator('.part.statusbar').boundingBox();
+    if (box && bar) {
+      // The item with some of its neighbours, not the whole width.
+      const x = Math.max(bar.x, box.x - 260);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'screenshot-status-bar.png'), clip: { x, y: bar.y, width: Math.min(bar.x + bar.width - x, box.width + 420), height: bar.height } });
+    }
+    await item.click();
+    const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    await view.locator('#speedup polyline').first().waitFor({ state: 'attached', timeout: 60_000 });
+    const counts = {
+      speedupPoints: await view.locator('#speedup circle').count(),
+      tpsPoints: await view.locator('#tps circle').count(),
+      histogramBars: await view.locator('#hist rect').count(),
+      drafterRows: await view.locator('#drafters tr').count(),
+      summary: (await view.locator('#summary').innerText()).replace(/\s+/g, ' ').trim(),
+    };
+    say(`status bar ${JSON.stringify(statusText)}; stats view ${JSON.stringify(counts)}`);
+    await sleep(500);
+    await page.locator('iframe.webview.ready').first().screenshot({ path: path.join(ARTIFACTS, 'screenshot-stats-view.png') });
+    if (counts.speedupPoints < 1 || counts.tpsPoints < 1 || counts.histogramBars < 1 || counts.drafterRows < 2) {
+      throw new Error(`the stats view's charts are empty: ${JSON.stringify(counts)}`);
+    }
+    if (!/\d/.test(counts.summary)) throw new Error(`the stats view's summary has no figures: ${JSON.stringify(counts.summary)}`);
+    results.push({ title, state: 'passed' });
+  } catch (err) {
+    await page.screenshot({ path: path.join(ARTIFACTS, 'stats-view-failure.png') }).catch(() => {});
+    results.push({ title, state: 'failed', error: `${err.message} (screenshot test/artifacts/stats-view-failure.png)` });
   }
 }
 

@@ -14,6 +14,8 @@ export interface DeerTestApi {
   status(): { state: 'loading' | 'ready' | 'disabled' | 'error'; text: string; tooltip: string; error?: string };
   lastStats(): { newTokens: number; tokensPerSecond: number; estimatedSpeedup: number } | undefined;
   whenIdle(): Promise<void>;
+  /** Every toast the extension showed, oldest first. */
+  notices(): readonly string[];
 }
 
 export const STATUS_FIGURES = /\d+(\.\d+)?x · \d+ tok\/s/;
@@ -179,6 +181,32 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         await vscode.commands.executeCommand('undo');
         assert.equal(doc.getText(), original, 'one undo did not restore the original text');
       });
+
+      test('Toggle turns inline completion off and on, and says so', async () => {
+        const before = api.notices().length;
+        await vscode.commands.executeCommand('deer.toggle');
+        await waitFor('the disabled state', 10_000, () => api.status().state === 'disabled');
+        await vscode.commands.executeCommand('deer.toggle');
+        await waitReady(api, 30_000);
+        const said = api.notices().slice(before);
+        note(`       toggle said: ${JSON.stringify(said)}`);
+        assert.equal(said.length, 2, `expected one message per toggle: ${JSON.stringify(said)}`);
+        assert.match(said[0], /off/);
+        assert.match(said[1], /on/);
+      });
+
+      test('no inline suggestion in a language switched off (plaintext by default)', async () => {
+        const editor = await openAt('notes.txt', 'export function fibonacci(n: number): number {\n  return ', '\n}\n');
+        const before = editor.document.getText();
+        for (let i = 0; i < 4; i++) {
+          await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+          await sleep(500);
+          await api.whenIdle();
+          await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
+        }
+        assert.equal(editor.document.languageId, 'plaintext');
+        assert.equal(editor.document.getText(), before, 'a suggestion was committed in a plaintext document');
+      });
     });
 
     // After the model tests (mocha runs a suite's own tests before its nested suites).
@@ -205,6 +233,21 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
             `error does not name the problem: ${JSON.stringify(problem)}`,
           );
           note(`       error: ${JSON.stringify(s.error)}; status bar: ${JSON.stringify(s.text)}`);
+
+          // One toast for this cause, naming the folder once; more requests (Generate) add none.
+          const aboutBad = () => api.notices().filter((m) => m.includes(bad));
+          await waitFor('the load-error toast', 10_000, () => aboutBad().length > 0);
+          const toast = aboutBad()[0];
+          note(`       toast: ${JSON.stringify(toast)}`);
+          assert.equal(toast.split(bad).length - 1, 1, `the folder is repeated in the toast: ${toast}`);
+          const editor = await openAt('after-error.ts', 'const x = ', '\n');
+          await vscode.window.showTextDocument(editor.document);
+          await vscode.commands.executeCommand('deer.generate');
+          await vscode.commands.executeCommand('deer.generate');
+          await api.whenIdle();
+          await sleep(500);
+          assert.deepEqual(aboutBad(), [toast], `more than one toast for one cause: ${JSON.stringify(api.notices())}`);
+          assert.ok(!api.notices().some((m) => /Generate failed/.test(m)), `Generate added its own toast: ${JSON.stringify(api.notices())}`);
         } finally {
           await setDeer('modelPath', undefined);
           fs.rmSync(bad, { recursive: true, force: true });
