@@ -36,12 +36,13 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     const report = JSON.parse(readFileSync(out, 'utf8'));
     for (const d of Object.keys(report.results)) {
       const r = report.results[d];
-      for (const k of ['tokens_per_s', 'mean_accepted', 'speedup', 'identical', 'p50_ms', 'p95_ms', 'peak_rss_mb']) assert.ok(k in r, `${d}.${k}`);
+      for (const k of ['tokens_per_s', 'mean_accepted', 'speedup', 'estimated_speedup', 'identical', 'p50_ms', 'p95_ms', 'peak_rss_mb']) assert.ok(k in r, `${d}.${k}`);
+      assert.ok(r.estimated_speedup > 0, `${d}: the engine's estimate is reported next to the measured speedup`);
       assert.equal(r.identical, true, `${d} identical`);
     }
     assert.equal(report.results.none.speedup, 1);
     assert.ok(report.model.name && report.machine.cpu);
-    assert.match(readFileSync(join(dir, 'bench', 'ts.md'), 'utf8'), /\| drafter \| tokens\/s \| mean accepted \| drafted\/pass \| speedup \| identical/);
+    assert.match(readFileSync(join(dir, 'bench', 'ts.md'), 'utf8'), /\| drafter \| tokens\/s \| mean accepted \| drafted\/pass \| speedup \| est\. speedup \| identical/);
     // deer is the chain, deer-tree verifies draft trees when the verifier takes tree_mask
     assert.equal(report.results.deer.trees, false);
     assert.equal(report.results['deer-tree'].trees, report.config.tree_attention);
