@@ -107,14 +107,14 @@
   function table(node, perDrafter) {
     clear(node);
     const head = node.insertRow();
-    for (const h of ['drafter', 'runs', 'speedup', 'tok/s', 'mean accepted']) {
+    for (const h of ['drafter', 'runs', 'tok/s', 'tokens per pass']) {
       const th = document.createElement('th');
       th.textContent = h;
       head.appendChild(th);
     }
     for (const d of perDrafter) {
       const row = node.insertRow();
-      for (const v of [d.drafter, d.runs, `${d.speedup.toFixed(2)}x`, Math.round(d.tokensPerSecond), d.meanAccepted.toFixed(2)]) {
+      for (const v of [d.drafter, d.runs, Math.round(d.tokensPerSecond), d.tokensPerPass.toFixed(2)]) {
         row.insertCell().textContent = String(v);
       }
     }
@@ -154,13 +154,14 @@
     clear(summary);
     if (empty) return;
     const tokens = runs.reduce((a, r) => a + r.newTokens, 0);
-    const speedup = runs.reduce((a, r) => a + r.speedup * r.newTokens, 0) / Math.max(1, tokens);
+    const passes = runs.reduce((a, r) => a + r.passes, 0);
     const lat = runs.filter((r) => r.kind === 'inline').map((r) => r.latencyMs).sort((a, b) => a - b);
-    metric(summary, `${speedup.toFixed(1)}x`, 'speedup (token-weighted)');
-    metric(summary, String(Math.round(runs.reduce((a, r) => a + r.tokensPerSecond, 0) / runs.length)), 'tok/s (mean)');
+    metric(summary, (tokens / Math.max(1, passes)).toFixed(2), 'tokens per verifier pass');
+    const decodeMs = runs.reduce((a, r) => a + r.decodeMs, 0);
+    metric(summary, String(Math.round(decodeMs > 0 ? (tokens * 1000) / decodeMs : 0)), 'tokens/s while decoding');
     metric(summary, String(runs.length), 'completions');
     if (lat.length) metric(summary, `${Math.round(lat[Math.floor(lat.length / 2)])} ms`, 'inline latency p50');
-    lineChart(document.getElementById('speedup'), runs, 'speedup');
+    lineChart(document.getElementById('tpp'), runs, 'tokensPerPass');
     lineChart(document.getElementById('tps'), runs, 'tokensPerSecond');
     histogram(document.getElementById('hist'), data.histograms);
     table(document.getElementById('drafters'), data.perDrafter);

@@ -107,7 +107,7 @@ function report(result: CompletionResult, written: string, notify: GenerateDeps[
   void notify(
     'info',
     `DEER: ${verb} ${s.newTokens} tokens · ${Math.round(s.tokensPerSecond)} tok/s · ` +
-      `${s.estimatedSpeedup.toFixed(1)}x speedup (mean accepted ${s.meanAccepted.toFixed(2)}, ${s.drafter})`,
+      `${s.meanAccepted.toFixed(2)} tokens per verifier pass (${s.drafter})`,
   );
 }
 

@@ -32,24 +32,25 @@ export class StatsHistory {
 /** Runs that say something about speed: at least one new token decoded. */
 export const informative = (r: CompletionRecord): boolean => r.stats.newTokens > 0;
 
-/** Speedup and tokens/s over the recent informative runs (token-weighted). */
-export function summarize(records: readonly CompletionRecord[], window = 20): { speedup: number; tokensPerSecond: number; meanAccepted: number } | undefined {
+/**
+ * Throughput and tokens per verifier pass over the recent informative runs (token-weighted). Both
+ * are measured exactly (tokens, passes and decode time are counted); the engine's speedup
+ * estimate is not shown: it can be far from a measured A/B (`deer bench` reports both).
+ */
+export function summarize(records: readonly CompletionRecord[], window = 20): { tokensPerSecond: number; tokensPerPass: number } | undefined {
   const recent = records.filter(informative).slice(-window);
   if (recent.length === 0) return undefined;
   let tokens = 0;
   let decodeMs = 0;
   let passes = 0;
-  let speedupWeighted = 0;
   for (const r of recent) {
     tokens += r.stats.newTokens;
     decodeMs += r.stats.decodeMs;
     passes += r.stats.passes;
-    speedupWeighted += r.stats.estimatedSpeedup * r.stats.newTokens;
   }
   return {
-    speedup: speedupWeighted / tokens,
     tokensPerSecond: decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0,
-    meanAccepted: tokens / Math.max(1, passes),
+    tokensPerPass: tokens / Math.max(1, passes),
   };
 }
 
@@ -71,8 +72,6 @@ export interface StatusInput {
 }
 
 const fmt = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
-/** Speedup with one decimal, two below 1 (0.03x must not read as 0.0x). */
-const fmtSpeedup = (x: number): string => fmt(x, x > 0 && x < 1 ? 2 : 1);
 
 /** The status bar item: text (with codicons) and tooltip for a state and the recent runs. */
 export function statusView(input: StatusInput): StatusView {
@@ -93,16 +92,16 @@ export function statusView(input: StatusInput): StatusView {
     case 'ready': {
       const sum = summarize(records);
       const last = [...records].reverse().find(informative);
-      if (!sum || !last) return { state, text: '$(zap) DEER', tooltip: `DEER: ready\n${modelLine}\nClick for speedup stats.` };
+      if (!sum || !last) return { state, text: '$(zap) DEER', tooltip: `DEER: ready\n${modelLine}\nClick for the stats view.` };
+      const n = Math.min(20, records.filter(informative).length);
       const tooltip = [
-        `DEER: ${fmtSpeedup(sum.speedup)}x estimated speedup over plain decoding (last ${Math.min(20, records.filter(informative).length)} runs)`,
-        `Mean accepted length: ${fmt(sum.meanAccepted, 2)} tokens per verifier pass`,
-        `Throughput: ${Math.round(sum.tokensPerSecond)} tok/s`,
+        `DEER: ${Math.round(sum.tokensPerSecond)} tokens/s while decoding (last ${n} runs)`,
+        `${fmt(sum.tokensPerPass, 2)} tokens per verifier pass (1.00 = plain decoding: every token a pass)`,
         modelLine,
         `Last: ${last.kind}, ${Math.round(last.latencyMs)} ms, ${last.stats.newTokens} tokens (${last.stats.drafter})`,
-        'Click for speedup stats.',
+        'Click for the stats view.',
       ].join('\n');
-      return { state, text: `$(zap) ${fmtSpeedup(sum.speedup)}x · ${Math.round(sum.tokensPerSecond)} tok/s`, tooltip };
+      return { state, text: `$(zap) ${Math.round(sum.tokensPerSecond)} tok/s · ${fmt(sum.tokensPerPass, 2)}/pass`, tooltip };
     }
   }
 }
@@ -110,10 +109,10 @@ export function statusView(input: StatusInput): StatusView {
 /** What the stats view draws: series of recent runs and per-drafter aggregates. */
 export interface StatsViewData {
   model?: string;
-  runs: { at: number; kind: string; drafter: DrafterName; speedup: number; tokensPerSecond: number; latencyMs: number; newTokens: number; meanAccepted: number }[];
+  runs: { at: number; kind: string; drafter: DrafterName; tokensPerSecond: number; latencyMs: number; newTokens: number; passes: number; decodeMs: number; tokensPerPass: number }[];
   /** acceptedHistogram summed over runs, per drafter. */
   histograms: Record<string, number[]>;
-  perDrafter: { drafter: DrafterName; runs: number; speedup: number; tokensPerSecond: number; meanAccepted: number }[];
+  perDrafter: { drafter: DrafterName; runs: number; tokensPerSecond: number; tokensPerPass: number }[];
 }
 
 export function statsViewData(records: readonly CompletionRecord[], model?: string): StatsViewData {
@@ -129,8 +128,8 @@ export function statsViewData(records: readonly CompletionRecord[], model?: stri
   return {
     model,
     runs: useful.map((r) => ({
-      at: r.at, kind: r.kind, drafter: r.stats.drafter, speedup: r.stats.estimatedSpeedup, tokensPerSecond: r.stats.tokensPerSecond,
-      latencyMs: r.latencyMs, newTokens: r.stats.newTokens, meanAccepted: r.stats.meanAccepted,
+      at: r.at, kind: r.kind, drafter: r.stats.drafter, tokensPerSecond: r.stats.tokensPerSecond,
+      latencyMs: r.latencyMs, newTokens: r.stats.newTokens, passes: r.stats.passes, decodeMs: r.stats.decodeMs, tokensPerPass: r.stats.meanAccepted,
     })),
     histograms,
     perDrafter: [...groups].map(([drafter, rs]) => ({ drafter, runs: rs.length, ...(summarize(rs, rs.length) as ReturnType<typeof summarize> & object) })),

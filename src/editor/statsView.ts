@@ -1,4 +1,4 @@
-// "DEER: Show Speedup Stats": a webview that charts recent completions. The page's script and
+// "DEER: Show Speed Stats": a webview that charts recent completions. The page's script and
 // style live in media/ (stats.js, stats.css); the CSP allows only those and a nonce'd script,
 // nothing remote. Data goes in by postMessage whenever a completion finishes.
 import * as vscode from 'vscode';
@@ -26,7 +26,7 @@ export class StatsView implements vscode.Disposable {
       return;
     }
     const media = vscode.Uri.joinPath(this.extensionUri, 'media');
-    const panel = vscode.window.createWebviewPanel('deer.stats', 'DEER Speedup Stats', vscode.ViewColumn.Beside, {
+    const panel = vscode.window.createWebviewPanel('deer.stats', 'DEER Speed', vscode.ViewColumn.Beside, {
       enableScripts: true,
       localResourceRoots: [media],
       retainContextWhenHidden: false,
@@ -66,13 +66,13 @@ export class StatsView implements vscode.Disposable {
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${style}">
-<title>DEER Speedup Stats</title>
+<title>DEER Speed</title>
 </head>
 <body>
-<header><h1>DEER speedup</h1><p id="status"></p><div id="actions"></div></header>
+<header><h1>DEER speed</h1><p id="status"></p><div id="actions"></div></header>
 <section id="summary"></section>
 <section class="charts">
-  <figure><figcaption>Estimated speedup per completion</figcaption><svg id="speedup" class="chart"></svg></figure>
+  <figure><figcaption>Tokens per verifier pass (1 = plain decoding)</figcaption><svg id="tpp" class="chart"></svg></figure>
   <figure><figcaption>Tokens per second</figcaption><svg id="tps" class="chart"></svg></figure>
   <figure><figcaption>Accepted draft tokens per verifier pass</figcaption><svg id="hist" class="chart"></svg></figure>
   <figure><figcaption>Per drafter</figcaption><table id="drafters"></table></figure>

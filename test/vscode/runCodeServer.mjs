@@ -318,9 +318,9 @@ async function statsViewCheck(page) {
     }
     await item.click();
     const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
-    await view.locator('#speedup polyline').first().waitFor({ state: 'attached', timeout: 60_000 });
+    await view.locator('#tpp polyline').first().waitFor({ state: 'attached', timeout: 60_000 });
     const counts = {
-      speedupPoints: await view.locator('#speedup circle').count(),
+      tokensPerPassPoints: await view.locator('#tpp circle').count(),
       tpsPoints: await view.locator('#tps circle').count(),
       histogramBars: await view.locator('#hist rect').count(),
       drafterRows: await view.locator('#drafters tr').count(),
@@ -329,7 +329,7 @@ async function statsViewCheck(page) {
     say(`status bar ${JSON.stringify(statusText)}; stats view ${JSON.stringify(counts)}`);
     await sleep(500);
     await page.locator('iframe.webview.ready').first().screenshot({ path: path.join(ARTIFACTS, 'screenshot-stats-view.png') });
-    if (counts.speedupPoints < 1 || counts.tpsPoints < 1 || counts.histogramBars < 1 || counts.drafterRows < 2) {
+    if (counts.tokensPerPassPoints < 1 || counts.tpsPoints < 1 || counts.histogramBars < 1 || counts.drafterRows < 2) {
       throw new Error(`the stats view's charts are empty: ${JSON.stringify(counts)}`);
     }
     if (!/\d/.test(counts.summary)) throw new Error(`the stats view's summary has no figures: ${JSON.stringify(counts.summary)}`);
