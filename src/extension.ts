@@ -65,7 +65,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   }));
   const statsView = new StatsView(context.extensionUri, () => ({
     ...statsViewData(history.all(), client.info?.name),
-    status: status.view.tooltip,
+    status: status.view.tooltip.replace(/\nClick for the stats view\.$/, ''),
     error: client.error?.message,
     actions: client.error ? LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || config.modelPath !== '') : [],
   }));
