@@ -120,10 +120,13 @@ describe('token log-probabilities (tiny model)', { skip: !hasModel(TINY_MODEL) |
     assert.equal(base.tokenLogprobs?.length, base.tokens.length);
     assert.ok(base.tokenLogprobs!.every((lp) => lp <= 0 && lp > -50), `out of range: ${base.tokenLogprobs}`);
     assert.equal((await engine.complete({ prefix: ts[0].prompt, maxNewTokens: 8, drafter: 'none' })).tokenLogprobs, undefined);
-    for (const d of engine.info.drafters.filter((x) => x !== 'none')) {
-      const r = await engine.complete({ ...prompt, drafter: d });
+    const variants = engine.info.drafters.filter((x) => x !== 'none').map((d) => ({ drafter: d, treeBudget: 0 }));
+    if (engine.info.treeAttention && engine.info.drafters.includes('deer')) variants.push({ drafter: 'deer', treeBudget: 24 });
+    for (const v of variants) {
+      const r = await engine.complete({ ...prompt, ...v });
       assert.deepEqual(r.tokens, base.tokens);
-      r.tokenLogprobs!.forEach((lp, i) => assert.ok(Math.abs(lp - base.tokenLogprobs![i]) < 1e-3, `${d}: token ${i}: ${lp} vs ${base.tokenLogprobs![i]}`));
+      if (v.treeBudget > 0) assert.equal(r.stats.trees, true, 'the tree variant verified no trees');
+      r.tokenLogprobs!.forEach((lp, i) => assert.ok(Math.abs(lp - base.tokenLogprobs![i]) < 1e-3, `${JSON.stringify(v)}: token ${i}: ${lp} vs ${base.tokenLogprobs![i]}`));
     }
   });
 });
