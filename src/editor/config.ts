@@ -14,6 +14,8 @@ export interface DeerConfig {
   modelPath: string;
   drafter: DrafterName;
   blockSize: number;
+  /** deer: verify draft trees when the model supports them (off: chains). */
+  draftTrees: boolean;
   inlineMaxNewTokens: number;
   generateMaxNewTokens: number;
   temperature: number;
@@ -30,6 +32,7 @@ export const DEFAULT_CONFIG: Readonly<DeerConfig> = Object.freeze({
   modelPath: '',
   drafter: 'deer',
   blockSize: 16,
+  draftTrees: true,
   inlineMaxNewTokens: 48,
   generateMaxNewTokens: 256,
   temperature: 0,
@@ -45,6 +48,7 @@ export const CONFIG_KEYS: Readonly<Record<keyof DeerConfig, string>> = Object.fr
   modelPath: 'modelPath',
   drafter: 'drafter',
   blockSize: 'blockSize',
+  draftTrees: 'draftTrees',
   inlineMaxNewTokens: 'inline.maxNewTokens',
   generateMaxNewTokens: 'generate.maxNewTokens',
   temperature: 'temperature',
@@ -75,6 +79,7 @@ export function readConfig(src: ConfigSource): DeerConfig {
     modelPath: typeof modelPath === 'string' ? modelPath.trim() : d.modelPath,
     drafter: DRAFTER_NAMES.includes(drafter as DrafterName) ? (drafter as DrafterName) : d.drafter,
     blockSize: int(get('blockSize'), 1, 64, d.blockSize),
+    draftTrees: typeof get('draftTrees') === 'boolean' ? (get('draftTrees') as boolean) : d.draftTrees,
     inlineMaxNewTokens: int(get('inlineMaxNewTokens'), 1, 512, d.inlineMaxNewTokens),
     generateMaxNewTokens: int(get('generateMaxNewTokens'), 1, 4096, d.generateMaxNewTokens),
     temperature:

@@ -64,6 +64,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
             maxNewTokens: cfg.generateMaxNewTokens,
             drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
             blockSize: cfg.blockSize,
+            treeBudget: cfg.draftTrees ? undefined : 0,
             temperature: cfg.temperature,
           },
           {

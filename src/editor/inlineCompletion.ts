@@ -117,6 +117,7 @@ export class InlinePipeline {
       maxNewTokens: cfg.inlineMaxNewTokens,
       drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
       blockSize: cfg.blockSize,
+      treeBudget: cfg.draftTrees ? undefined : 0,
       temperature: cfg.temperature,
       lookup: this.options.lookup,
       logprobs: true,

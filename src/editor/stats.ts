@@ -106,29 +106,36 @@ export function statusView(input: StatusInput): StatusView {
   }
 }
 
-/** What the stats view draws: series of recent runs and per-drafter aggregates. */
+/**
+ * What the stats view draws: series of recent runs and per-drafter aggregates. Runs that verified
+ * draft trees count apart from the drafter's chains, as `deer-tree` (the bench's name), so the
+ * view shows accepted length with and without trees.
+ */
 export interface StatsViewData {
   model?: string;
-  runs: { at: number; kind: string; drafter: DrafterName; tokensPerSecond: number; latencyMs: number; newTokens: number; passes: number; decodeMs: number; tokensPerPass: number }[];
+  runs: { at: number; kind: string; drafter: string; tokensPerSecond: number; latencyMs: number; newTokens: number; passes: number; decodeMs: number; tokensPerPass: number }[];
   /** acceptedHistogram summed over runs, per drafter. */
   histograms: Record<string, number[]>;
-  perDrafter: { drafter: DrafterName; runs: number; tokensPerSecond: number; tokensPerPass: number }[];
+  perDrafter: { drafter: string; runs: number; tokensPerSecond: number; tokensPerPass: number }[];
 }
+
+const drafterLabel = (r: CompletionRecord): string => (r.stats.trees ? `${r.stats.drafter}-tree` : r.stats.drafter);
 
 export function statsViewData(records: readonly CompletionRecord[], model?: string): StatsViewData {
   const useful = records.filter(informative);
   const histograms: Record<string, number[]> = {};
-  const groups = new Map<DrafterName, CompletionRecord[]>();
+  const groups = new Map<string, CompletionRecord[]>();
   for (const r of useful) {
-    const h = (histograms[r.stats.drafter] ??= []);
+    const label = drafterLabel(r);
+    const h = (histograms[label] ??= []);
     r.stats.acceptedHistogram.forEach((n, i) => (h[i] = (h[i] ?? 0) + n));
     for (let i = 0; i < h.length; i++) h[i] ??= 0;
-    groups.set(r.stats.drafter, [...(groups.get(r.stats.drafter) ?? []), r]);
+    groups.set(label, [...(groups.get(label) ?? []), r]);
   }
   return {
     model,
     runs: useful.map((r) => ({
-      at: r.at, kind: r.kind, drafter: r.stats.drafter, tokensPerSecond: r.stats.tokensPerSecond,
+      at: r.at, kind: r.kind, drafter: drafterLabel(r), tokensPerSecond: r.stats.tokensPerSecond,
       latencyMs: r.latencyMs, newTokens: r.stats.newTokens, passes: r.stats.passes, decodeMs: r.stats.decodeMs, tokensPerPass: r.stats.meanAccepted,
     })),
     histograms,

@@ -34,6 +34,8 @@ const DEFAULT_BLOCK: Record<DrafterName, number> = { none: 0, ngram: 10, ar: 5, 
 
 /** Most tokens drafted per pass that a request may ask for. */
 const MAX_BLOCK = 256;
+/** Most draft-tree nodes in one verifier pass. */
+const MAX_TREE = 256;
 
 /** Throws InvalidRequestError naming the first bad field. */
 export function checkRequest(req: CompletionRequest): void {
@@ -57,6 +59,10 @@ export function checkRequest(req: CompletionRequest): void {
     bad('topP', `must be in (0, 1] (a nucleus of nothing samples nothing), got ${show(topP)}`);
   }
   if (seed !== undefined && !Number.isInteger(seed)) bad('seed', `must be a whole number, got ${show(seed)}`);
+  const { treeBudget } = req;
+  if (treeBudget !== undefined && (!Number.isInteger(treeBudget) || treeBudget < 0 || treeBudget > MAX_TREE)) {
+    bad('treeBudget', `must be a whole number from 0 (chains) to ${MAX_TREE}, got ${show(treeBudget)}`);
+  }
   if (req.stop !== undefined && (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string'))) {
     bad('stop', `must be a list of strings, got ${show(req.stop)}`);
   }

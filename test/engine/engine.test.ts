@@ -123,6 +123,8 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     const bad: [Record<string, unknown>, string][] = [
       [{ blockSize: -3 }, 'blockSize'],
       [{ blockSize: 2.5 }, 'blockSize'],
+      [{ treeBudget: -1 }, 'treeBudget'],
+      [{ treeBudget: 1.5 }, 'treeBudget'],
       [{ maxNewTokens: NaN }, 'maxNewTokens'],
       [{ maxNewTokens: -1 }, 'maxNewTokens'],
       [{ temperature: 0.8, topP: 0 }, 'topP'],
@@ -202,6 +204,28 @@ class ScriptedDrafter implements Drafter {
   async dispose(): Promise<void> {}
 }
 
+/** Per-position candidates where the verifier's token is never the likeliest: only a tree finds it. */
+class SecondChoiceDrafter implements Drafter {
+  readonly name = 'deer' as const;
+  constructor(
+    private readonly truth: number[],
+    private readonly promptLength: number,
+  ) {}
+  async begin(): Promise<void> {}
+  async draft(ctx: DraftContext, k: number): Promise<Draft> {
+    const at = ctx.tokens.length - this.promptLength;
+    const truth = this.truth.slice(at, at + k);
+    const wrong = truth.map((t) => (t + 1) % 100);
+    return {
+      tokens: wrong,
+      confidence: wrong.map(() => 0.55),
+      positions: ctx.candidates > 0 ? truth.map((t, i) => ({ tokens: [wrong[i], t], probs: [0.55, 0.45] })) : undefined,
+    };
+  }
+  accept(): void {}
+  async dispose(): Promise<void> {}
+}
+
 describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model fixture missing' }, () => {
   let verifier: DecoderSession;
   let tokenizer: DeerTokenizer;
@@ -227,6 +251,26 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
         assert.ok(r.stats.acceptedHistogram[8] >= 3);
       }
       if (mode === 'wrong') assert.equal(r.stats.passes, none.tokens.length + (none.stopReason === 'eos' ? 1 : 0));
+    }
+  });
+
+  it("a draft tree accepts the verifier's tokens from the drafter's second choices, where a chain accepts none", async (t) => {
+    if (!verifier.treeAttention) {
+      t.skip('verifier without tree_mask');
+      return;
+    }
+    const prompt = tokenizer.encode(PROMPT);
+    const req = { prompt, suffixIds: [], maxNewTokens: 33, blockSize: 8, temperature: 0, topP: 1, seed: 1, stop: [] };
+    const none = await runLoop(verifier, new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer, new PassTimeModel(1, 0), { ...req, blockSize: 0 });
+    const chain = await runLoop(verifier, new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer, new PassTimeModel(1, 0), { ...req, treeBudget: 0 });
+    assert.deepEqual(chain.tokens, none.tokens);
+    assert.equal(chain.stats.acceptedHistogram.length, 1, 'the chain accepts nothing');
+    for (const treeBudget of [4, 64]) {
+      const tree = await runLoop(verifier, new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer, new PassTimeModel(1, 0), { ...req, treeBudget });
+      assert.deepEqual(tree.tokens, none.tokens, `budget ${treeBudget}`);
+      assert.ok(tree.stats.trees);
+      // the calibration learns that the drafter's first choices fail, so the tree's nodes go to the second ones
+      assert.ok(tree.stats.meanAccepted >= 3, `budget ${treeBudget}: mean accepted ${tree.stats.meanAccepted}`);
     }
   });
 });

@@ -12,6 +12,8 @@ interface Case {
   dir: string;
   prompts: { name: string; prefix: string; suffix?: string }[];
   maxNewTokens: number;
+  /** Also run deer with draft trees of each of TREE_BUDGETS nodes (the fixture and the default model). */
+  treeBudgets?: boolean;
 }
 
 const ts = evalPrompts('mbpp-ts-reworded.jsonl', 3);
@@ -24,11 +26,11 @@ const fim = py.slice(0, 1).map((r) => ({ name: `${r.name} (FIM)`, prefix: r.prom
 const TREE_BUDGETS = [1, 4, 16, 32, 64];
 
 const cases: Case[] = [
-  { dir: TINY_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
+  { dir: TINY_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48, treeBudgets: true },
   // weight-only int8 (float activations): exact by construction, as shipped models are
   { dir: INT8_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
   { dir: CONDITIONED_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fim], maxNewTokens: 32 },
-  { dir: DEFAULT_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fromEval(py.slice(0, 2))], maxNewTokens: 24 },
+  { dir: DEFAULT_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fromEval(py.slice(0, 2))], maxNewTokens: 24, treeBudgets: true },
 ];
 
 for (const c of cases) {
@@ -56,7 +58,14 @@ for (const c of cases) {
             d === 'ngram'
               ? [{ blockSize: 4 }, {}]
               : d === 'deer'
-                ? [{}, { lookup: true }, { treeBudget: 0 }, { treeBudget: 0, lookup: true }, { treeBudget: 0, adaptiveBlock: false }, ...TREE_BUDGETS.map((b) => ({ treeBudget: b, adaptiveBlock: false }))]
+                ? [
+                    {},
+                    { lookup: true },
+                    { treeBudget: 0 },
+                    { treeBudget: 0, lookup: true },
+                    { treeBudget: 0, adaptiveBlock: false },
+                    ...(c.treeBudgets ? TREE_BUDGETS.map((b) => ({ treeBudget: b, adaptiveBlock: false })) : []),
+                  ]
                 : [{}];
           for (const v of variants) {
             const r = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: d, ...v });
