@@ -10,6 +10,12 @@ export interface PositionCandidates {
   probs: number[];
 }
 
+/** Candidates by block position, computed when first asked for (an array is one). */
+export interface PositionSource {
+  readonly length: number;
+  at(depth: number): PositionCandidates | undefined;
+}
+
 /**
  * A draft tree whose every prefix is a tree: nodes are ordered by `gains`, which never grow from
  * parent to child, so cutting it at any node count keeps each kept node's ancestors.
@@ -70,22 +76,33 @@ function candidateChances(pos: PositionCandidates, calibrate: (c: number) => num
  * at depth d are position d + 1's candidates (one diffusion pass conditions every position on the
  * verified prefix only). Popping a node pushes its next sibling and its first child.
  */
-export function buildTree(positions: readonly PositionCandidates[], budget: number, calibrate: (c: number) => number = (c) => c): DraftTree {
+export function buildTree(positions: PositionSource, budget: number, calibrate: (c: number) => number = (c) => c): DraftTree {
   const tree: DraftTree = { tokens: [], parents: [], gains: [], confidence: [], rank: [] };
-  const chances = positions.map((p) => (p.tokens.length > 0 ? candidateChances(p, calibrate) : []));
-  // candidates by decreasing chance (calibration may put the drafter's top token below others)
-  const orders = chances.map((c) => c.map((_, r) => r).sort((a, b) => c[b] - c[a] || a - b));
+  // per depth, asked for only when the tree reaches it: the chances, and the candidates by
+  // decreasing chance (calibration may put the drafter's top token below others)
+  const chances: number[][] = [];
+  const orders: number[][] = [];
+  const at = (depth: number): boolean => {
+    if (chances[depth]) return true;
+    const pos = depth < positions.length ? positions.at(depth) : undefined;
+    if (!pos || pos.tokens.length === 0) return false;
+    const c = candidateChances(pos, calibrate);
+    chances[depth] = c;
+    orders[depth] = c.map((_, r) => r).sort((a, b) => c[b] - c[a] || a - b);
+    return true;
+  };
   const heap: Frontier[] = [];
   const push = (parent: number, parentScore: number, depth: number, nth: number) => {
+    if (!at(depth)) return;
     const c = chances[depth];
-    if (!c || nth >= c.length || !(c[orders[depth][nth]] > 0)) return;
+    if (nth >= c.length || !(c[orders[depth][nth]] > 0)) return;
     heapPush(heap, { score: parentScore * c[orders[depth][nth]], parent, parentScore, depth, nth });
   };
   push(-1, 1, 0, 0);
   while (tree.tokens.length < budget && heap.length > 0) {
     const f = heapPop(heap);
     const node = tree.tokens.length;
-    const pos = positions[f.depth];
+    const pos = positions.at(f.depth)!;
     const rank = orders[f.depth][f.nth];
     tree.tokens.push(pos.tokens[rank]);
     tree.parents.push(f.parent);

@@ -3,7 +3,7 @@
 // those tokens, and the first tokens after the cursor. No KV cache of its own.
 import * as ort from 'onnxruntime-node';
 import { argmax, maxProb, sample, toProbs } from '../acceptance';
-import { PositionCandidates, topCandidates } from '../tree';
+import { PositionCandidates, PositionSource, topCandidates } from '../tree';
 import { DiffusionDrafterSpec, ModelFolderError } from '../modelFolder';
 import { createSession, SessionOptions } from '../verifier';
 import type { Draft, DraftContext, Drafter } from './types';
@@ -125,13 +125,11 @@ export class DiffusionDrafter implements Drafter {
     const tokens: number[] = [];
     const probs: Float32Array[] = [];
     const confidence: number[] = [];
-    const positions: PositionCandidates[] = [];
     let joint = 1; // the chance that every token so far is accepted, by the drafter's own account
     const mask = this.opts.maskId;
     for (let i = 0; i < k; i++) {
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       if (mask < vocab) row[mask] = -Infinity; // the mask token is never a completion
-      if (ctx.candidates > 0) positions.push(softmaxTop(row, ctx.candidates));
       if (ctx.temperature > 0) {
         const p = toProbs(row, ctx.temperature, ctx.topP);
         const x = sample(p, ctx.rng);
@@ -148,7 +146,7 @@ export class DiffusionDrafter implements Drafter {
       }
     }
     const draft: Draft = ctx.temperature > 0 ? { tokens, probs, confidence } : { tokens, confidence };
-    if (ctx.candidates > 0) draft.positions = positions;
+    if (ctx.candidates > 0) draft.positions = lazyCandidates(logits, vocab, k, ctx.candidates);
     return draft;
   }
 
@@ -159,12 +157,24 @@ export class DiffusionDrafter implements Drafter {
   }
 }
 
-/** The n likeliest tokens of a logits row with their softmax probabilities. */
+/** Each position's candidates, computed when a tree first reaches it (most trees stay shallow). */
+function lazyCandidates(logits: Float32Array, vocab: number, k: number, n: number): PositionSource {
+  const memo: PositionCandidates[] = [];
+  return {
+    length: k,
+    at: (d) => (d >= 0 && d < k ? (memo[d] ??= softmaxTop(logits.subarray(d * vocab, (d + 1) * vocab), n)) : undefined),
+  };
+}
+
+/** Logits this far below the row's maximum add under 1e-7 each to the softmax sum: skipped. */
+const NEGLIGIBLE_LOGIT = 16;
+
+/** The n likeliest tokens of a logits row with their softmax probabilities (for scoring a tree, not for sampling). */
 function softmaxTop(row: Float32Array, n: number): PositionCandidates {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
   const top = topCandidates(row, n, -Infinity);
+  const max = top.probs[0] ?? 0;
+  const floor = max - NEGLIGIBLE_LOGIT;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] > floor) sum += Math.exp(row[i] - max);
   return { tokens: top.tokens, probs: top.probs.map((l) => Math.exp(l - max) / sum) };
 }

@@ -1,6 +1,6 @@
 // The drafter interface: something that proposes the next tokens for the verifier to check.
 import type { DrafterName } from '../api';
-import type { PositionCandidates } from '../tree';
+import type { PositionSource } from '../tree';
 
 /** What a drafter sees at each pass. */
 export interface DraftContext {
@@ -31,7 +31,7 @@ export interface Draft {
    */
   confidence?: number[];
   /** positions[d]: the drafter's likeliest tokens at block position d (asked by ctx.candidates), for a draft tree. */
-  positions?: PositionCandidates[];
+  positions?: PositionSource;
   /** Continuations from elsewhere (prompt lookup) to graft onto the tree, with their estimated acceptance per token. */
   branches?: { tokens: number[]; gains: number[] }[];
 }
