@@ -108,6 +108,6 @@ test('status bar text and tooltip per state', () => {
   // runs that verified draft trees are shown apart: accepted length with and without trees
   h.add(rec({ trees: true, newTokens: 30, passes: 5 }));
   const split = statsViewData(h.all(), 'tiny');
-  assert.deepEqual(split.perDrafter.map((d) => [d.drafter, d.runs, d.meanAccepted]), [['deer', 2, 4], ['deer-tree', 1, 6]]);
+  assert.deepEqual(split.perDrafter.map((d) => [d.drafter, d.runs, d.tokensPerPass]), [['deer', 2, 4], ['deer-tree', 1, 6]]);
   assert.deepEqual(Object.keys(split.histograms).sort(), ['deer', 'deer-tree']);
 });
