@@ -43,6 +43,8 @@ def feeds(model: onnx.ModelProto, seq: int, past: int):
             f[name] = np.ones((1, past + seq), np.int64)
         elif name == "position_ids":
             f[name] = np.arange(past, past + seq, dtype=np.int64)[None]
+        elif name == "tree_mask":
+            f[name] = np.tril(np.ones((1, seq, seq), np.int64))  # a chain
         elif name.startswith("past_key_values."):
             f[name] = np.random.default_rng(0).standard_normal((1, d[1], past, d[3])).astype(np.float32)
         elif name == "hidden_states":
