@@ -21,6 +21,7 @@ const entries = [
   { in: 'src/worker/engineWorker.ts', out: 'worker' },
   { in: 'src/cli/deer.ts', out: 'cli' },
   { in: 'src/editor/bench/latency.ts', out: 'bench-latency' },
+  { in: 'src/editor/bench/soak.ts', out: 'bench-soak' },
 ].filter((e) => existsSync(e.in));
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });

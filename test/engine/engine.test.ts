@@ -304,8 +304,8 @@ describe('no control token reaches the output (models/default)', { skip: !hasMod
   ];
   for (const [name, prefix, suffix] of docs) {
     it(`${name}: no control id in the tokens, none spelled in the text by the loop`, async () => {
-      for (const drafter of engine.info.drafters) {
-        for (const [temperature, seed] of [[0, 0], [0.8, 1], [0.8, 2]]) {
+      for (const drafter of ['none', 'deer'] as const) {
+        for (const [temperature, seed] of [[0, 0], [0.8, 1]]) {
           const r = await engine.complete({ prefix, suffix, maxNewTokens: 24, drafter, temperature, seed });
           const bad = r.tokens.filter((t) => tokenizer.isControl(t));
           assert.deepEqual(bad, [], `${drafter} t=${temperature}: control ids in ${JSON.stringify(r.text)}`);
