@@ -70,6 +70,52 @@ def test_collect_prefers_ts_sources(tmp_path):
     assert stats["dropped_compiled"] == 12
 
 
+def test_collect_small_ts_package_and_declaration_variants(tmp_path):
+    # one src/index.ts next to three bundles and .d.cts/.d.mts declarations (a @lumino/* layout)
+    pkg = tmp_path / "package"
+    for d in ("src", "dist", "types"):
+        (pkg / d).mkdir(parents=True)
+    body = "export function add(a: number, b: number): number {\n  return a + b;\n}\n" * 10
+    (pkg / "src" / "index.ts").write_text(body)
+    for name in ("index.js", "index.es6.js", "index.cjs"):
+        (pkg / "dist" / name).write_text(body.replace(": number", ""))
+    for name in ("index.d.cts", "index.d.mts", "index.d.ts"):
+        (pkg / "types" / name).write_text("export declare function add(a: number, b: number): number;\n" * 10)
+    langs = {"typescript": {"ext": [".ts", ".mts", ".cts"]}, "javascript": {"ext": [".js", ".cjs"]}}
+    stats = Counter()
+    docs = list(corpus.collect(str(tmp_path), "pkg", langs, stats))
+    assert [d["path"] for d in docs] == ["package/src/index.ts"]
+    assert stats["dropped_compiled"] == 6
+
+
+def test_collect_js_package_with_a_stray_ts_file(tmp_path):
+    lib = tmp_path / "package" / "lib"
+    lib.mkdir(parents=True)
+    js = "function add(a, b) {\n  return a + b;\n}\nmodule.exports = add;\n" * 10
+    for i in range(10):
+        (lib / f"m{i}.js").write_text(js.replace("add", f"add{i}"))
+    (tmp_path / "package" / "types.test.ts").write_text("import add from './lib/m0';\nadd(1, 2);\n" * 8)
+    langs = {"typescript": {"ext": [".ts"]}, "javascript": {"ext": [".js"]}}
+    docs = list(corpus.collect(str(tmp_path), "pkg", langs, Counter()))
+    assert sum(d["lang"] == "javascript" for d in docs) == 10
+    assert sum(d["lang"] == "typescript" for d in docs) == 1
+
+
+def test_collect_exclude_patterns(tmp_path):
+    pkg = tmp_path / "package"
+    (pkg / "src").mkdir(parents=True)
+    (pkg / "build").mkdir()
+    js = "function add(a, b) {\n  return a + b;\n}\n" * 20
+    (pkg / "src" / "a.js").write_text(js)
+    (pkg / "build" / "a.js").write_text(js.replace("add", "sum"))
+    (pkg / "src" / "a.d.ts").write_text("export declare function add(a: number, b: number): number;\n" * 10)
+    langs = {"typescript": {"ext": [".ts"]}, "javascript": {"ext": [".js"]}}
+    stats = Counter()
+    docs = list(corpus.collect(str(tmp_path), "pkg", langs, stats, exclude=("package/build/*", "*.d.ts")))
+    assert [d["path"] for d in docs] == ["package/src/a.js"]
+    assert stats["dropped_excluded"] == 2
+
+
 def test_build_local_tree(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
