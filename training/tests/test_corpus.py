@@ -1,6 +1,7 @@
 """Corpus filters, dedup and decontamination on crafted inputs (no downloads)."""
 import json
 import os
+import re
 from collections import Counter
 
 from training import corpus
@@ -134,3 +135,17 @@ def test_build_local_tree(tmp_path):
     assert man["decontamination"]["files_removed"] == 1
     assert man["per_language"]["python"]["files"] == 5
     assert os.path.exists(tmp_path / "out" / "docs.jsonl")
+
+
+def test_pinned_sources_are_exact_and_permissive():
+    cfg = json.load(open(corpus.SOURCES))
+    seen = set()
+    for kind in ("debian", "npm"):
+        for src in cfg[kind]:
+            assert corpus.is_permissive(src["license"]), src
+            exact = r"\d+\.\d+\.\d+(-[\w.]+)?" if kind == "npm" else r"(\d+:)?[\w.+~-]+"
+            assert re.fullmatch(exact, src["version"]), src  # exact pins, never ranges or tags
+            assert isinstance(src.get("exclude", []), list), src
+            key = (kind, src["name"], src["version"])
+            assert key not in seen, key
+            seen.add(key)
