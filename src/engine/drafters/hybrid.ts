@@ -2,8 +2,9 @@
 // promises more accepted tokens. The diffusion draft's promise comes from its per-token
 // confidence (calibrated against what the verifier accepted); the lookup's from how often
 // continuations after an n-token match were accepted so far. Greedy only; lossless like any draft.
-// With draft trees (ctx.candidates > 0) there is no choosing: the lookup continuation is grafted
-// onto the diffusion tree as one more branch, so both are verified in the same pass.
+// With draft trees (ctx.candidates > 0) the lookup continuation is grafted onto the diffusion
+// tree as one more branch, so both are verified in the same pass; the drafter pass is skipped,
+// as above, when the lookup alone promises what the trees have been earning.
 import type { AcceptanceCalibration } from '../stats';
 import type { DiffusionDrafter } from './diffusion';
 import { lookupMatch } from './ngram';
@@ -70,6 +71,11 @@ export class LookupHybridDrafter implements Drafter {
 
   private async draftTree(ctx: DraftContext, k: number): Promise<Draft> {
     const look = lookupMatch(ctx.tokens, k);
+    const a0 = this.rate(look.n);
+    let expectLookup = 0;
+    for (let j = 1; j <= look.tokens.length; j++) expectLookup += a0 ** j;
+    // The lookup alone promises what the diffusion trees have been earning: skip the drafter pass.
+    if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
     const d = await this.deer.draft(ctx, k);
     this.usedDeer = true;
     if (look.tokens.length > 0) {
