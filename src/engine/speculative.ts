@@ -67,10 +67,15 @@ export class TextTracker {
       }
     }
     if (reason === null && this.rule && chunk.length > 0) {
-      const cut = this.rule(this.text);
-      if (cut !== null && cut !== undefined) {
-        this.text = this.text.slice(0, Math.max(0, Math.min(this.text.length, Math.max(cut, this.emitted))));
-        reason = 'rule';
+      // The rule sees every prefix the text went through, so where it cuts does not depend on how
+      // the text arrived (a drafted pass adds many tokens at once, plain decoding one): the output
+      // stays identical across drafters.
+      for (let end = before + 1; end <= this.text.length && reason === null; end++) {
+        const cut = this.rule(this.text.slice(0, end));
+        if (cut !== null && cut !== undefined) {
+          this.text = this.text.slice(0, Math.max(0, Math.min(end, Math.max(cut, this.emitted))));
+          reason = 'rule';
+        }
       }
     }
     const end = reason !== null || final ? this.text.length : this.text.length - Math.max(this.holdback(), this.ruleHoldback?.(this.text) ?? 0);

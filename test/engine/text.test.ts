@@ -125,3 +125,18 @@ describe('repetition guard', () => {
     }
   });
 });
+
+describe('TextTracker: where the repetition guard cuts does not depend on chunking', () => {
+  const looping = 'if (x) {\n  return a;\n  return a;\n  return a;\n  return a;\n  return a;\n}\n';
+  const run = (chunks: string[]) => {
+    const t = new TextTracker([], repetitionCut, undefined, repetitionHoldback);
+    for (const c of chunks) if (t.add(c)) break;
+    return t.text;
+  };
+  it('one big chunk (a drafted pass) and one character at a time (plain decoding) agree', () => {
+    const byChar = run([...looping]);
+    assert.equal(run([looping]), byChar);
+    assert.equal(run([looping.slice(0, 13), looping.slice(13, 40), looping.slice(40)]), byChar);
+    assert.ok(byChar.length < looping.length, 'the loop is cut');
+  });
+});
