@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 npm run build --silent
 for f in mbpp-ts-reworded mbpp-py-reworded; do
   node bin/deer.js bench --prompts "../shared/eval/$f.jsonl" --limit 40 --max-new-tokens 64 \
-    --drafters none,ngram,ar,deer,deer+lookup --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
+    --drafters none,ngram,ar,deer,deer+lookup,deer-tree,deer+lookup-tree --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
 done
