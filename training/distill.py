@@ -24,27 +24,10 @@ from training.tokenizer import EOS
 @torch.no_grad()
 def greedy_with_hidden(gpt, idx, n_new):
     """idx (B, T) -> tokens (B, n_new), prompt hidden (B, T, C), hidden of generated (B, n_new-1, C).
-    After an EOS a row keeps emitting EOS."""
+    After an EOS a row keeps emitting EOS. (One cut at the end of each row.)"""
     B, T = idx.shape
-    cfg = gpt.cfg
-    dev = idx.device
-    past = [(torch.zeros(B, cfg.n_kv_head, 0, cfg.head_dim, device=dev),) * 2 for _ in range(cfg.n_layer)]
-    logits, past, h = gpt.forward_cached(idx, torch.ones(B, T, dtype=torch.long, device=dev),
-                                         torch.arange(T, device=dev)[None].expand(B, T), past)
-    prompt_h, gen_h, toks = h, [], []
-    done = torch.zeros(B, dtype=torch.bool, device=dev)
-    nxt = logits[:, -1].argmax(-1)
-    for t in range(n_new):
-        nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
-        done |= nxt == EOS
-        toks.append(nxt)
-        if t == n_new - 1:
-            break
-        logits, past, h = gpt.forward_cached(nxt[:, None], torch.ones(B, T + t + 1, dtype=torch.long, device=dev),
-                                             torch.full((B, 1), T + t, dtype=torch.long, device=dev), past)
-        gen_h.append(h[:, 0])
-        nxt = logits[:, -1].argmax(-1)
-    return torch.stack(toks, 1), prompt_h, torch.stack(gen_h, 1)
+    toks, hid = greedy_from_cuts(gpt, idx, torch.full((B, 1), T, device=idx.device), n_new, T)
+    return toks, hid[:, :T], hid[:, T:]
 
 
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
