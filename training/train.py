@@ -110,11 +110,13 @@ def cpu_has_fast_bf16():
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def uses_bf16(device, dtype):
+    return device.startswith("cuda") or dtype == "bf16" or (dtype == "auto" and cpu_has_fast_bf16())
+
+
 def autocast_for(device, dtype):
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    use_bf16 = dtype == "bf16" or (dtype == "auto" and cpu_has_fast_bf16())
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                          enabled=uses_bf16(device, dtype))
 
 
 @torch.no_grad()
@@ -207,7 +209,7 @@ def train(cfg: TrainConfig, log=print):
         model = torch.nn.parallel.DistributedDataParallel(model)
     amp = autocast_for(device, cfg.dtype)
     session = {"start_step": run["step"], "start_tokens": run["tokens"], "device": device,
-               "threads": torch.get_num_threads(), "bf16": bool(amp._enabled) if hasattr(amp, "_enabled") else None,
+               "threads": torch.get_num_threads(), "bf16": uses_bf16(device, cfg.dtype),
                "cpu": platform.processor() or platform.machine()}
 
     t0 = time.time()
