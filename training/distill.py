@@ -11,13 +11,16 @@ For each sample:
     python -m training.distill --verifier v.pt --data training/work/tokens --out d.npz --n 20000
 """
 import argparse
+import math
 import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from training.data import TokenData, Batcher
 from training.export import load_checkpoint
+from training.model import apply_rope, rope_cos_sin
 from training.tokenizer import EOS
 
 
@@ -75,21 +78,49 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window):
     every (row, cut) continuation at once, each attending only to its row's first `cut` tokens.
     Returns tokens (R*m, n_new) and hidden rows (R*m, window + n_new - 1, C): the verifier's hidden
     states of the `window` tokens before the cut, then of the generated g0..g(n_new-2).
-    After an EOS a continuation keeps emitting EOS."""
+    After an EOS a continuation keeps emitting EOS.
+
+    The rows' keys and values are computed once and shared by their cuts (never copied per
+    continuation); the generated tokens' keys and values go into buffers allocated once, so a
+    decoding step costs one token's matmuls per continuation and no cache copy."""
     cfg = gpt.cfg
     R, L = rows.shape
     m = cuts.shape[1]
+    B = R * m
+    nkv, hs = cfg.n_kv_head, cfg.head_dim
+    rep = cfg.n_head // nkv
     dev = rows.device
-    past0 = [(torch.zeros(R, cfg.n_kv_head, 0, cfg.head_dim, device=dev),) * 2 for _ in range(cfg.n_layer)]
-    logits, past, h = gpt.forward_cached(rows, torch.ones(R, L, dtype=torch.long, device=dev),
-                                         torch.arange(L, device=dev)[None].expand(R, L), past0)
-    r_idx = torch.arange(R, device=dev).repeat_interleave(m)
+    scale = 1.0 / math.sqrt(hs)
+
+    def qkv(blk, x, cos, sin):
+        a, (b_, t_, _) = blk.self_attn, x.shape
+        hN = blk.input_layernorm(x)
+        q = a.q_proj(hN).view(b_, t_, cfg.n_head, hs).transpose(1, 2)
+        k = a.k_proj(hN).view(b_, t_, nkv, hs).transpose(1, 2)
+        v = a.v_proj(hN).view(b_, t_, nkv, hs).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def finish(blk, x, y):                                                     # y (b, T, C) attention output
+        x = x + blk.self_attn.o_proj(y)
+        return x + blk.mlp(blk.post_attention_layernorm(x))
+
+    cos, sin = rope_cos_sin(torch.arange(L, device=dev)[None], hs, cfg.rope_theta)
+    x = gpt.embed_tokens(rows)
+    row_k, row_v = [], []                                                      # per layer (R, nkv, L, hs)
+    for blk in gpt.layers:
+        q, k, v = qkv(blk, x, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=rep > 1)
+        x = finish(blk, x, y.transpose(1, 2).reshape(R, L, -1))
+        row_k.append(k)
+        row_v.append(v)
+    h = gpt.norm(x)
     c = cuts.reshape(-1).long()                                                # (B,)
-    B = len(c)
-    past = [(k[r_idx], v[r_idx]) for k, v in past]                             # (B, nkv, L, hs)
+    r_idx = torch.arange(R, device=dev).repeat_interleave(m)
     prompt_h = h[r_idx[:, None], c[:, None] - window + torch.arange(window, device=dev)[None]]  # (B, W, C)
-    nxt = logits[r_idx, c - 1].argmax(-1)
-    row_mask = (torch.arange(L, device=dev)[None] < c[:, None]).long()        # (B, L)
+    nxt = gpt.lm_head(h[r_idx, c - 1]).argmax(-1)
+    row_visible = (torch.arange(L, device=dev)[None] < c[:, None]).view(R, 1, m, 1, 1, L)
+    gen_k = [torch.empty(B, nkv, n_new, hs, dtype=x.dtype, device=dev) for _ in gpt.layers]
+    gen_v = [torch.empty_like(t) for t in gen_k]
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     toks, gen_h = [], []
     for t in range(n_new):
@@ -98,10 +129,26 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window):
         toks.append(nxt)
         if t == n_new - 1:
             break
-        am = torch.cat([row_mask, torch.ones(B, t + 1, dtype=torch.long, device=dev)], 1)
-        logits, past, h = gpt.forward_cached(nxt[:, None], am, (c + t)[:, None], past)
-        gen_h.append(h[:, 0])
-        nxt = logits[:, -1].argmax(-1)
+        cos, sin = rope_cos_sin((c + t)[:, None], hs, cfg.rope_theta)
+        x = gpt.embed_tokens(nxt[:, None])                                     # (B, 1, C)
+        for i, blk in enumerate(gpt.layers):
+            q, k, v = qkv(blk, x, cos, sin)                                    # q (B, nh, 1, hs)
+            gen_k[i][:, :, t] = k[:, :, 0]
+            gen_v[i][:, :, t] = v[:, :, 0]
+            q = q.reshape(R, m, nkv, rep, hs).transpose(1, 2)                  # (R, nkv, m, rep, hs)
+            s_row = (q.reshape(R, nkv, m * rep, hs) @ row_k[i].transpose(-1, -2)).view(R, nkv, m, rep, 1, L)
+            s_row = s_row.masked_fill(~row_visible, float("-inf")) * scale
+            s_row = s_row.transpose(1, 2).reshape(B, nkv, rep, L)
+            qb = q.transpose(1, 2).reshape(B, nkv, rep, hs)
+            s_gen = qb @ gen_k[i][:, :, :t + 1].transpose(-1, -2) * scale     # (B, nkv, rep, t+1)
+            p = torch.cat([s_row, s_gen], -1).softmax(-1)
+            p_row = p[..., :L].reshape(R, m, nkv, rep, L).transpose(1, 2).reshape(R, nkv, m * rep, L)
+            y = (p_row @ row_v[i]).view(R, nkv, m, rep, hs).transpose(1, 2).reshape(B, nkv, rep, hs)
+            y = y + p[..., L:] @ gen_v[i][:, :, :t + 1]
+            x = finish(blk, x, y.reshape(B, 1, -1))
+        hn = gpt.norm(x)
+        gen_h.append(hn[:, 0])
+        nxt = gpt.lm_head(hn[:, -1]).argmax(-1)
     return torch.stack(toks, 1), torch.cat([prompt_h, torch.stack(gen_h, 1)], 1)
 
 

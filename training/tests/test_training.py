@@ -54,16 +54,25 @@ def test_token_budget_drives_the_schedule():
     assert lr_at(100, 0.5, 1.0, 0.1, warmup=10) == pytest.approx(0.55)
 
 
-def test_shared_prefix_distillation_equals_one_prompt_at_a_time(tokens, tmp_path):
+def test_shared_prefix_distillation_equals_plain_greedy_decoding(tokens, tmp_path):
+    """The shared-KV decoder against the plainest reference: full forward passes without a cache
+    (float64, so the two orders of summation cannot flip an argmax)."""
     gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=20), log=lambda *a: None)
+    gpt = gpt.double()
     b = data.Batcher(data.TokenData(tokens, "train"), 128, seed=3)
     rows = torch.tensor([b.row()[:100] for _ in range(2)])
     cuts = torch.tensor([[40, 77, 100], [60, 41, 90]])
     toks, hid = greedy_from_cuts(gpt, rows, cuts, 9, 16)
+    assert toks.shape == (6, 9) and hid.shape == (6, 16 + 8, gpt.cfg.n_embd)
     for i, (r, c) in enumerate([(0, 40), (0, 77), (0, 100), (1, 60), (1, 41), (1, 90)]):
-        ref, ph, gh = greedy_with_hidden(gpt, rows[r:r + 1, :c], 9)
-        assert torch.equal(toks[i], ref[0]), i
-        assert torch.allclose(hid[i], torch.cat([ph[:, -16:], gh], 1)[0], atol=1e-4), i
+        seq = rows[r, :c]
+        for _ in range(9):
+            logits, _, h = gpt(seq[None], return_hidden=True)
+            seq = torch.cat([seq, logits[0, -1].argmax()[None]])
+        assert torch.equal(toks[i], seq[c:]), i
+        assert torch.allclose(hid[i], h[0, c - 16:c + 8], atol=1e-9), i
+    one, ph, gh = greedy_with_hidden(gpt, rows[1:2, :41], 9)
+    assert torch.equal(one[0], toks[4]) and torch.allclose(torch.cat([ph[:, -16:], gh], 1)[0], hid[4])
 
 
 def test_hf_weights_round_trip_and_continue_training(tokens, tmp_path):
