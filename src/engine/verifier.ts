@@ -10,6 +10,7 @@
 // with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
+import { positionTables, readGraphSummary } from './onnxGraph';
 
 export interface SessionOptions {
   threads: number;
@@ -111,6 +112,27 @@ function checkLayout(session: ort.InferenceSession, file: string, shape: Decoder
   }
 }
 
+/**
+ * Refuses a graph that looks positions up in a table smaller than the positions the config
+ * promises (a learned position embedding, a baked rope cache): past the table every pass would
+ * fail, or read garbage, at run time. Graphs that compute positions (rope from the ids) pass.
+ */
+function checkPositions(file: string, maxPositions: number, source: string): void {
+  let tables;
+  try {
+    tables = positionTables(readGraphSummary(file));
+  } catch {
+    return; // onnxruntime read the file; a protobuf this reader cannot follow is no reason to refuse it
+  }
+  const smallest = tables.reduce((a, t) => (a && a.positions <= t.positions ? a : t), tables[0]);
+  if (smallest && smallest.positions < maxPositions) {
+    throw new ModelFolderError(
+      file,
+      `looks position ids up in a table of ${smallest.positions} positions (${smallest.tensor}) but ${source} max_position_embeddings says ${maxPositions}`,
+    );
+  }
+}
+
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -169,6 +191,7 @@ export class DecoderSession {
   static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
     const session = await createSession(file, opts);
     checkLayout(session, file, shape, opts);
+    checkPositions(file, opts.maxPositions, 'config.json');
     return new DecoderSession(session, file, shape, opts);
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Engine, ModelFolderError } from '../../src/engine';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, TINY_MODEL, evalPrompts, hasModel } from './support';
 
 const SRC = CONDITIONED_MODEL;
 const temps: string[] = [];
@@ -170,5 +170,117 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
 
   it('a missing folder', async () => {
     await assert.rejects(Engine.load({ modelDir: '/nonexistent/model' }), /model folder not found/);
+  });
+});
+
+// --- a verifier with a learned position table, made from the tiny model by protobuf surgery ---
+
+const varint = (n: number): Buffer => {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Buffer.from(out);
+};
+const lengthField = (no: number, payload: Buffer): Buffer => Buffer.concat([varint(no * 8 + 2), varint(payload.length), payload]);
+const varintField = (no: number, v: number): Buffer => Buffer.concat([varint(no * 8), varint(v)]);
+const str = (no: number, s: string) => lengthField(no, Buffer.from(s, 'utf8'));
+
+/** Length-delimited and varint fields of one protobuf message: [field number, whole field bytes, payload]. */
+function split(msg: Buffer): { no: number; raw: Buffer; payload?: Buffer }[] {
+  const out: { no: number; raw: Buffer; payload?: Buffer }[] = [];
+  let pos = 0;
+  const read = () => {
+    let r = 0;
+    let mul = 1;
+    for (;;) {
+      const b = msg[pos++];
+      r += (b & 0x7f) * mul;
+      if (b < 0x80) return r;
+      mul *= 128;
+    }
+  };
+  while (pos < msg.length) {
+    const start = pos;
+    const key = read();
+    const wire = key & 7;
+    let payload: Buffer | undefined;
+    if (wire === 0) read();
+    else if (wire === 2) {
+      const len = read();
+      payload = msg.subarray(pos, pos + len);
+      pos += len;
+    } else pos += wire === 1 ? 8 : 4;
+    out.push({ no: Math.floor(key / 8), raw: msg.subarray(start, pos), payload });
+  }
+  return out;
+}
+
+/**
+ * The verifier `file` with a learned position embedding of `positions` rows added to its token
+ * embedding (zeros, so its outputs are unchanged while positions stay inside the table).
+ */
+function withPositionTable(file: string, positions: number, width: number): Buffer {
+  const model = split(readFileSync(file));
+  const graphField = model.find((f) => f.no === 7)!;
+  const graph = split(graphField.payload!);
+  const out: Buffer[] = [];
+  let done = false;
+  for (const f of graph) {
+    if (f.no !== 1 || done) {
+      out.push(f.raw);
+      continue;
+    }
+    const node = split(f.payload!);
+    const ins = node.filter((x) => x.no === 1).map((x) => x.payload!.toString());
+    const op = node.find((x) => x.no === 4)?.payload?.toString();
+    if (op !== 'Gather' || ins[1] !== 'input_ids') {
+      out.push(f.raw);
+      continue;
+    }
+    const embedded = node.find((x) => x.no === 2)!.payload!.toString();
+    const tokens = `${embedded}/tokens`;
+    out.push(lengthField(1, Buffer.concat(node.map((x) => (x.no === 2 ? str(2, tokens) : x.raw)))));
+    out.push(lengthField(1, Buffer.concat([str(1, 'test.position_table'), str(1, 'position_ids'), str(2, 'test.positions'), str(4, 'Gather')])));
+    out.push(lengthField(1, Buffer.concat([str(1, tokens), str(1, 'test.positions'), str(2, embedded), str(4, 'Add')])));
+    done = true;
+  }
+  assert.ok(done, 'the token embedding Gather was found');
+  const table = Buffer.concat([varintField(1, positions), varintField(1, width), varintField(2, 1), str(8, 'test.position_table'), lengthField(9, Buffer.alloc(positions * width * 4))]);
+  out.push(lengthField(5, table));
+  return Buffer.concat(model.map((f) => (f.no === 7 ? lengthField(7, Buffer.concat(out)) : f.raw)));
+}
+
+describe('a verifier whose position table is smaller than config.json says', { skip: !hasModel(TINY_MODEL) && 'fixture missing' }, () => {
+  const dirs: string[] = [];
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const folder = (tablePositions: number, configPositions: number): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'deer-positions-'));
+    dirs.push(dir);
+    cpSync(TINY_MODEL, dir, { recursive: true });
+    const config = json(dir, 'config.json');
+    writeFileSync(join(dir, 'onnx', 'model.onnx'), withPositionTable(join(TINY_MODEL, 'onnx', 'model.onnx'), tablePositions, config.hidden_size));
+    write(dir, 'config.json', { ...config, max_position_embeddings: configPositions });
+    return dir;
+  };
+
+  it('is refused at load, naming the graph and both numbers', () =>
+    expectError(folder(64, 256), 'onnx/model.onnx', /position ids up in a table of 64 positions \(test\.position_table\) but config\.json max_position_embeddings says 256/));
+
+  it('loads and runs when the table covers the configured positions', async () => {
+    const prefix = 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n';
+    const load = (dir: string) => Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+    const withTable = await load(folder(64, 64));
+    const reference = await load(TINY_MODEL);
+    try {
+      const a = await withTable.complete({ prefix, maxNewTokens: 12, drafter: 'none' });
+      const b = await reference.complete({ prefix, maxNewTokens: 12, drafter: 'none' });
+      assert.deepEqual(a.tokens, b.tokens, 'the zero table changes nothing: the doctored graph is a working verifier');
+    } finally {
+      await withTable.dispose();
+      await reference.dispose();
+    }
   });
 });
