@@ -7,6 +7,7 @@ import type { EngineClient } from '../worker/engineClient';
 import { effectiveDrafter, type DeerConfig } from './config';
 import { buildContext, contextOptionsFor } from './context';
 import { documentText } from './inlineProvider';
+import { generateDoneMessage } from './notices';
 import type { CompletionRecord } from './stats';
 
 export interface GenerateDeps {
@@ -80,7 +81,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         deps.tokenRatio.learnTokenRatio(built.context.prefix.length + built.context.suffix.length, result.stats.promptTokens);
         const record: CompletionRecord = { kind: 'generate', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats };
         if (result.stats.newTokens > 0) deps.onRecord(record);
-        report(result, writer.written, deps.notify);
+        void deps.notify('info', generateDoneMessage(result, writer.written, cfg.generateMaxNewTokens));
         return result;
       } catch (err) {
         await writer.finish().catch(() => undefined);
@@ -92,23 +93,6 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         sub.dispose();
       }
     },
-  );
-}
-
-function report(result: CompletionResult, written: string, notify: GenerateDeps['notify']): void {
-  const s = result.stats;
-  if (written.trim() === '') {
-    void notify(
-      'info',
-      result.stopReason === 'aborted' ? 'DEER: Generate cancelled.' : 'DEER: the model had nothing to add here.',
-    );
-    return;
-  }
-  const verb = result.stopReason === 'aborted' ? 'stopped after' : 'wrote';
-  void notify(
-    'info',
-    `DEER: ${verb} ${s.newTokens} tokens · ${Math.round(s.tokensPerSecond)} tok/s · ` +
-      `${s.meanAccepted.toFixed(2)} tokens per verifier pass (${s.drafter})`,
   );
 }
 

@@ -1,5 +1,6 @@
 // What the user is told when the model does not load: one toast per cause, the folder named once.
-// Pure (no 'vscode').
+// Pure (no 'vscode'). Also the toast that ends a Generate run.
+import type { CompletionResult, StopReason } from '../engine/api';
 
 /** What the user can do about a model that does not load: the toast's buttons and the stats view's. */
 export const LOAD_ERROR_ACTIONS: readonly { title: string; command: string }[] = [
@@ -37,4 +38,23 @@ export class LoadErrorNotices {
   reset(): void {
     this.shown.clear();
   }
+}
+
+/** Why Generate stopped, where the user could not tell from the text: undefined for a natural end. */
+const STOP_EXPLANATIONS: Partial<Record<StopReason, (maxNewTokens: number) => string>> = {
+  repeat: () => 'stopped because the output was repeating itself; one copy kept',
+  max_tokens: (max) => `stopped at the limit of ${max} tokens, deer.generate.maxNewTokens`,
+  control: () => 'stopped where the model wrote a control token, which is never inserted',
+};
+
+/** The toast after a Generate run that wrote `written`: what it wrote, how fast, and why it stopped when that is not obvious. */
+export function generateDoneMessage(result: Pick<CompletionResult, 'stopReason' | 'stats'>, written: string, maxNewTokens: number): string {
+  const s = result.stats;
+  if (written.trim() === '') return result.stopReason === 'aborted' ? 'DEER: Generate cancelled.' : 'DEER: the model had nothing to add here.';
+  const verb = result.stopReason === 'aborted' ? 'stopped after' : 'wrote';
+  const why = STOP_EXPLANATIONS[result.stopReason]?.(maxNewTokens);
+  return (
+    `DEER: ${verb} ${s.newTokens} tokens${why ? ` (${why})` : ''} · ${Math.round(s.tokensPerSecond)} tok/s · ` +
+    `${s.meanAccepted.toFixed(2)} tokens per verifier pass (${s.drafter})`
+  );
 }

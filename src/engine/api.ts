@@ -103,8 +103,11 @@ export interface RunStats {
   estimatedSpeedup: number;
 }
 
-/** 'eos': the model wrote end-of-text or another control token (never part of the text). */
-export type StopReason = 'eos' | 'max_tokens' | 'stop' | 'rule' | 'repeat' | 'aborted';
+/**
+ * 'eos': the model wrote end-of-text; 'control': another control token (a FIM marker, the mask, an
+ * id outside the vocabulary). Neither is ever part of the text.
+ */
+export type StopReason = 'eos' | 'control' | 'max_tokens' | 'stop' | 'rule' | 'repeat' | 'aborted';
 
 export interface CompletionResult {
   text: string;

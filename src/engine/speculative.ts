@@ -179,6 +179,7 @@ export async function runLoop(
 
     // End-of-text, or any other control token: it ends the completion and is never shown.
     const eosAt = fresh.findIndex((t) => tokenizer.isControl(t));
+    const endedBy = eosAt >= 0 ? fresh[eosAt] : undefined;
     if (eosAt >= 0) fresh = fresh.slice(0, eosAt);
     stats.pass(accepted, fresh.length, draftMs, verifyMs, fresh.length * passTime.predict(past + fresh.length / 2));
     for (const [j, t] of fresh.entries()) {
@@ -194,8 +195,8 @@ export async function runLoop(
       stopReason = reason;
       break;
     }
-    if (eosAt >= 0) {
-      stopReason = 'eos';
+    if (endedBy !== undefined) {
+      stopReason = tokenizer.special.eos.has(endedBy) ? 'eos' : 'control';
       break;
     }
   }

@@ -1,11 +1,13 @@
 // Load-error toasts: one per cause, the folder named once.
-import { test } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { LoadErrorNotices, loadErrorMessage } from '../../src/editor/notices';
+import { LoadErrorNotices, generateDoneMessage, loadErrorMessage } from '../../src/editor/notices';
+import { Engine } from '../../src/engine';
+import { TINY_MODEL, hasModel } from '../engine/support';
 
 /** The error the engine really throws for a folder without config.json. */
 function realFolderError(): { dir: string; err: Error } {
@@ -37,4 +39,34 @@ test('one toast per cause until a load succeeds', () => {
   assert.ok(notices.next('/other', err), 'another folder is another cause');
   notices.reset();
   assert.ok(notices.next(dir, err), 'after a successful load the failure is news again');
+});
+
+describe('the toast after Generate says why it stopped when that is not obvious', { skip: !hasModel(TINY_MODEL) && 'fixture missing' }, () => {
+  let engine: Engine;
+  before(async () => {
+    engine = await Engine.load({ modelDir: TINY_MODEL, threads: 1, spinning: false, calibrate: false });
+  });
+  after(async () => engine?.dispose());
+
+  it('output that repeated itself', async () => {
+    const r = await engine.complete({ prefix: 'import os\nimport os\nimport os\n', maxNewTokens: 64, drafter: 'none' });
+    assert.equal(r.stopReason, 'repeat', 'the model loops on this prompt');
+    assert.match(generateDoneMessage(r, r.text, 64), new RegExp(`^DEER: wrote ${r.stats.newTokens} tokens \\(stopped because the output was repeating itself; one copy kept\\) · \\d+ tok/s`));
+  });
+
+  it('the token limit', async () => {
+    const r = await engine.complete({ prefix: 'def fibonacci(n):\n', maxNewTokens: 5, drafter: 'none' });
+    assert.equal(r.stopReason, 'max_tokens');
+    assert.match(generateDoneMessage(r, r.text, 5), /^DEER: wrote 5 tokens \(stopped at the limit of 5 tokens, deer\.generate\.maxNewTokens\) · /);
+  });
+
+  it('a control token, a natural end, a cancellation', async () => {
+    const r = await engine.complete({ prefix: 'def fibonacci(n):\n', maxNewTokens: 5, drafter: 'none' });
+    assert.match(generateDoneMessage({ ...r, stopReason: 'control' }, r.text, 5), /\(stopped where the model wrote a control token, which is never inserted\)/);
+    const natural = generateDoneMessage({ ...r, stopReason: 'eos' }, r.text, 5);
+    assert.match(natural, /^DEER: wrote 5 tokens · \d+ tok\/s · \d\.\d\d tokens per verifier pass \(none\)$/, 'no explanation for a natural end');
+    assert.match(generateDoneMessage({ ...r, stopReason: 'aborted' }, r.text, 5), /^DEER: stopped after 5 tokens · /);
+    assert.equal(generateDoneMessage({ ...r, stopReason: 'aborted' }, '', 5), 'DEER: Generate cancelled.');
+    assert.equal(generateDoneMessage({ ...r, stopReason: 'control' }, ' \n', 5), 'DEER: the model had nothing to add here.');
+  });
 });

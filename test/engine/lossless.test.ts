@@ -52,7 +52,7 @@ for (const c of cases) {
       }
       for (const p of c.prompts) {
         const base = await engine.complete({ prefix: p.prefix, suffix: p.suffix, maxNewTokens: c.maxNewTokens, drafter: 'none' });
-        assert.ok(base.tokens.length > 0 || base.stopReason === 'eos', `${p.name}: no tokens`);
+        assert.ok(base.tokens.length > 0 || base.stopReason === 'eos' || base.stopReason === 'control', `${p.name}: no tokens`);
         for (const d of engine.info.drafters.filter((x): x is DrafterName => x !== 'none')) {
           const variants: Partial<CompletionRequest>[] =
             d === 'ngram'
@@ -106,7 +106,7 @@ describe('int8 verifiers', () => {
         assert.ok(warning.includes(file), warning);
         assert.match(warning, /weight-only int8 \(python -m training\.export .*--quantize\)/);
         const r = await engine.complete({ prefix: 'def add(a, b):\n', maxNewTokens: 4, drafter: 'none' });
-        assert.ok(r.tokens.length > 0 || r.stopReason === 'eos');
+        assert.ok(r.tokens.length > 0 || r.stopReason === 'eos' || r.stopReason === 'control');
       } finally {
         await engine.dispose();
       }
