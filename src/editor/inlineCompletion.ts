@@ -1,18 +1,20 @@
 // The inline completion recipe, free of 'vscode' so the unit tests and the latency benchmark run
 // exactly what the editor runs: context → policy → cache / type-through → debounce → engine → postprocess.
-import type { CompletionRequest, CompletionResult, ModelInfo } from '../engine/api';
+import type { CompletionResult, ModelInfo } from '../engine/api';
 import type { CompleteOptions } from '../worker/engineClient';
+import type { WireRequest } from '../worker/protocol';
 import { SuggestionCache } from './cache';
 import { effectiveDrafter, type DeerConfig } from './config';
 import { buildContext, CHARS_PER_TOKEN, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
-import { decideMode, type CompletionMode, type StopSpec } from './policy';
+import type { CompletionMode, StopSpec } from '../engine/stopRule';
+import { decideMode } from './policy';
 import { postprocess, suggestionConfidence } from './postprocess';
 import type { CompletionRecord } from './stats';
 
 /** What the pipeline needs from the engine (EngineClient provides it). */
 export interface InlineEngine {
   readonly info?: ModelInfo;
-  complete(request: CompletionRequest, options: CompleteOptions): Promise<CompletionResult>;
+  complete(request: WireRequest, options: CompleteOptions): Promise<CompletionResult>;
 }
 
 export interface InlineQuery {
@@ -111,7 +113,7 @@ export class InlinePipeline {
     // Nothing was shown here (say, not confident enough): an explicit request asks the model again.
     if (cached !== undefined && !(q.manual && cached === '')) return { text: cached, source: 'cache', mode: spec.mode };
 
-    const request: CompletionRequest = {
+    const request: WireRequest = {
       prefix: ctx.prefix,
       suffix: ctx.suffix,
       maxNewTokens: cfg.inlineMaxNewTokens,
@@ -121,8 +123,9 @@ export class InlinePipeline {
       temperature: cfg.temperature,
       lookup: this.options.lookup,
       logprobs: true,
+      stopSpec: spec,
     };
-    const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, stopSpec: spec, lane: 'inline' });
+    const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, lane: 'inline' });
     let t0 = performance.now();
     let pending: Promise<CompletionResult> | undefined;
     if (!q.manual && cfg.debounceMs > 0) {

@@ -1,7 +1,7 @@
 // Stage 4: what is shown. Pure (no 'vscode').
 // The stop rule already ended generation where it should; this trims what remains and drops
 // suggestions that would only repeat the text after the cursor or show nothing useful.
-import { lineSuffixOverlap, makeStopRule, type StopSpec } from './policy';
+import { lineSuffixOverlap, makeStopRule, type StopSpec } from '../engine/stopRule';
 
 /** `linePrefix`: the cursor line before the cursor (when it ends in a blank, the suggestion's leading blanks are dropped). */
 export function postprocess(generated: string, spec: StopSpec, suffix: string, linePrefix = ''): string {

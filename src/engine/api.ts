@@ -1,5 +1,8 @@
 // The engine's public contract: what the CLI, the benchmark, the worker and the extension use.
-// No 'vscode' import anywhere under src/engine.
+// No 'vscode' import anywhere under src/engine. Everything here but `stopAt` is plain data, so
+// the worker sends requests, results and stats across the process boundary as they are.
+import type { StopSpec } from './stopRule';
+export type { CompletionMode, StopSpec } from './stopRule';
 
 export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
 export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
@@ -60,6 +63,8 @@ export interface CompletionRequest {
   seed?: number;
   /** Stop when the generated text contains one of these; the stop string is not returned. */
   stop?: string[];
+  /** Where the completion must end (one line, or a block), as data: it crosses processes. Applied with stopAt if both are given. */
+  stopSpec?: StopSpec;
   /**
    * Caller's stop rule, asked after every accepted chunk with all text generated so far.
    * Return an index to cut the text there and stop, or null to go on.

@@ -22,6 +22,7 @@ import type { Drafter } from './drafters/types';
 import { ModelSpec, readModelFolder } from './modelFolder';
 import { repetitionCut, repetitionHoldback } from './repetition';
 import { runLoop } from './speculative';
+import { makeStopRule, stopSpecProblem } from './stopRule';
 import { AcceptanceCalibration, BlockPolicy, PassTimeModel } from './stats';
 import { DeerTokenizer } from './tokenizer';
 import { DecoderSession } from './verifier';
@@ -63,6 +64,10 @@ export function checkRequest(req: CompletionRequest): void {
   if (treeBudget !== undefined && (!Number.isInteger(treeBudget) || treeBudget < 0 || treeBudget > MAX_TREE)) {
     bad('treeBudget', `must be a whole number from 0 (chains) to ${MAX_TREE}, got ${show(treeBudget)}`);
   }
+  if (req.stopSpec !== undefined) {
+    const problem = stopSpecProblem(req.stopSpec);
+    if (problem) bad('stopSpec', problem);
+  }
   if (req.stop !== undefined && (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string'))) {
     bad('stop', `must be a list of strings, got ${show(req.stop)}`);
   }
@@ -101,6 +106,22 @@ function guarded(name: DrafterName, d: Drafter): Drafter {
     },
     dispose: () => d.dispose(),
   };
+}
+
+/** The request with its stopSpec folded into stopAt (whichever cuts first), after checking it. */
+function withStopRule(req: CompletionRequest): CompletionRequest {
+  if (req.stopSpec === undefined) return req;
+  checkRequest(req);
+  const specRule = makeStopRule(req.stopSpec);
+  const own = req.stopAt;
+  const stopAt = own
+    ? (generated: string): number | null => {
+        const a = own(generated);
+        const b = specRule(generated);
+        return a === null ? b : b === null ? a : Math.min(a, b);
+      }
+    : specRule;
+  return { ...req, stopSpec: undefined, stopAt };
 }
 
 export interface EngineLoadOptions extends EngineOptions {
@@ -260,7 +281,7 @@ export class Engine {
    * resolves with stopReason 'aborted' and the text so far; the cache stays valid.
    */
   complete(req: CompletionRequest, cb: CompletionCallbacks = {}): Promise<CompletionResult> {
-    const run = this.queue.then(() => this.completeNow(req, cb));
+    const run = this.queue.then(() => this.completeNow(withStopRule(req), cb));
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -8,9 +8,8 @@
 // - a child that stops answering (SIGSTOP, a stuck loop) is killed and restarted: it is pinged
 //   while work is in flight, an abort must be answered in time, and every request has a deadline.
 import { fork, type ChildProcess } from 'node:child_process';
-import type { CompletionRequest, CompletionResult, DrafterName, EngineOptions, ModelInfo, RunStats } from '../engine/api';
-import type { StopSpec } from '../editor/policy';
-import type { FromWorker, ToWorker, WireError } from './protocol';
+import type { CompletionResult, DrafterName, EngineOptions, ModelInfo, RunStats } from '../engine/api';
+import type { FromWorker, ToWorker, WireError, WireRequest } from './protocol';
 
 export type ClientState = 'idle' | 'loading' | 'ready' | 'error';
 
@@ -48,8 +47,6 @@ export interface ClientOptions extends Partial<Limits> {
 export interface CompleteOptions {
   signal?: AbortSignal;
   onChunk?: (text: string) => void;
-  /** The stop rule, as data (a `stopAt` function in the request cannot cross processes). */
-  stopSpec?: StopSpec;
   /**
    * 'inline': a newer request aborts this one. 'generate': runs to the end unless aborted.
    * 'prefetch': aborted by any other request, and aborts nothing itself.
@@ -180,8 +177,9 @@ export class EngineClient {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
-    const { signal, onChunk, stopSpec, lane = 'generate' } = options;
+  /** The request is plain data (its stop rule as `stopSpec`: a function cannot cross processes). */
+  async complete(request: WireRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
+    const { signal, onChunk, lane = 'generate' } = options;
     const tokens = Number.isFinite(request.maxNewTokens) ? Math.max(0, request.maxNewTokens) : 0;
     const deadlineMs = options.deadlineMs ?? this.limit('deadlineBaseMs') + this.limit('deadlinePerTokenMs') * tokens;
     if (signal?.aborted) return abortedResult(request.drafter);
@@ -198,7 +196,6 @@ export class EngineClient {
       if (this.prefetchInFlight !== undefined) this.abort(this.prefetchInFlight);
       if (lane === 'inline') this.inlineInFlight = id;
     }
-    const { stopAt: _dropped, ...wire } = request;
     const onAbort = (): void => this.abort(id);
     try {
       return (await new Promise<CompletionResult | number>((resolve, reject) => {
@@ -209,7 +206,7 @@ export class EngineClient {
         this.pending.set(id, { resolve, reject, onChunk, deadline });
         this.watch();
         signal?.addEventListener('abort', onAbort, { once: true });
-        this.post({ type: 'complete', id, request: { ...wire, stopSpec }, stream: onChunk !== undefined });
+        this.post({ type: 'complete', id, request, stream: onChunk !== undefined });
       })) as CompletionResult;
     } finally {
       signal?.removeEventListener('abort', onAbort);

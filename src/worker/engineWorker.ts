@@ -3,7 +3,6 @@
 // extension host. One inference at a time; queued requests that were aborted never run.
 import { Engine } from '../engine';
 import type { CompletionResult, RunStats } from '../engine/api';
-import { makeStopRule } from '../editor/policy';
 import type { FromWorker, ToWorker, WireError, WireRequest } from './protocol';
 
 let engine: Engine | undefined;
@@ -40,11 +39,7 @@ async function complete(id: number, request: WireRequest, stream: boolean, signa
   await loading;
   if (!engine) throw new Error('no model loaded');
   if (signal.aborted) return sendAborted(id, request);
-  const { stopSpec, ...rest } = request;
-  const result = await engine.complete(
-    { ...rest, stopAt: stopSpec ? makeStopRule(stopSpec) : undefined },
-    { signal, onChunk: stream ? (text) => send({ type: 'chunk', id, text }) : undefined },
-  );
+  const result = await engine.complete(request, { signal, onChunk: stream ? (text) => send({ type: 'chunk', id, text }) : undefined });
   send({ type: 'result', id, result });
 }
 

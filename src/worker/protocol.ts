@@ -1,11 +1,10 @@
 // Messages between the extension (EngineClient) and the inference process (engineWorker).
-// Everything here crosses a process boundary: plain data only (the stop rule travels as a
-// StopSpec and is rebuilt on the other side).
+// Everything here crosses a process boundary: plain data only (the stop rule travels as the
+// request's StopSpec; the engine builds the rule from it).
 import type { CompletionRequest, CompletionResult, DrafterName, EngineOptions, ModelInfo } from '../engine/api';
-import type { StopSpec } from '../editor/policy';
 
 /** A completion request as sent: the engine's request minus the `stopAt` callback. */
-export type WireRequest = Omit<CompletionRequest, 'stopAt'> & { stopSpec?: StopSpec };
+export type WireRequest = Omit<CompletionRequest, 'stopAt'>;
 
 export type ToWorker =
   /** Load (or reload) the model; `warm` loads that drafter's session too, before 'loaded'. */

@@ -50,7 +50,7 @@ test('pipeline: asks the engine with FIM context, stop spec and settings; record
   assert.equal(request.blockSize, 7);
   assert.equal(request.drafter, 'ngram', 'deer is not in the model: falls back to its default drafter');
   assert.equal(options.lane, 'inline');
-  assert.equal(options.stopSpec?.mode, 'single');
+  assert.equal(request.stopSpec?.mode, 'single');
   assert.equal(records.length, 1);
 });
 

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { buildContext } from '../../src/editor/context';
-import { decideMode, makeStopRule, opensBlock, type StopSpec } from '../../src/editor/policy';
+import { makeStopRule, type StopSpec } from '../../src/engine/stopRule';
+import { decideMode, opensBlock } from '../../src/editor/policy';
 import { postprocess } from '../../src/editor/postprocess';
 import { atCursor } from './helpers';
 

@@ -47,7 +47,7 @@ test('worker: completes with a stop rule, streams chunks that add up to the text
 
   const spec = decideMode({ prefix: PREFIX, suffix: SUFFIX, linePrefix: '  return ', lineSuffix: '' });
   assert.ok(spec);
-  const single = await client.complete({ prefix: PREFIX, suffix: SUFFIX, maxNewTokens: 24 }, { stopSpec: spec, lane: 'inline' });
+  const single = await client.complete({ prefix: PREFIX, suffix: SUFFIX, maxNewTokens: 24, stopSpec: spec }, { lane: 'inline' });
   assert.ok(!single.text.includes('\n'), `single-line result has a newline: ${JSON.stringify(single.text)}`);
 });
 

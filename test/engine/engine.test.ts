@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { CompletionResult, Engine, InvalidRequestError } from '../../src/engine';
 import type { Draft, DraftContext, Drafter } from '../../src/engine/drafters/types';
 import { readModelFolder } from '../../src/engine/modelFolder';
+import { makeStopRule } from '../../src/engine/stopRule';
 import { runLoop } from '../../src/engine/speculative';
 import { PassTimeModel } from '../../src/engine/stats';
 import { DeerTokenizer } from '../../src/engine/tokenizer';
@@ -131,6 +132,8 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
       [{ temperature: NaN }, 'temperature'],
       [{ seed: 1.5 }, 'seed'],
       [{ prefix: 42 }, 'prefix'],
+      [{ stopSpec: { mode: 'lines', minIndent: 0, lineSuffix: '', nextLine: '', maxLines: 1 } }, 'stopSpec'],
+      [{ stopSpec: { mode: 'multi', minIndent: 0, lineSuffix: '', nextLine: '' } }, 'stopSpec'],
     ];
     for (const [over, field] of bad) {
       await assert.rejects(engine.complete({ prefix: PROMPT, maxNewTokens: 4, ...over } as never), (e: unknown) => {
@@ -142,6 +145,17 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     }
     const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
     assert.deepEqual(r.tokens, base.tokens);
+  });
+
+  it('a stopSpec in the request stops where its rule (makeStopRule) stops, for every drafter', async () => {
+    const spec = { mode: 'single', minIndent: 0, lineSuffix: '', nextLine: '', maxLines: 1 } as const;
+    const byRule = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none', stopAt: makeStopRule(spec) });
+    assert.equal(byRule.stopReason, 'rule', `the baseline has no newline to stop at: ${JSON.stringify(base.text)}`);
+    for (const d of engine.info.drafters) {
+      const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: d, stopSpec: spec });
+      assert.equal(r.text, byRule.text, d);
+      assert.equal(r.stopReason, 'rule', d);
+    }
   });
 
   it('a 10 MB prefix is cut by characters before it is tokenized: the window\'s result, bounded memory', async (t) => {
