@@ -20,8 +20,8 @@ const entries = [
   { in: 'src/extension.ts', out: 'extension' },
   { in: 'src/worker/engineWorker.ts', out: 'worker' },
   { in: 'src/cli/deer.ts', out: 'cli' },
-  { in: 'src/editor/bench/latency.ts', out: 'bench-latency' },
-  { in: 'src/editor/bench/soak.ts', out: 'bench-soak' },
+  { in: 'src/cli/latency.ts', out: 'bench-latency' },
+  { in: 'src/cli/soak.ts', out: 'bench-soak' },
 ].filter((e) => existsSync(e.in));
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CompletionResult, DEFAULT_TREE_BUDGET, Engine } from '../engine';
 import { Options, UsageError } from './args';
 import { renderChart } from './chart';
-import { commonOptions, drafterName, ROOT } from './common';
+import { commonOptions, drafterName, percentile, ROOT } from './common';
 
 interface Prompt {
   name: string;
@@ -54,12 +54,6 @@ function readPrompts(file: string, promptField: string, suffixField: string, lim
     prompts.push({ name: typeof row.name === 'string' ? row.name : `#${i + 1}`, prefix, suffix });
   }
   return prompts;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
 }
 
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -143,7 +137,7 @@ export async function runBench(o: Options): Promise<void> {
       const passes = rs.reduce((s, r) => s + r.stats.passes, 0);
       const hist: number[] = [];
       for (const r of rs) r.stats.acceptedHistogram.forEach((c, n) => (hist[n] = (hist[n] ?? 0) + c));
-      const lat = rs.map((r) => r.stats.totalMs).sort((a, b) => a - b);
+      const lat = rs.map((r) => r.stats.totalMs);
       const identicalCount = base ? rs.filter((r, i) => same(r.tokens, base[i].tokens)).length : 0;
       results[d] = {
         tokens_per_s: round(decodeMs > 0 ? (tokens * 1000) / decodeMs : 0),
@@ -151,8 +145,8 @@ export async function runBench(o: Options): Promise<void> {
         speedup: null,
         estimated_speedup: round(tokens > 0 ? rs.reduce((s, r) => s + r.stats.estimatedSpeedup * r.stats.newTokens, 0) / tokens : 0),
         identical: base ? identicalCount === rs.length : null,
-        p50_ms: round(percentile(lat, 50), 1),
-        p95_ms: round(percentile(lat, 95), 1),
+        p50_ms: round(percentile(lat, 50) ?? 0, 1),
+        p95_ms: round(percentile(lat, 95) ?? 0, 1),
         peak_rss_mb: round(rss.get(d)! / 2 ** 20, 1),
         new_tokens: tokens,
         passes,

@@ -1,7 +1,9 @@
-// What the CLI commands share: where the package and its default model are, common options.
+// What the CLI commands and the benchmarks share: where the package and its default model are,
+// common options, percentiles. Imports only the engine's API (the editor benchmarks bundle this
+// without the engine itself).
 import { resolve } from 'node:path';
-import { DRAFTER_NAMES, DrafterName, RunStats } from '../engine';
-import { Options, UsageError } from './args';
+import { DRAFTER_NAMES, type DrafterName, type RunStats } from '../engine/api';
+import { Options, parseArgs, UsageError } from './args';
 
 /** The package root (dist/cli.js lives in dist/). */
 export const ROOT = resolve(__dirname, '..');
@@ -36,3 +38,29 @@ export function describeStats(s: RunStats): string {
   );
 }
 
+
+/** Nearest-rank percentile p (0-100) of `values` (any order); null when there are none. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/**
+ * A benchmark script's options (`node dist/bench-x.js --name value --flag`), as `read` takes them;
+ * a usage error (a bad value, an option nobody reads) is printed and exits 2.
+ */
+export function scriptOptions<T>(argv: readonly string[], flags: readonly string[], read: (o: Options) => T): T {
+  try {
+    const { command, options } = parseArgs(argv, new Set(flags));
+    if (command !== undefined) throw new UsageError(`unexpected argument: ${command}`);
+    const o = new Options(options);
+    const value = read(o);
+    o.checkUnused();
+    return value;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(e.message);
+    process.exit(2);
+  }
+}

@@ -16,23 +16,23 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { DEFAULT_CONFIG, type DeerConfig } from '../config';
-import { docFromString } from '../context';
-import { InlinePipeline, sleep, type InlineAnswer } from '../inlineCompletion';
-import { EngineClient } from '../../worker/engineClient';
+import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
+import { docFromString } from '../editor/context';
+import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
+import { EngineClient } from '../worker/engineClient';
+import { DEFAULT_MODEL, percentile, ROOT, scriptOptions } from './common';
 
-const ROOT = join(__dirname, '..');
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-
-const KEYSTROKES = Number(arg('keystrokes', '10000'));
-const MODEL = arg('model', join(ROOT, 'models', 'default'));
-const OUT = arg('out', join(ROOT, 'bench', 'soak'));
-/** A kill every this many keystrokes, and never two within KILL_SPACING_MS (the client gives up after 4 crashes in 120 s). */
-const KILL_EVERY = Number(arg('kill-every', String(Math.max(250, Math.floor(KEYSTROKES / 6)))));
+const { KEYSTROKES, MODEL, OUT, KILL_EVERY, SEED } = scriptOptions(process.argv.slice(2), [], (o) => {
+  const keystrokes = o.num('keystrokes', 10000);
+  return {
+    KEYSTROKES: keystrokes,
+    MODEL: o.str('model', DEFAULT_MODEL),
+    OUT: o.str('out', join(ROOT, 'bench', 'soak')),
+    /** A kill every this many keystrokes, and never two within KILL_SPACING_MS (the client gives up after 4 crashes in 120 s). */
+    KILL_EVERY: o.num('kill-every', Math.max(250, Math.floor(keystrokes / 6))),
+    SEED: o.num('seed', 20261201),
+  };
+});
 const KILL_SPACING_MS = 45_000;
 /** After a kill, errors of requests already in flight or sent before the restart are the injected ones. */
 const KILL_GRACE_MS = 500;
@@ -41,7 +41,7 @@ const RSS_LIMIT_MB = 64;
 const WARMUP_SHARE = 0.1;
 const MB = 2 ** 20;
 
-let seed = Number(arg('seed', '20261201'));
+let seed = SEED;
 const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 
@@ -299,8 +299,10 @@ async function main(): Promise<void> {
   for (const s of workerRss) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s]);
   const workerGrowth = Math.max(0, ...[...byPid.values()].map(growth));
   const selfGrowth = growth(selfRss);
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const pct = (p: number): number | null => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]) : null);
+  const pct = (p: number): number | null => {
+    const v = percentile(latencies, p);
+    return v === null ? null : Math.round(v);
+  };
 
   const checks = {
     unhandledRejections: c.unhandledRejections === 0,
@@ -321,7 +323,7 @@ async function main(): Promise<void> {
     loadMs,
     runSeconds: Math.round(runMs / 100) / 10,
     counters: c,
-    latencyMs: { p50: pct(50), p95: pct(95), n: sorted.length },
+    latencyMs: { p50: pct(50), p95: pct(95), n: latencies.length },
     rssMB: {
       limit: RSS_LIMIT_MB,
       workerGrowthAfterWarmup: Math.round(workerGrowth),

@@ -16,34 +16,27 @@
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { DEFAULT_CONFIG, type DeerConfig } from '../config';
-import { docFromString } from '../context';
-import { InlinePipeline, sleep, type InlineAnswer } from '../inlineCompletion';
-import { opensBlock } from '../policy';
-import { EngineClient } from '../../worker/engineClient';
+import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
+import { docFromString } from '../editor/context';
+import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
+import { opensBlock } from '../editor/policy';
+import { EngineClient } from '../worker/engineClient';
+import { DEFAULT_MODEL, drafterName, percentile, ROOT, scriptOptions } from './common';
 
-const ROOT = join(__dirname, '..');
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-
-const MODEL = arg('model', join(ROOT, 'models', 'default'));
-const OUT = arg('out', join(ROOT, 'bench', 'latency'));
-const PER_FILE = Number(arg('per-file', '4'));
-const DRAFTER = arg('drafter', DEFAULT_CONFIG.drafter) as DeerConfig['drafter'];
-const THREADS = Number(arg('threads', '0'));
-const LOOKUP = args.includes('--lookup');
-const WHILE_DEBOUNCING = arg('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete';
-const FILES = arg(
-  'files',
-  ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py']
-    .map((f) => join(ROOT, f))
-    .join(','),
-)
-  .split(',')
-  .filter((f) => existsSync(f));
+const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
+const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['lookup'], (o) => ({
+  MODEL: o.str('model', DEFAULT_MODEL),
+  OUT: o.str('out', join(ROOT, 'bench', 'latency')),
+  PER_FILE: o.num('per-file', 4),
+  DRAFTER: drafterName(o.str('drafter', DEFAULT_CONFIG.drafter)),
+  THREADS: o.num('threads', 0),
+  LOOKUP: o.flag('lookup'),
+  WHILE_DEBOUNCING: o.str('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete',
+  FILES: o
+    .str('files', DEFAULT_FILES.map((f) => join(ROOT, f)).join(','))
+    .split(',')
+    .filter((f) => existsSync(f)),
+}));
 
 /** Deterministic choices. */
 let seed = 12345;
@@ -251,10 +244,10 @@ async function main(): Promise<void> {
 
 const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
 
+/** Percentile p of xs, rounded to whole milliseconds; null when there are none. */
 function pct(xs: number[], p: number): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]);
+  const v = percentile(xs, p);
+  return v === null ? null : Math.round(v);
 }
 
 function markdown(r: { threads: number | string; date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
