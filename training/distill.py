@@ -7,6 +7,9 @@ For each sample:
   ctx  (Lc,)        the prompt: Lc tokens of a packed training row (plain or FIM), ending at a random cut
   gen  (K+1,)       greedy tokens g0..gK; g0 plays the engine's pending "bonus" token
   hid  (W+K, H)     fp16 verifier hidden states of the last W prompt tokens, then of g0..g(K-1)
+  suf  (S,)         when the cut falls in the middle of a FIM example: the first S tokens of its
+                    suffix (the text after the cursor), <|endoftext|> after its end; all
+                    <|endoftext|> for a cut in plain text (for drafters that see the suffix)
 
     python -m training.distill --verifier v.pt --data training/work/tokens --out d.npz --n 20000
 """
@@ -21,7 +24,9 @@ import torch.nn.functional as F
 from training.data import TokenData, Batcher
 from training.export import load_checkpoint
 from training.model import apply_rope, rope_cos_sin
-from training.tokenizer import EOS
+from training.tokenizer import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+
+SUFFIX_STORED = 32
 
 
 @torch.no_grad()
@@ -33,12 +38,52 @@ def greedy_with_hidden(gpt, idx, n_new):
     return toks, hid[:, :T], hid[:, T:]
 
 
+def suffix_of_cut(row, cut, n=SUFFIX_STORED):
+    """The first n suffix tokens of the FIM middle that row[:cut] ends in, padded with EOS (all EOS
+    when the cut is not inside a middle: plain text, or a FIM example whose header the row cut off).
+    psm rows are <fim_prefix> P <fim_suffix> S <fim_middle> M, spm rows <fim_suffix> S <fim_prefix> P <fim_middle> M."""
+    def back_to(i, marker):
+        while i >= 0 and row[i] != EOS and row[i] != marker:
+            i -= 1
+        return i if i >= 0 and row[i] == marker else -1
+    mid = back_to(cut - 1, FIM_MIDDLE)
+    suf = back_to(mid - 1, FIM_SUFFIX) if mid > 0 else -1
+    seg = []
+    if suf >= 0:
+        for t in row[suf + 1:mid]:
+            if t == FIM_PREFIX or len(seg) == n:
+                break
+            seg.append(int(t))
+    return seg + [EOS] * (n - len(seg))
+
+
+def in_middle(row):
+    """m[c] is True when a cut at c (context row[:c]) falls inside a FIM example's middle."""
+    m, inside = [False], False
+    for t in row:
+        inside = (inside or t == FIM_MIDDLE) and t != EOS
+        m.append(inside)
+    return np.array(m)
+
+
+def choose_cuts(row, ctx_len, m, middle_share, rng):
+    """m distinct cut points in [ctx_len, len(row)]; about middle_share of them inside FIM middles
+    when the row has any (completions in an editor are mostly fill-in-the-middle)."""
+    pos = np.arange(ctx_len, len(row) + 1)
+    mid = in_middle(row)[pos]
+    w = np.ones(len(pos))
+    if middle_share and 0 < mid.sum() < len(pos):
+        w[mid] = middle_share / mid.sum()
+        w[~mid] = (1 - middle_share) / (~mid).sum()
+    return rng.choice(pos, size=m, replace=m > len(pos), p=w / w.sum())
+
+
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
-         split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, log=print):
+         split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, middle_share=0.5, log=print):
     """n samples of (ctx, gen, hid). With cuts_per_row > 1, one prefill of a row of row_len tokens
     serves that many cut points (the verifier's KV cache up to a cut is the row's prefix, so each
     continuation sees up to row_len tokens of context for a fraction of the cost); batch counts
-    continuations decoded together."""
+    continuations decoded together. About middle_share of the cuts fall inside FIM middles."""
     if threads:
         torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
@@ -48,12 +93,11 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
     b = Batcher(TokenData(data_dir, split), seq_len=max(row_len, 256), seed=seed)
     rng = np.random.default_rng(seed)
     rows_per_batch = max(1, batch // cuts_per_row)
-    ctxs, gens, hids = [], [], []
+    ctxs, gens, hids, sufs = [], [], [], []
     t0, made = time.time(), 0
     while made < n:
         rows = torch.tensor([b.row()[:row_len] for _ in range(rows_per_batch)], dtype=torch.long, device=dev)
-        cuts = np.stack([rng.choice(np.arange(ctx_len, row_len + 1), size=cuts_per_row, replace=cuts_per_row > row_len - ctx_len + 1)
-                         for _ in range(rows_per_batch)])                          # (rows, cuts)
+        cuts = np.stack([choose_cuts(r, ctx_len, cuts_per_row, middle_share, rng) for r in rows.tolist()])  # (rows, cuts)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
             toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1, window)
         r_idx = np.repeat(np.arange(rows_per_batch), cuts_per_row)
@@ -62,13 +106,14 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
         ctxs.append(np.stack([rows_np[r, c - ctx_len:c] for r, c in zip(r_idx, c_flat)]).astype(np.int32))
         gens.append(toks.cpu().numpy().astype(np.int32))
         hids.append(hid_rows.float().half().cpu().numpy())
+        sufs.append(np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32))
         made += len(c_flat)
         if len(ctxs) % 10 == 0:
             log(f"distill {made}/{n} {time.time() - t0:.0f}s")
         if minutes and time.time() - t0 > minutes * 60:
             break
     np.savez(out, ctx=np.concatenate(ctxs)[:n], gen=np.concatenate(gens)[:n], hid=np.concatenate(hids)[:n],
-             window=window, K=K)
+             suf=np.concatenate(sufs)[:n], window=window, K=K)
     log(f"distill: {min(made, n)} samples in {time.time() - t0:.0f}s -> {out}")
 
 
@@ -168,9 +213,10 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--row-len", type=int, default=0, help="verifier context per row (default ctx-len)")
     ap.add_argument("--cuts-per-row", type=int, default=1, help="continuations sharing one row's prefill")
+    ap.add_argument("--middle-share", type=float, default=0.5, help="share of cuts inside FIM middles (rows that have one)")
     args = ap.parse_args()
     make(args.verifier, args.data, args.out, args.n, args.ctx_len, args.window, args.K, args.batch,
-         args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads)
+         args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads, args.middle_share)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def load_prompts(eval_dir, lang, n=None):
 
 
 @torch.no_grad()
-def draft_deer(drafter, ctx_ids, hidden_rows, k):
-    """ctx_ids: list (the verified sequence, last token = pending bonus); hidden_rows (len, C) or None."""
+def draft_deer(drafter, ctx_ids, hidden_rows, k, suffix_ids=(EOS,)):
+    """ctx_ids: list (the verified sequence, last token = pending bonus); hidden_rows (len, C) or None;
+    suffix_ids: the first tokens after the cursor, as the engine sends them (EOS alone: none)."""
     c = min(len(ctx_ids), drafter.cfg.context_window)
     dev = next(drafter.parameters()).device
     ids = torch.tensor([ctx_ids[-c:] + [MASK] * k], device=dev)
@@ -43,7 +44,8 @@ def draft_deer(drafter, ctx_ids, hidden_rows, k):
     if drafter.cfg.hidden_size > 0:
         h = hidden_rows[-c:].clone()[None]
         h[:, -1] = 0.0
-    return drafter(ids, h, k=k)[0].argmax(-1).tolist()
+    suf = torch.tensor([list(suffix_ids)], device=dev) if drafter.cfg.suffix_window > 0 else None
+    return drafter(ids, h, k=k, suffix_ids=suf)[0].argmax(-1).tolist()
 
 
 @torch.no_grad()
@@ -68,16 +70,18 @@ def trajectories(verifier, prompts_ids, n_new=64):
 
 
 @torch.no_grad()
-def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64, trajs=None):
-    """prompts_ids: list of token lists. Returns tau and the accepted-length histogram."""
+def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64, trajs=None, suffixes=None):
+    """prompts_ids: list of token lists; suffixes: per prompt, the tokens after the cursor the
+    drafter is given (None: EOS alone). Returns tau and the accepted-length histogram."""
     total_tokens, passes, hist = 0, 0, np.zeros(k + 2, dtype=np.int64)
     trajs = trajs or trajectories(verifier, prompts_ids, n_new)
-    for p, g, hid in trajs:
+    for i, (p, g, hid) in enumerate(trajs):
+        suffix = suffixes[i] if suffixes else [EOS]
         pos = 1                                                      # g0 comes from the prompt pass
         while pos < len(g):
             ctx = p + g[:pos]
             if drafter is not None:
-                d = draft_deer(drafter, ctx, hid[:len(ctx)], k)
+                d = draft_deer(drafter, ctx, hid[:len(ctx)], k, suffix)
             else:
                 d = draft_ar(ar, ctx, k)
             n = 0
@@ -185,16 +189,34 @@ def repetition_share(trajs):
 
 
 def heldin_prompts(data_dir, n, ctx_len=128, seed=1):
-    """Prompts cut from validation rows (held out from training, same distribution)."""
+    """Prompts cut from validation rows (held out from training, same distribution), and the
+    suffix tokens of cuts that fall in a FIM middle (EOS alone otherwise)."""
     from training.data import TokenData, Batcher
+    from training.distill import suffix_of_cut
     b = Batcher(TokenData(data_dir, "val"), seq_len=256, seed=seed)
     rng = np.random.default_rng(seed)
-    out = []
+    out, sufs = [], []
     for _ in range(n):
         r = b.row()
         cut = int(rng.integers(ctx_len, len(r) + 1))
         out.append(r[cut - ctx_len:cut])
-    return out
+        s = suffix_of_cut(r, cut)
+        sufs.append(s[:s.index(EOS)] if EOS in s else s)
+    return out, [s or [EOS] for s in sufs]
+
+
+def fim_prompts(tok, eval_dir, lang, n, fim_order="spm", suffix_tokens=64):
+    """Fill-in-the-middle prompts from eval programs: prefix = the prompt (signature and
+    docstring), suffix = the tests after it; the engine's layout (psm or spm). Returns prompt ids
+    and the first suffix_tokens suffix ids (what the engine sends a drafter)."""
+    from training.tokenizer import FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX
+    ids, sufs = [], []
+    for r in load_prompts(eval_dir, lang, n):
+        p, s = tok.encode(r["prompt"]).ids, tok.encode("\n" + r["tests"]).ids
+        ids.append([FIM_SUFFIX] + s + [FIM_PREFIX] + p + [FIM_MIDDLE] if fim_order == "spm"
+                   else [FIM_PREFIX] + p + [FIM_SUFFIX] + s + [FIM_MIDDLE])
+        sufs.append(s[:suffix_tokens])
+    return ids, sufs
 
 
 def main():
@@ -216,11 +238,13 @@ def main():
     verifier, _ = load_checkpoint(args.verifier)
     verifier = verifier.to(dev)
     tok = toklib.load(args.tokenizer)
-    sets = {}
+    sets, suffixes = {}, {}
     if args.data:
-        sets["held_in"] = heldin_prompts(args.data, args.n_prompts)
+        sets["held_in"], suffixes["held_in"] = heldin_prompts(args.data, args.n_prompts)
     for lang in ("py", "ts"):
         sets[f"eval_{lang}"] = [tok.encode(r["prompt"]).ids for r in load_prompts(args.eval, lang, args.n_prompts)]
+    for lang in ("py", "ts"):
+        sets[f"fim_{lang}"], suffixes[f"fim_{lang}"] = fim_prompts(tok, args.eval, lang, args.n_prompts)
     res = {"accepted_length": {}}
     trajs = {name: trajectories(verifier, prompts, args.n_new) for name, prompts in sets.items()}
     for name, t in trajs.items():
@@ -239,7 +263,7 @@ def main():
                 continue
             for sname, prompts in sets.items():
                 r = accepted_length(verifier, prompts, drafter=None if is_ar else m, ar=m if is_ar else None,
-                                    k=k, n_new=args.n_new, trajs=trajs[sname])
+                                    k=k, n_new=args.n_new, trajs=trajs[sname], suffixes=suffixes.get(sname))
                 res["accepted_length"][f"{name} k={k} {sname}"] = r
                 print(f"{name} k={k} {sname}: tau {r['tau']:.2f} hist {r['accepted_hist']}", flush=True)
     if args.pass_at_1:

@@ -71,29 +71,17 @@ class VerifierOnnx(nn.Module):
 
 
 class DrafterOnnx(nn.Module):
-    """input_ids (1, c+k) ending in k mask tokens [, hidden_states (1, c, H)] -> logits (1, k, V).
-    k is the number of <|mask|> tokens in input_ids (they are the last k)."""
+    """input_ids (1, c+k) ending in k mask tokens [, hidden_states (1, c, H)] [, suffix_ids (1, s)]
+    -> logits (1, k, V). k is the number of <|mask|> tokens in input_ids (they are the last k)."""
 
     def __init__(self, drafter: Drafter):
         super().__init__()
         self.d = drafter
 
-    def forward(self, input_ids, hidden_states=None):
-        d, cfg = self.d, self.d.cfg
-        x = d.embed_tokens(input_ids)                                   # (1, L, C)
-        if cfg.hidden_size > 0:
-            c = hidden_states.shape[1]
-            hproj = d.hidden_proj(d.hidden_norm(hidden_states))         # (1, c, C)
-            x = torch.cat([x[:, :c] + hproj, x[:, c:]], dim=1)
-        L = input_ids.shape[1]
-        pos = torch.arange(L, dtype=torch.long)[None]
-        from training.model import rope_cos_sin
-        cos, sin = rope_cos_sin(pos, cfg.head_dim, cfg.rope_theta)
-        for blk in d.layers:
-            x, _ = blk(x, cos, sin, causal=False)
-        sel = (input_ids[0] == cfg.mask_id).nonzero().squeeze(1)        # (k,)
-        h = d.norm(x.index_select(1, sel))                              # (1, k, C)
-        return h @ d.embed_tokens.weight.t()                            # (1, k, V)
+    def forward(self, input_ids, hidden_states=None, suffix_ids=None):
+        k = (input_ids[0] == self.d.cfg.mask_id).sum()
+        c = input_ids.shape[1] - k
+        return self.d.block_logits(input_ids, hidden_states, c, k, suffix_ids)
 
 
 def _export(module, args, path, input_names, output_names, dynamic_axes):
@@ -147,6 +135,10 @@ def export_drafter(drafter: Drafter, path):
         args = (ids, torch.randn(1, c, cfg.hidden_size))
         in_names.append("hidden_states")
         dyn["hidden_states"] = {1: "ctx"}
+    if cfg.suffix_window > 0:
+        args = (*args, torch.randint(7, cfg.vocab_size, (1, 3)))
+        in_names.append("suffix_ids")
+        dyn["suffix_ids"] = {1: "suffix"}
     _export(DrafterOnnx(drafter).eval(), args, path, in_names, ["logits"], dyn)
 
 
@@ -336,8 +328,12 @@ def check_drafter(drafter: Drafter, path, ctx_ids, hidden=None):
     feed = {"input_ids": ids.numpy()}
     if cfg.hidden_size > 0:
         feed["hidden_states"] = hidden.numpy()
+    suffix = None
+    if cfg.suffix_window > 0:   # longer than the window: the graph must use only its first suffix_window
+        suffix = torch.tensor([list(ctx_ids[:3]) * (cfg.suffix_window // 3 + 2)])
+        feed["suffix_ids"] = suffix.numpy()
     ort_logits = sess.run(None, feed)[0]
-    pt_logits = drafter(ids, hidden, k=k)
+    pt_logits = drafter(ids, hidden, k=k, suffix_ids=suffix)
     diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
     same = (ort_logits.argmax(-1) == pt_logits.numpy().argmax(-1)).mean()
     return {"max_abs_logit_diff": diff, "argmax_agreement": float(same)}
@@ -496,7 +492,8 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     if verifier_hidden:
         deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd}
     if drafter is not None:
-        conditioning = ["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else [])
+        conditioning = ["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else []) + \
+            (["suffix"] if drafter.cfg.suffix_window > 0 else [])
         deer["drafters"]["deer"] = {"file": "onnx/drafter.onnx", "block_size": drafter.cfg.block_size,
                                     "context_window": drafter.cfg.context_window,
                                     "conditioning": conditioning}

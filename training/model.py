@@ -47,6 +47,8 @@ class DrafterConfig:
     context_window: int = 64  # c: at most this many verified tokens are seen
     hidden_size: int = 0      # > 0: conditioned on verifier hidden states of this size
     mask_id: int = 4          # id of <|mask|>
+    suffix_window: int = 0    # > 0: also sees the first this many tokens after the cursor (FIM drafting)
+    head_tokens: int = 0      # > 0: logits only for this many tokens (head_ids), the rest never drafted
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
 
@@ -262,6 +264,12 @@ class Drafter(nn.Module):
     bidirectional attention; logits for the k masked positions (B, k, V).
     With hidden conditioning, hidden (B, c, H) from the verifier is projected and added
     to the context embeddings (the engine passes a zero row for the last, unverified token).
+    With a suffix window, suffix_ids (B, s) (the first tokens after the cursor, <|endoftext|>
+    where the document ends) follow the block, marked by a learned embedding, and the block
+    attends to them as to the context (FIM drafting); only the first suffix_window are used.
+    With head_tokens, the LM head scores only the tokens in head_ids (the ones the verifier writes
+    most; set from the distillation data) and every other token gets -1e9: a quarter of the vocabulary
+    covers nearly all drafts at a quarter of the head's cost (the verifier still decides every token).
     """
 
     def __init__(self, cfg: DrafterConfig):
@@ -273,6 +281,10 @@ class Drafter(nn.Module):
         if cfg.hidden_size > 0:
             self.hidden_norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
             self.hidden_proj = nn.Linear(cfg.hidden_size, cfg.n_embd, bias=False)
+        if cfg.suffix_window > 0:
+            self.suffix_embed = nn.Parameter(torch.zeros(cfg.n_embd))
+        if cfg.head_tokens > 0:
+            self.register_buffer("head_ids", torch.arange(cfg.head_tokens))
         for blk in self.layers:
             blk.self_attn.o_proj._residual_out = True
             blk.mlp.down_proj._residual_out = True
@@ -299,21 +311,32 @@ class Drafter(nn.Module):
                 sd[name] = w.repeat_interleave(rep, dim=0).reshape(-1, w.shape[-1])  # (nh*hs, C)
             dst.load_state_dict(sd)
 
-    def forward(self, input_ids, hidden=None, k=None):
+    def forward(self, input_ids, hidden=None, k=None, suffix_ids=None, full=True):
         B, L = input_ids.shape
         k = self.cfg.block_size if k is None else k
-        c = L - k
+        return self.block_logits(input_ids, hidden, L - k, k, suffix_ids, full)
+
+    def block_logits(self, input_ids, hidden, c, k, suffix_ids=None, full=True):
+        """Logits (B, k, V) of the k positions after the first c of input_ids (B, c + k); with
+        head_tokens and full=False, only the head's (B, k, head_tokens)."""
         x = self.embed_tokens(input_ids)                              # (B, c+k, C)
         if self.cfg.hidden_size > 0:
             hproj = self.hidden_proj(self.hidden_norm(hidden))        # (B, c, C)
-            hproj = F.pad(hproj, (0, 0, 0, k))                        # (B, c+k, C), zeros on the block
-            x = x + hproj
-        pos = torch.arange(L, device=input_ids.device)[None].expand(B, L)
+            x = torch.cat([x[:, :c] + hproj, x[:, c:]], dim=1)
+        if self.cfg.suffix_window > 0:
+            x = torch.cat([x, self.embed_tokens(suffix_ids[:, :self.cfg.suffix_window]) + self.suffix_embed], dim=1)
+        pos = torch.arange(x.shape[1], device=input_ids.device)[None]
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
         for blk in self.layers:
             x, _ = blk(x, cos, sin, causal=False)
-        h = self.norm(x[:, c:])                                        # (B, k, C)
-        return h @ self.embed_tokens.weight.t()                        # (B, k, V)
+        h = self.norm(x[:, c:c + k])                                   # (B, k, C)
+        if self.cfg.head_tokens <= 0:
+            return h @ self.embed_tokens.weight.t()                    # (B, k, V)
+        sub = h @ self.embed_tokens.weight[self.head_ids].t()          # (B, k, N)
+        if not full:
+            return sub
+        out = torch.full((sub.shape[0], sub.shape[1], self.cfg.vocab_size), -1e9, dtype=sub.dtype, device=sub.device)
+        return out.scatter(-1, self.head_ids.expand(sub.shape[0], sub.shape[1], -1), sub)
 
 
 def config_dict(cfg):

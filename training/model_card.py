@@ -116,8 +116,9 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
         L.append("Mean accepted length tau = tokens generated per verifier pass in greedy speculative decoding, "
                  "simulated in PyTorch before export (tau = 1 + drafted tokens accepted per pass; 64 new tokens per prompt). "
                  "`held_in`: prompts cut from held-out corpus documents; `eval_py`/`eval_ts`: the prompts of "
-                 "`../shared/eval/mbpp-{py,ts}-reworded.jsonl`. Drafter names: conditioning, block k, after stage I (s1) "
-                 "or stage II (s2).\n")
+                 "`../shared/eval/mbpp-{py,ts}-reworded.jsonl`; `fim_py`/`fim_ts`: the same programs as fill-in-the-middle "
+                 "prompts (prefix = the prompt, suffix = the tests after it). Drafter names: conditioning (`-suffix`: "
+                 "also sees the first tokens after the cursor), block k, after stage I (s1) or stage II (s2).\n")
         sets = sorted({key.split(" ")[2] for key in acc})
         L.append("| drafter | k | " + " | ".join(sets) + " |\n|---|---|" + "---|" * len(sets))
         rows = sorted({(key.split(" ")[0], key.split(" ")[1]) for key in acc})

@@ -54,7 +54,9 @@ class Size:
     window: int = 64               # drafter context window
     K: int = 16                    # longest block generated
     blocks: list = field(default_factory=lambda: [16])
-    variants: list = field(default_factory=lambda: ["hidden"])
+    variants: list = field(default_factory=lambda: ["hidden"])  # context | hidden, with "-suffix": FIM drafting
+    suffix_window: int = 16        # tokens after the cursor a "-suffix" drafter sees
+    d_head_tokens: int = 0         # > 0: drafters score only the this many tokens the verifier writes most
     d_layers: int = 2
     d_batch: int = 64
     d1_minutes: float = 12.0       # stage I per drafter
@@ -67,10 +69,13 @@ class Size:
 SIZES = {
     "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, long_seq_len=0, batch=8, v_minutes=0.2,
                  ar_minutes=0.05, distill_n=128, distill_minutes=0.5, ctx_len=32, row_len=96, cuts_per_row=4,
-                 window=32, K=16, blocks=[16], variants=["context", "hidden"], d_layers=1, d_batch=16,
+                 window=32, K=16, blocks=[16], variants=["context", "hidden-suffix"], d_head_tokens=256, d_layers=1, d_batch=16,
                  d1_minutes=0.05, d2_minutes=0.03, eval_prompts=2, pass_at_1=1),
     # what ships without a GPU: measured on a 2-core AMD EPYC (no AMX: fp32; bf16 was 80x slower)
-    "cpu": Size(verifier="cpu-s", batch=8, v_minutes=60.0, ar_minutes=4.0, distill_minutes=12.0, d1_minutes=11.0, d2_minutes=4.0),
+    # (the drafter's window and head are cut so that its pass costs well under a verifier pass)
+    "cpu": Size(verifier="cpu-s", batch=8, v_minutes=60.0, ar_minutes=4.0, distill_minutes=12.0, row_len=256,
+                cuts_per_row=32, window=32, variants=["hidden", "hidden-suffix"], d_head_tokens=2048,
+                d1_minutes=8.0, d2_minutes=3.0),
     "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, long_seq_len=2048, batch=64,
                    lr=1.5e-3, v_minutes=3.5, ar_minutes=0.5, distill_n=200000, distill_minutes=0.7, ctx_len=128,
                    row_len=1024, cuts_per_row=32, window=128, K=32, blocks=[16, 32], variants=["hidden"],
@@ -188,7 +193,9 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
             s1 = os.path.join(out, f"drafter-{var}-k{k}-s1.pt")
             s2 = os.path.join(out, f"drafter-{var}-k{k}-s2.pt")
             common = dict(verifier=v, distill=dist, k=k, window=size.window, n_layer=size.d_layers,
-                          batch_size=size.d_batch, hidden=var == "hidden", log_every=50)
+                          batch_size=size.d_batch, hidden=var.startswith("hidden"),
+                          suffix=size.suffix_window if var.endswith("-suffix") else 0,
+                          head_tokens=size.d_head_tokens, log_every=50)
             chains.append([(f"drafter {var} k={k} I", s1,
                             DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes, **common)),
                            (f"drafter {var} k={k} II", s2,

@@ -9,6 +9,9 @@ Stage II (scribe refinement): R ~ U(1, k); the first k - R block tokens are reve
          alpha^(R - i), so the positions nearest the prefix, which decide acceptance, count most.
 With --hidden, the drafter also sees the verifier's hidden states of its context
 (DFlash-style); the last context row (the pending bonus token) is zeros, as in the engine.
+With --suffix S, it also sees the first S tokens after the cursor (FIM drafting; distill.py's
+`suf`, all <|endoftext|> for cuts in plain text); each batch truncates them to a random length
+1..S, as the engine may send fewer.
 
     python -m training.train_drafter --verifier v.pt --distill d.npz --out drafter.pt --k 16
 """
@@ -38,6 +41,8 @@ class DrafterTrainConfig:
     window: int = 64              # context window c (<= distill window)
     n_layer: int = 2
     hidden: bool = False          # condition on verifier hidden states
+    suffix: int = 0               # > 0: also condition on this many tokens after the cursor
+    head_tokens: int = 0          # > 0: score only the this many tokens the verifier writes most
     fresh_layers: bool = False    # do not start the drafter's blocks from the verifier's first blocks
     stage: int = 1                # 1: full-block masking; 2: scribe refinement
     alpha: float = 1.01           # stage II position weight base
@@ -57,6 +62,7 @@ class DistillData:
     def __init__(self, path, val_frac):
         z = np.load(path)
         self.ctx, self.gen, self.hid = z["ctx"], z["gen"], z["hid"]
+        self.suf = z["suf"] if "suf" in z.files else None
         self.W, self.K = int(z["window"]), int(z["K"])
         self.Lc = self.ctx.shape[1]
         n = len(self.ctx)
@@ -64,8 +70,8 @@ class DistillData:
         self.val_idx = np.arange(n - n_val, n)
         self.train_idx = np.arange(0, n - n_val)
 
-    def batch(self, idx, k, R, c, hidden, device="cpu"):
-        """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R)"""
+    def batch(self, idx, k, R, c, hidden, device="cpu", suffix=0):
+        """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R), suffix_ids (B, suffix) or None"""
         seq = np.concatenate([self.ctx[idx], self.gen[idx]], 1)      # (B, Lc+K+1)
         e = self.Lc + 1 + (k - R)                                     # end of verified part
         ids = np.concatenate([seq[:, e - c:e], np.full((len(idx), R), MASK)], 1)
@@ -76,7 +82,18 @@ class DistillData:
             h = torch.from_numpy(self.hid[idx][:, rows].astype(np.float32))
             h[:, -1] = 0.0                                            # the pending bonus token
         h = h.to(device) if h is not None else None
-        return torch.from_numpy(ids).long().to(device), h, torch.from_numpy(tgt).long().to(device)
+        suf = None
+        if suffix:
+            assert self.suf is not None and suffix <= self.suf.shape[1], "distillation data without enough suffix tokens"
+            suf = torch.from_numpy(self.suf[idx][:, :suffix]).long().to(device)
+        return torch.from_numpy(ids).long().to(device), h, torch.from_numpy(tgt).long().to(device), suf
+
+
+def most_written(data, n, vocab):
+    """The n tokens the verifier writes most in the training continuations (ascending ids)."""
+    counts = np.bincount(data.gen[data.train_idx].ravel(), minlength=vocab).astype(np.float64)
+    counts[MASK] = -1
+    return torch.from_numpy(np.sort(np.argsort(-counts, kind="stable")[:n])).long()
 
 
 def acceptance(logits, tgt):
@@ -91,9 +108,15 @@ def evaluate(model, data, cfg, k, n=512):
     model.eval()
     idx = data.val_idx[:n]
     dev = next(model.parameters()).device
-    ids, h, tgt = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev)
-    logits = model(ids, h, k=k).float()
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
+    ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix)
+    logits = model(ids, h, k=k, suffix_ids=suf).float()
+    if model.cfg.head_tokens:                   # the loss the head is trained on: targets outside it ignored
+        lut = torch.full((model.cfg.vocab_size,), -1, dtype=torch.long, device=dev)
+        lut[model.head_ids] = torch.arange(model.cfg.head_tokens, device=dev)
+        sub = logits[..., model.head_ids]
+        loss = F.cross_entropy(sub.reshape(-1, sub.size(-1)), lut[tgt].reshape(-1), ignore_index=-1).item()
+    else:
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
     acc_len, per_pos = acceptance(logits, tgt)
     model.train()
     return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
@@ -114,14 +137,23 @@ def train(cfg: DrafterTrainConfig, log=print):
         v = verifier.cfg
         dcfg = DrafterConfig(vocab_size=v.vocab_size, n_layer=cfg.n_layer, n_head=v.n_head, n_embd=v.n_embd,
                              ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
-                             hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK)
+                             hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK,
+                             suffix_window=cfg.suffix, head_tokens=cfg.head_tokens)
         model = Drafter(dcfg)
         model.init_from_verifier(verifier, copy_layers=not cfg.fresh_layers)
+        if cfg.head_tokens:
+            model.head_ids.copy_(most_written(data, cfg.head_tokens, v.vocab_size))
     model = model.to(dev)
     log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
     t0, step = time.time(), 0
     k = cfg.k
+    head_lut = None
+    if model.cfg.head_tokens:
+        head_lut = torch.full((model.cfg.vocab_size,), -1, dtype=torch.long, device=dev)
+        head_lut[model.head_ids] = torch.arange(model.cfg.head_tokens, device=dev)
+        inside = np.isin(data.gen[data.val_idx][:, 1:], model.head_ids.cpu().numpy()).mean()
+        log(f"head: {model.cfg.head_tokens} tokens cover {inside:.4f} of the held-out continuations")
     while step < cfg.max_steps:
         progress = progress_of(step=step, max_steps=cfg.max_steps, seconds=time.time() - t0, minutes=cfg.minutes)
         if progress >= 1:
@@ -132,10 +164,14 @@ def train(cfg: DrafterTrainConfig, log=print):
         R = k if cfg.stage == 1 else int(rng.integers(1, k + 1))
         c = cfg.window if rng.random() < 0.7 else int(rng.integers(4, cfg.window + 1))
         idx = rng.choice(data.train_idx, size=cfg.batch_size)
-        ids, h, tgt = data.batch(idx, k, R, c, cfg.hidden, dev)
+        s = int(rng.integers(1, cfg.suffix + 1)) if cfg.suffix else 0
+        ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            logits = model(ids, h, k=R)                                       # (B, R, V)
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none")
+            logits = model(ids, h, k=R, suffix_ids=suf, full=head_lut is None)  # (B, R, V or head)
+        if head_lut is not None:
+            tgt = head_lut[tgt]                                                # -1: outside the head
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none",
+                             ignore_index=-1)
         w = torch.ones(R) if cfg.stage == 1 else cfg.alpha ** (R - torch.arange(1, R + 1, dtype=torch.float32))
         w = w.to(dev)
         loss = (ce.view(-1, R) * w).sum() / (w.sum() * len(idx))

@@ -1,4 +1,5 @@
 """The KV-cache path equals the training path; the drafter's shapes follow the contract."""
+import numpy as np
 import torch
 
 from training.model import GPT, GPTConfig, Drafter, DrafterConfig
@@ -83,3 +84,49 @@ def test_tree_mask_scores_each_node_as_its_own_path():
     pos = torch.arange(6, 6 + q)[None]
     am = torch.ones(1, 6 + q, dtype=torch.long)
     assert torch.allclose(m.forward_cached(nodes, am, pos, past, chain)[0], m.forward_cached(nodes, am, pos, past)[0], atol=1e-6)
+
+
+@torch.no_grad()
+def test_fim_drafter_sees_the_first_suffix_tokens_only_and_exports(tmp_path):
+    from training import export
+    torch.manual_seed(0)
+    d = Drafter(DrafterConfig(vocab_size=97, n_layer=1, n_head=4, n_embd=32, ffn_hidden=64, block_size=6,
+                              context_window=16, hidden_size=32, mask_id=4, suffix_window=4)).eval()
+    torch.nn.init.normal_(d.suffix_embed)
+    ctx = torch.randint(7, 97, (1, 10)).tolist()[0]
+    ids = torch.tensor([ctx + [4] * 6])
+    h = torch.randn(1, 10, 32)
+    suf = torch.randint(7, 97, (1, 9))
+    out = d(ids, h, k=6, suffix_ids=suf)
+    assert out.shape == (1, 6, 97)
+    assert not torch.allclose(out, d(ids, h, k=6, suffix_ids=torch.randint(7, 97, (1, 9))))   # it conditions
+    tail = suf.clone()
+    tail[:, 4:] = 5
+    assert torch.allclose(out, d(ids, h, k=6, suffix_ids=tail))                               # only the first 4
+    path = str(tmp_path / "drafter.onnx")
+    export.export_drafter(d, path)
+    rep = export.check_drafter(d, path, ctx, h)
+    assert rep["max_abs_logit_diff"] < 1e-4, rep
+
+
+@torch.no_grad()
+def test_reduced_head_scores_its_tokens_exactly_and_nothing_else(tmp_path):
+    from training import export
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=97, n_layer=1, n_head=4, n_embd=32, ffn_hidden=64, block_size=6, context_window=16, mask_id=4)
+    full = Drafter(DrafterConfig(**cfg)).eval()
+    head = Drafter(DrafterConfig(**cfg, head_tokens=20)).eval()
+    head.load_state_dict({**full.state_dict(), "head_ids": torch.arange(7, 97, 4)[:20]}, strict=True)
+    ids = torch.tensor([torch.randint(7, 97, (10,)).tolist() + [4] * 6])
+    a, b = full(ids, k=6), head(ids, k=6)
+    inside = torch.zeros(97, dtype=torch.bool)
+    inside[head.head_ids] = True
+    assert torch.allclose(a[..., inside], b[..., inside], atol=1e-5)
+    assert (b[..., ~inside] == -1e9).all()
+    assert torch.equal(head(ids, k=6, full=False), b[..., head.head_ids])
+    path = str(tmp_path / "drafter.onnx")
+    export.export_drafter(head, path)
+    assert export.check_drafter(head, path, ids[0, :10].tolist())["max_abs_logit_diff"] < 1e-4
+    sess = export._session(path)                     # another block size through the same graph
+    short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
+    assert np.allclose(sess.run(None, {"input_ids": short.numpy()})[0], head(short, k=3).numpy(), atol=1e-4)

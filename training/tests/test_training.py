@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import data, tokenizer as toklib
-from training.distill import greedy_from_cuts, greedy_with_hidden
+from training.distill import greedy_from_cuts, greedy_with_hidden, suffix_of_cut, in_middle, choose_cuts
 from training.hf import load_verifier, save_verifier
 from training.schedule import lr_at, progress_of
 from training.train import TrainConfig, train
@@ -87,3 +87,23 @@ def test_hf_weights_round_trip_and_continue_training(tokens, tmp_path):
         assert torch.equal(a.to(torch.bfloat16).float(), b), k
     cont, res = train(cfg(tokens, tmp_path / "c.pt", max_steps=2, init=str(tmp_path)), log=lambda *a: None)
     assert res["steps"] == 2
+
+
+def test_suffix_of_a_cut_in_psm_spm_and_plain_rows():
+    from training.tokenizer import EOS, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE
+    P, S, M = [10, 11, 12], [20, 21, 22, 23], [30, 31, 32]
+    psm = [9, 9, EOS, FIM_PREFIX] + P + [FIM_SUFFIX] + S + [FIM_MIDDLE] + M + [EOS, 40, 41]
+    spm = [FIM_SUFFIX] + S + [FIM_PREFIX] + P + [FIM_MIDDLE] + M + [EOS]
+    for row in (psm, spm):
+        mid = row.index(FIM_MIDDLE)
+        for cut in range(mid + 1, mid + 4):                      # inside the middle: the suffix, padded
+            assert suffix_of_cut(row, cut, 6) == S + [EOS, EOS]
+            assert suffix_of_cut(row, cut, 2) == S[:2]
+        assert suffix_of_cut(row, mid, 6) == [EOS] * 6           # still in the prefix (psm) / the header
+        assert [c for c in range(len(row) + 1) if in_middle(row)[c]] == list(range(mid + 1, mid + 5))
+    assert suffix_of_cut(psm, len(psm), 3) == [EOS] * 3           # plain text after the example
+    assert suffix_of_cut([30, 31, FIM_MIDDLE, 5, 6], 5, 3) == [EOS] * 3   # header cut off by the row start
+    rng = np.random.default_rng(0)
+    cuts = np.concatenate([choose_cuts(psm, 2, 3, 0.5, rng) for _ in range(400)])
+    share = in_middle(psm)[cuts].mean()
+    assert 0.4 < share < 0.6, share                            # 4 of 18 positions, but half of the cuts
