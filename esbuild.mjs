@@ -26,7 +26,7 @@ const entries = [
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });
 
-const tests = [...testEntries('test/engine'), ...testEntries('test/editor'), ...testEntries('test/vscode/suite')];
+const tests = [...testEntries('test/engine'), ...testEntries('test/editor'), ...testEntries('test/hf'), ...testEntries('test/vscode/suite')];
 if (tests.length > 0) {
   await build({ ...common, entryPoints: tests, outdir: 'dist/test', outbase: 'test' });
 }

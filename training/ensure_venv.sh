@@ -2,10 +2,13 @@
 # Makes VENV (default .venv) hold exactly the packages pinned in REQUIREMENTS (default
 # training/requirements.txt): creates it when missing, installs when a pin is missing or differs,
 # and otherwise returns in about a second without touching the network.
-# Usage: bash training/ensure_venv.sh [VENV] [REQUIREMENTS]   (from the repo root)
+# With BASE (a venv ensured before), VENV also sees BASE's packages (a .pth file, after its own)
+# and REQUIREMENTS, which then pins everything VENV needs beyond BASE, is installed with --no-deps.
+# Usage: bash training/ensure_venv.sh [VENV] [REQUIREMENTS] [BASE]   (from the repo root)
 set -euo pipefail
 VENV=${1:-.venv}
 REQUIREMENTS=${2:-training/requirements.txt}
+BASE=${3:-}
 log() { echo "[python setup] $*"; }
 
 # Exit 0 when every `name==version` line of the requirements is installed at that version.
@@ -27,6 +30,15 @@ for raw in open(sys.argv[1]):
 PY
 }
 
+# VENV sees BASE's site-packages after its own.
+link_base() {
+  local site base_site
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  base_site=$("$BASE/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  realpath "$base_site" > "$site/base-venv.pth"
+}
+
+if [ -n "$BASE" ] && [ -x "$VENV/bin/python" ]; then link_base; fi
 if pins_ok 2>/dev/null; then
   log "$VENV has the packages pinned in $REQUIREMENTS"
   exit 0
@@ -36,7 +48,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "python3 -m venv $VENV"
   python3 -m venv "$VENV"
 fi
+NO_DEPS=()
+if [ -n "$BASE" ]; then
+  link_base
+  NO_DEPS=(--no-deps)
+fi
 log "pip install -r $REQUIREMENTS into $VENV (torch is large: minutes on a cold cache)"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "${NO_DEPS[@]}" -r "$REQUIREMENTS"
 pins_ok
 log "done in $((SECONDS - t0))s"

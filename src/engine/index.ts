@@ -294,7 +294,9 @@ export class Engine {
     checkRequest(req);
     let name = req.drafter ?? this.info.defaultDrafter ?? 'ngram';
     if (!this.info.drafters.includes(name)) {
-      throw new Error(`drafter "${name}" is not available for ${this.spec.name} (available: ${this.info.drafters.join(', ')})`);
+      const why = name === 'deer' || name === 'ar' ? `: ${this.spec.hasManifest ? 'its deer.json declares' : 'the folder has no deer.json, so'} no drafters.${name}` : '';
+      const hint = name === 'deer' ? '; a DEER drafter is trained for a verifier with training/ (docs/bring-your-own-model.md)' : '';
+      throw new Error(`drafter "${name}" is not available for ${this.spec.name}${why} (available: ${this.info.drafters.join(', ')})${hint}`);
     }
     while (this.failedDrafters.has(name)) name = FALLBACK[name]!;
     let emitted = '';

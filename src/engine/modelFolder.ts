@@ -119,6 +119,9 @@ function ids(v: unknown): number[] {
   return [];
 }
 
+/** Where a folder without deer.json keeps its verifier, in order: transformers.js, then optimum-cli's layout. */
+export const PLAIN_VERIFIER_FILES = ['onnx/model.onnx', 'onnx/model_quantized.onnx', 'model.onnx', 'model_quantized.onnx'];
+
 /** Reads and checks a model folder. ONNX graphs are checked later, when their sessions load. */
 export function readModelFolder(dirIn: string): ModelSpec {
   const dir = resolve(dirIn);
@@ -163,10 +166,19 @@ export function readModelFolder(dirIn: string): ModelSpec {
   };
 
   if (manifest === undefined) {
-    // Plain Optimum / transformers.js export: the verifier is onnx/model.onnx (or a quantized sibling).
-    const candidates = ['model.onnx', 'model_quantized.onnx', 'decoder_model_merged.onnx'].map((f) => join(dir, 'onnx', f));
-    const found = candidates.find((f) => existsSync(f));
-    if (!found) throw new ModelFolderError(join(dir, 'onnx', 'model.onnx'), 'missing (no deer.json, so the verifier must be onnx/model.onnx)');
+    // A plain Hugging Face export: the verifier is found where Optimum or transformers.js puts it.
+    const found = PLAIN_VERIFIER_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
+    const legacy = ['decoder_model_merged.onnx', 'onnx/decoder_model_merged.onnx'].map((f) => join(dir, f)).find((f) => existsSync(f));
+    if (!found && legacy) {
+      throw new ModelFolderError(legacy, 'is a legacy Optimum export (decoder with use_cache_branch), which this engine does not run: re-export with optimum-cli export onnx --task text-generation-with-past (without --legacy)');
+    }
+    if (!found) {
+      throw new ModelFolderError(
+        join(dir, 'model.onnx'),
+        `missing: without deer.json the verifier must be one of ${PLAIN_VERIFIER_FILES.join(', ')} ` +
+          '(optimum-cli export onnx --task text-generation-with-past writes model.onnx)',
+      );
+    }
     spec.verifier.file = found;
     const eosName = typeof tokenizerConfig.eos_token === 'string' ? tokenizerConfig.eos_token : undefined;
     spec.special = { eos: eosName ? [eosName] : [] };

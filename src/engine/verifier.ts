@@ -58,6 +58,8 @@ function metadata(session: ort.InferenceSession, which: 'inputMetadata' | 'outpu
   return new Map(list.map((m) => [m.name, m]));
 }
 
+const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'tree_mask']);
+
 /** Checks that `session` has the Optimum decoder layout with the declared shape. */
 function checkLayout(session: ort.InferenceSession, file: string, shape: DecoderShape, opts: DecoderOptions): void {
   const ins = new Set(session.inputNames);
@@ -68,6 +70,10 @@ function checkLayout(session: ort.InferenceSession, file: string, shape: Decoder
       `unknown layout: inputs [${session.inputNames.join(', ')}], outputs [${session.outputNames.join(', ')}]; ` +
         'expected a decoder with input_ids, attention_mask, position_ids, past_key_values.N.key|value -> logits, present.N.key|value',
     );
+  }
+  const unknown = session.inputNames.filter((n) => !KNOWN_INPUTS.has(n) && !/^past_key_values\.\d+\.(key|value)$/.test(n));
+  if (unknown.length > 0) {
+    throw new ModelFolderError(file, `has inputs this engine does not feed: ${unknown.join(', ')} (it feeds ${[...KNOWN_INPUTS].join(', ')}, past_key_values.N.key|value)`);
   }
   const layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length;
   const source = opts.shapeSource ?? 'config.json';

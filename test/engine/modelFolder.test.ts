@@ -1,7 +1,7 @@
 // Bad model folders give an error that names the file and what is wrong; a folder without
 // deer.json works as a plain verifier with the n-gram drafter.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -166,6 +166,39 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
     } finally {
       await engine.dispose();
     }
+  });
+
+  // optimum-cli export onnx writes model.onnx next to config.json (test/hf runs real exports)
+  it('a folder without deer.json finds the verifier at the top, as optimum-cli writes it', async () => {
+    const dir = copy((d) => {
+      unlinkSync(join(d, 'deer.json'));
+      renameSync(join(d, 'onnx'), join(d, 'elsewhere'));
+      copyFileSync(join(d, 'elsewhere', 'model.onnx'), join(d, 'model.onnx'));
+    });
+    assert.equal(readModelFolder(dir).verifier.file, join(dir, 'model.onnx'));
+    const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+    try {
+      assert.deepEqual(engine.info.drafters, ['none', 'ngram']);
+      await assert.rejects(engine.complete({ prefix: 'x = ', maxNewTokens: 2, drafter: 'deer' }), /drafter "deer" is not available for .*: the folder has no deer\.json, so no drafters\.deer .*training\//);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('a folder without deer.json nor a verifier names the places it looked', async () => {
+    const dir = copy((d) => {
+      unlinkSync(join(d, 'deer.json'));
+      rmSync(join(d, 'onnx'), { recursive: true });
+    });
+    await expectError(dir, 'model.onnx', /without deer\.json the verifier must be one of onnx\/model\.onnx, .*model\.onnx.*optimum-cli/);
+  });
+
+  it('a legacy merged Optimum decoder is refused with how to re-export', async () => {
+    const dir = copy((d) => {
+      unlinkSync(join(d, 'deer.json'));
+      renameSync(join(d, 'onnx', 'model.onnx'), join(d, 'onnx', 'decoder_model_merged.onnx'));
+    });
+    await expectError(dir, 'onnx/decoder_model_merged.onnx', /legacy Optimum export .*use_cache_branch.*without --legacy/);
   });
 
   it('a missing folder', async () => {
