@@ -8,11 +8,11 @@ import type { RunStats } from './engine/api';
 import { inlineEnabledFor, readConfig, type DeerConfig } from './editor/config';
 import { generateAtCursor } from './editor/generateCommand';
 import { InlinePipeline } from './editor/inlineCompletion';
-import { LOAD_ERROR_ACTIONS, LoadErrorNotices } from './editor/notices';
+import { loadErrorActions, LoadErrorNotices, toggleNotice } from './editor/notices';
 import { DeerInlineProvider, documentText, INLINE_SELECTOR } from './editor/inlineProvider';
-import { StatsHistory, statsViewData, type CompletionRecord, type StatusView, type UiState } from './editor/stats';
+import { StatsHistory, statsViewData, uiState, type CompletionRecord, type StatusView, type UiState } from './editor/stats';
 import { StatusBar } from './editor/statusBar';
-import { StatsView } from './editor/statsView';
+import { StatsView, type StatsPageData } from './editor/statsView';
 import { EngineClient } from './worker/engineClient';
 
 /**
@@ -26,6 +26,10 @@ export interface DeerApi {
   whenIdle(): Promise<void>;
   /** Every notification (toast) the extension showed, oldest first. */
   notices(): readonly string[];
+  /** Every progress message of DEER: Generate's notification, oldest first. */
+  progress(): readonly string[];
+  /** What the stats view shows now (its status line, the error and its buttons). */
+  statsPage(): StatsPageData;
 }
 
 /** Pause after a file is opened or the cursor is clicked somewhere before its context is prefetched. */
@@ -51,24 +55,21 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     return vscode.window.showInformationMessage(message, ...actions);
   };
 
-  const uiState = (): UiState => {
-    if (client.state === 'error') return 'error';
-    if (!config.enabled) return 'disabled';
-    return client.state === 'ready' ? 'ready' : 'loading';
-  };
+  const progressShown: string[] = [];
   const status = new StatusBar(() => ({
-    state: uiState(),
+    state: uiState(client.state, config.enabled),
     error: client.error?.message,
     model: client.info?.name,
     drafter: config.drafter,
     records: history.all(),
   }));
-  const statsView = new StatsView(context.extensionUri, () => ({
+  const statsPage = (): StatsPageData => ({
     ...statsViewData(history.all(), client.info?.name),
     status: status.view.tooltip.replace(/\nClick for the stats view\.$/, ''),
     error: client.error?.message,
-    actions: client.error ? LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || config.modelPath !== '') : [],
-  }));
+    actions: client.error ? loadErrorActions(config.modelPath) : [],
+  });
+  const statsView = new StatsView(context.extensionUri, statsPage);
   const onRecord = (record: CompletionRecord): void => {
     history.add(record);
     status.update();
@@ -156,7 +157,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     vscode.commands.registerCommand('deer.toggle', async () => {
       const on = !config.enabled;
       await vscode.workspace.getConfiguration('deer').update('enabled', on, vscode.ConfigurationTarget.Global);
-      void notify('info', on ? 'DEER: inline completion is on.' : 'DEER: inline completion is off (DEER: Generate still works).');
+      void notify('info', toggleNotice(on));
     }),
     vscode.commands.registerCommand('deer.useEmbeddedModel', () =>
       vscode.workspace.getConfiguration('deer').update('modelPath', undefined, vscode.ConfigurationTarget.Global),
@@ -172,6 +173,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
           setGenerating: (on) => (generating = on),
           tokenRatio: pipeline,
           notify,
+          onProgress: (message) => progressShown.push(message),
         }),
       ),
     ),
@@ -213,7 +215,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   async function showLoadError(dir: string, err: Error): Promise<void> {
     const message = loadErrors.next(dir, err);
     if (message === undefined) return; // this cause was already shown
-    const actions = LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || config.modelPath !== '');
+    const actions = loadErrorActions(config.modelPath);
     const pick = await notify('error', message, ...actions.map((a) => a.title));
     const action = actions.find((a) => a.title === pick);
     if (action) await vscode.commands.executeCommand(action.command);
@@ -226,6 +228,8 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     status: (): StatusView => status.view,
     lastStats: () => history.last?.stats,
     notices: () => shown,
+    progress: () => progressShown,
+    statsPage,
     whenIdle: async () => {
       while (active > 0 || client.busy) {
         await Promise.race([client.whenIdle(), new Promise((r) => setTimeout(r, 25))]);

@@ -21,6 +21,8 @@ export interface GenerateDeps {
   tokenRatio: { charsPerToken: number; learnTokenRatio(chars: number, promptTokens: number): void };
   /** Shows a toast (the extension's one channel for them). */
   notify: (kind: 'info' | 'warning' | 'error', message: string) => unknown;
+  /** Told every progress message shown (the test hook lists them). */
+  onProgress?: (message: string) => void;
 }
 
 export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionResult | undefined> {
@@ -41,10 +43,14 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
       const controller = new AbortController();
       const sub = token.onCancellationRequested(() => controller.abort());
       const writer = new StreamWriter(editor, position, () => controller.abort());
+      const showProgress = (message: string): void => {
+        deps.onProgress?.(message);
+        progress.report({ message });
+      };
       deps.setGenerating(true);
       const t0 = performance.now();
       try {
-        if (deps.client.state !== 'ready') progress.report({ message: 'loading the model…' });
+        if (deps.client.state !== 'ready') showProgress('loading the model…');
         await deps.ensureLoaded();
         const info = deps.client.info;
         const built = buildContext(
@@ -56,7 +62,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
           void deps.notify('warning', `DEER: no generation here: ${built.reason}.`);
           return undefined;
         }
-        progress.report({ message: 'writing…' });
+        showProgress('writing…');
         let chunks = 0;
         const result = await deps.client.complete(
           {
@@ -73,7 +79,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
             lane: 'generate',
             onChunk: (text) => {
               writer.push(text);
-              if (++chunks % 8 === 0) progress.report({ message: `${writer.written.length} characters…` });
+              if (++chunks % 8 === 0) showProgress(`${writer.written.length} characters…`);
             },
           },
         );

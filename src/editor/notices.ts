@@ -9,6 +9,19 @@ export const LOAD_ERROR_ACTIONS: readonly { title: string; command: string }[] =
   { title: 'Open Settings', command: 'deer.openSettings' },
 ];
 
+/** The actions that apply: "Use Embedded Model" only while another folder is set (`deer.modelPath`). */
+export function loadErrorActions(modelPathSetting: string): readonly { title: string; command: string }[] {
+  return LOAD_ERROR_ACTIONS.filter((a) => a.command !== 'deer.useEmbeddedModel' || modelPathSetting !== '');
+}
+
+/** Commands the stats view's page may run (its buttons): Toggle and the load-error actions. */
+export const PAGE_COMMANDS: ReadonlySet<string> = new Set(['deer.toggle', ...LOAD_ERROR_ACTIONS.map((a) => a.command)]);
+
+/** What DEER: Toggle Inline Completion says it did. */
+export function toggleNotice(on: boolean): string {
+  return on ? 'DEER: inline completion is on.' : 'DEER: inline completion is off (DEER: Generate still works).';
+}
+
 export interface LoadFailure {
   name: string;
   message: string;

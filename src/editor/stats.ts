@@ -56,6 +56,13 @@ export function summarize(records: readonly CompletionRecord[], window = 20): { 
 
 export type UiState = 'loading' | 'ready' | 'disabled' | 'error';
 
+/** What the status bar shows for the inference client's state: 'loading' only until the model is loaded. */
+export function uiState(client: 'idle' | 'loading' | 'ready' | 'error', inlineEnabled: boolean): UiState {
+  if (client === 'error') return 'error';
+  if (!inlineEnabled) return 'disabled';
+  return client === 'ready' ? 'ready' : 'loading';
+}
+
 export interface StatusView {
   state: UiState;
   text: string;

@@ -3,11 +3,8 @@
 // nothing remote. Data goes in by postMessage whenever a completion finishes.
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
-import { LOAD_ERROR_ACTIONS } from './notices';
+import { PAGE_COMMANDS } from './notices';
 import type { StatsViewData } from './stats';
-
-/** Commands the page may run (its buttons). */
-const PAGE_COMMANDS = new Set(['deer.toggle', ...LOAD_ERROR_ACTIONS.map((a) => a.command)]);
 
 export type StatsPageData = StatsViewData & { status: string; error?: string; actions: readonly { title: string; command: string }[] };
 

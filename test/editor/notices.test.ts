@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { LoadErrorNotices, generateDoneMessage, loadErrorMessage } from '../../src/editor/notices';
+import { LoadErrorNotices, generateDoneMessage, loadErrorMessage, toggleNotice } from '../../src/editor/notices';
 import { Engine } from '../../src/engine';
 import { TINY_MODEL, hasModel } from '../engine/support';
 
@@ -69,4 +69,10 @@ describe('the toast after Generate says why it stopped when that is not obvious'
     assert.equal(generateDoneMessage({ ...r, stopReason: 'aborted' }, '', 5), 'DEER: Generate cancelled.');
     assert.equal(generateDoneMessage({ ...r, stopReason: 'control' }, ' \n', 5), 'DEER: the model had nothing to add here.');
   });
+});
+
+// (the command showing it in real VS Code: test/vscode/suite)
+test('Toggle says what it did, and that Generate still works when inline completion is off', () => {
+  assert.match(toggleNotice(true), /inline completion is on/);
+  assert.match(toggleNotice(false), /inline completion is off .*Generate still works/);
 });

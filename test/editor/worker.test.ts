@@ -12,6 +12,7 @@ import { DEFAULT_CONFIG } from '../../src/editor/config';
 import { docFromString } from '../../src/editor/context';
 import { InlinePipeline } from '../../src/editor/inlineCompletion';
 import { decideMode } from '../../src/editor/policy';
+import { statusView, uiState } from '../../src/editor/stats';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const WORKER = join(ROOT, 'dist', 'worker.js');
@@ -278,5 +279,35 @@ test('worker: an invalid model folder is a clear error, and the client reports i
   } finally {
     await c.dispose();
     rmSync(bad, { recursive: true, force: true });
+  }
+});
+
+test('status bar: "loading the model" only until the model is loaded, whatever happens after', async () => {
+  const c = new EngineClient({ workerPath: WORKER });
+  const view = () => statusView({ state: uiState(c.state, true), model: c.info?.name, drafter: 'deer', records: [] });
+  const seen: { client: string; text: string; tooltip: string }[] = [];
+  c.onEvent((e) => e.type === 'state' && seen.push({ client: e.state, ...view() }));
+  try {
+    assert.match(view().tooltip, /loading the model/, 'before the load starts (it starts at activation)');
+    const loading = c.load({ modelDir: MODEL!, threads: 1 });
+    assert.match(view().tooltip, /loading the model/);
+    await loading;
+    const afterLoad = () => {
+      const v = view();
+      assert.equal(v.state, 'ready');
+      assert.doesNotMatch(v.text + v.tooltip, /loading/i);
+    };
+    afterLoad();
+    await c.complete({ prefix: PREFIX, suffix: SUFFIX, maxNewTokens: 4 }, { lane: 'inline' });
+    afterLoad();
+    const ready = seen.findIndex((s) => s.client === 'ready');
+    assert.ok(ready >= 0, `no ready event: ${JSON.stringify(seen.map((s) => s.client))}`);
+    for (const s of seen.slice(ready)) assert.doesNotMatch(s.text + s.tooltip, /loading/i, `after ready, at ${s.client}`);
+    // Toggle off: the item says so and how to turn it back on
+    const off = statusView({ state: uiState(c.state, false), drafter: 'deer', records: [] });
+    assert.equal(off.state, 'disabled');
+    assert.match(off.tooltip, /inline completion is off \(DEER: Toggle Inline Completion\)/);
+  } finally {
+    await c.dispose();
   }
 });

@@ -16,6 +16,10 @@ export interface DeerTestApi {
   whenIdle(): Promise<void>;
   /** Every toast the extension showed, oldest first. */
   notices(): readonly string[];
+  /** Every progress message of DEER: Generate, oldest first. */
+  progress(): readonly string[];
+  /** What the stats view shows now: its status line, the error and its buttons. */
+  statsPage(): { status: string; error?: string; actions: readonly { title: string; command: string }[] };
 }
 
 /** Measured figures only: throughput and tokens per verifier pass (no estimated speedup). */
@@ -160,6 +164,7 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         const editor = await openAt('generate.py', prefix, suffix);
         const doc = editor.document;
         const original = doc.getText();
+        const progressBefore = api.progress().length;
         await vscode.commands.executeCommand('deer.generate');
         await api.whenIdle();
         // Generation streams; wait until the text has stopped changing.
@@ -178,6 +183,10 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         assert.ok(inserted.trim().length > 0, `generated text is blank: ${JSON.stringify(inserted)}`);
         note(`       generated: ${JSON.stringify(inserted.length > 120 ? inserted.slice(0, 120) + '…' : inserted)}`);
         assertPlainText('generated text', inserted);
+        const progress = api.progress().slice(progressBefore);
+        note(`       progress: ${JSON.stringify(progress)}`);
+        assert.ok(progress.includes('writing…'), `Generate showed no progress: ${JSON.stringify(progress)}`);
+        assert.ok(!progress.some((m) => /loading/i.test(m)), `"loading the model" with the model loaded: ${JSON.stringify(progress)}`);
         await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false });
         await vscode.commands.executeCommand('undo');
         assert.equal(doc.getText(), original, 'one undo did not restore the original text');
@@ -249,6 +258,38 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
           await sleep(500);
           assert.deepEqual(aboutBad(), [toast], `more than one toast for one cause: ${JSON.stringify(api.notices())}`);
           assert.ok(!api.notices().some((m) => /Generate failed/.test(m)), `Generate added its own toast: ${JSON.stringify(api.notices())}`);
+
+          // The error view (the stats view, opened from the status bar) offers the fixes; each runs.
+          await vscode.commands.executeCommand('deer.showStats');
+          const page = api.statsPage();
+          assert.equal(page.error, s.error);
+          assert.deepEqual(page.actions.map((a) => a.title), ['Choose Model Folder…', 'Use Embedded Model', 'Open Settings']);
+          const run = (title: string) => vscode.commands.executeCommand(page.actions.find((a) => a.title === title)!.command);
+
+          await run('Open Settings');
+          await waitFor('the Settings editor', 10_000, () => vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => /settings/i.test(t.label))));
+
+          // The folder picker waits for the user (the simple dialog, a quick input here); Escape cancels it.
+          const simpleDialog = vscode.workspace.getConfiguration('files').inspect('simpleDialog.enable')?.globalValue;
+          await vscode.workspace.getConfiguration('files').update('simpleDialog.enable', true, vscode.ConfigurationTarget.Global);
+          try {
+            let settled = false;
+            const choosing = Promise.resolve(run('Choose Model Folder…')).finally(() => (settled = true));
+            await sleep(1500);
+            assert.equal(settled, false, 'Choose Model Folder… did not wait for a folder to be picked');
+            await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+            await Promise.race([choosing, sleep(10_000).then(() => Promise.reject(new Error('the folder picker did not close')))]);
+            assert.equal(vscode.workspace.getConfiguration('deer').get('modelPath'), bad, 'a cancelled pick changed the model folder');
+          } finally {
+            await vscode.workspace.getConfiguration('files').update('simpleDialog.enable', simpleDialog, vscode.ConfigurationTarget.Global);
+          }
+
+          await run('Use Embedded Model');
+          assert.equal(vscode.workspace.getConfiguration('deer').inspect('modelPath')?.globalValue, undefined);
+          if (wasReady) {
+            await waitReady(api);
+            assert.deepEqual(api.statsPage().actions, [], 'the buttons stay after the model loaded');
+          }
         } finally {
           await setDeer('modelPath', undefined);
           fs.rmSync(bad, { recursive: true, force: true });
