@@ -1,17 +1,19 @@
 // Soak test of inline completion and Generate through exactly what the extension runs (the
 // InlinePipeline and the inference process behind EngineClient), with a simulated user: typing
 // code from a real file, backspaces, cursor jumps (each one prefetches, as the extension does),
-// pauses, accepting the shown suggestion, Generate runs, and inference-process kills injected on
-// purpose. Every keystroke cancels the request before it, as VS Code does.
+// pauses, accepting the shown suggestion, Generate runs, and inference-process faults injected on
+// purpose, in turn: SIGSTOP (a wedged process: the client's liveness check must find it, kill it
+// and restart it) and SIGKILL (a crash). Every keystroke cancels the request before it, as VS Code
+// does.
 //
 // It asserts, and exits 1 otherwise: 0 unhandled rejections; 0 errors other than those of the
-// injected kills; 0 stale results (an answer delivered after its request was cancelled); 0
+// injected faults; every fault detected and recovered from (a model answer after the restart); 0 stale results (an answer delivered after its request was cancelled); 0
 // document changes without an accept (Generate text arriving after Generate ended, or a document
 // that differs from the edits the user made); worker and soak-process RSS growth under 64 MB after
 // warm-up. It reports p50/p95 latency (last keystroke to answer, debounce included) and writes
 // bench/soak.json and bench/soak.md.
 //
-//   node dist/bench-soak.js [--keystrokes N] [--model DIR] [--out bench/soak] [--kill-every N] [--seed N]
+//   node dist/bench-soak.js [--keystrokes N] [--model DIR] [--out bench/soak] [--fault-every N] [--seed N]
 // (`npm run soak`: 10,000 keystrokes, about 10 minutes; `npm run test:soak`: 300, in `npm test`.)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -19,24 +21,31 @@ import { dirname, join, relative } from 'node:path';
 import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
 import { docFromString } from '../editor/context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
-import { EngineClient } from '../worker/engineClient';
+import { CLIENT_DEFAULTS, EngineClient } from '../worker/engineClient';
 import { DEFAULT_MODEL, percentile, ROOT, scriptOptions } from './common';
 
-const { KEYSTROKES, MODEL, OUT, KILL_EVERY, SEED } = scriptOptions(process.argv.slice(2), [], (o) => {
+const { KEYSTROKES, MODEL, OUT, FAULT_EVERY, SEED } = scriptOptions(process.argv.slice(2), [], (o) => {
   const keystrokes = o.num('keystrokes', 10000);
   return {
     KEYSTROKES: keystrokes,
     MODEL: o.str('model', DEFAULT_MODEL),
     OUT: o.str('out', join(ROOT, 'bench', 'soak')),
-    /** A kill every this many keystrokes, and never two within KILL_SPACING_MS (the client gives up after 4 crashes in 120 s). */
-    KILL_EVERY: o.num('kill-every', Math.max(250, Math.floor(keystrokes / 6))),
+    /**
+     * A fault every this many keystrokes (SIGSTOP and SIGKILL in turn), none in the last
+     * FAULT_FREE_TAIL of the run (its recovery must be seen), and never more than the client
+     * restarts from in its crash window (it gives up after maxCrashes crashes within
+     * crashWindowMs: that is not the test).
+     */
+    FAULT_EVERY: o.num('fault-every', Math.max(250, Math.floor(keystrokes / 6))),
     SEED: o.num('seed', 20261201),
   };
 });
-const KILL_SPACING_MS = 45_000;
-/** After a kill, errors of requests already in flight or sent before the restart are the injected ones. */
-const KILL_GRACE_MS = 500;
+const FAULT_FREE_TAIL = 0.15;
+/** After a fault's crash, errors of requests already in flight or sent before the restart are the injected ones. */
+const FAULT_GRACE_MS = 500;
 const RSS_LIMIT_MB = 64;
+/** Longer than any restart the client's limits allow (liveness, then a model load). */
+const PROBE_TIMEOUT_MS = CLIENT_DEFAULTS.livenessMs + CLIENT_DEFAULTS.loadLivenessMs;
 /** Growth is measured from this share of the run on (model and caches warmed up). */
 const WARMUP_SHARE = 0.1;
 const MB = 2 ** 20;
@@ -71,6 +80,7 @@ interface Counters {
   accepts: number;
   generates: number;
   kills: number;
+  stops: number;
   suggestions: number;
   modelAnswers: number;
   cacheAnswers: number;
@@ -92,7 +102,7 @@ async function main(): Promise<void> {
     .map((f) => readFileSync(f, 'utf8'));
   if (sources.length < 2) throw new Error('soak: the source files it types from are missing');
   const c: Counters = {
-    keystrokes: 0, typed: 0, backspaces: 0, jumps: 0, pauses: 0, accepts: 0, generates: 0, kills: 0, suggestions: 0,
+    keystrokes: 0, typed: 0, backspaces: 0, jumps: 0, pauses: 0, accepts: 0, generates: 0, kills: 0, stops: 0, suggestions: 0,
     modelAnswers: 0, cacheAnswers: 0, shown: 0, cancelled: 0, nothingHere: 0, injectedErrors: 0, errors: 0, unhandledRejections: 0,
     staleResults: 0, changesWithoutAccept: 0,
   };
@@ -118,8 +128,28 @@ async function main(): Promise<void> {
   doc.cursor = lineEnd(doc.text);
   let script = sources[1];
   let scriptAt = 0;
-  let lastKillAt = -Infinity;
-  let lastKillMs = -Infinity;
+  /**
+   * Each injected fault: when, when the client reported the crash it became (a SIGSTOP: when the
+   * liveness check found it), and whether a request sent after that crash was answered (by the
+   * restarted process: a suggestion, empty or not, a Generate run or a memory probe).
+   */
+  const faults: { kind: 'SIGSTOP' | 'SIGKILL'; keystroke: number; at: number; crashAt?: number; crashMessage?: string; answeredAfter: boolean }[] = [];
+  const answered = (sentAt: number): void => {
+    for (const f of faults) if (f.crashAt !== undefined && sentAt > f.crashAt) f.answeredAfter = true;
+  };
+  let lastCrashMs = -Infinity;
+  client.onEvent((e) => {
+    if (e.type !== 'crash') return;
+    lastCrashMs = performance.now();
+    const fault = faults.find((f) => f.crashAt === undefined);
+    if (fault) {
+      fault.crashAt = lastCrashMs;
+      fault.crashMessage = e.message;
+    } else {
+      c.errors++;
+      if (errorSamples.length < 10) errorSamples.push(`crash not injected: ${e.message}`);
+    }
+  });
   const latencies: number[] = [];
   let inflight: { controller: AbortController; version: number } | undefined;
   let shown: { version: number; text: string } | undefined;
@@ -127,9 +157,12 @@ async function main(): Promise<void> {
   const workerRss: { at: number; pid: number; mb: number }[] = [];
   const selfRss: { at: number; mb: number }[] = [];
 
-  const injected = (): boolean => performance.now() - lastKillMs < KILL_GRACE_MS || client.state !== 'ready';
+  // A fault's errors: from the fault until its crash is reported (a stopped process answers nothing
+  // until the liveness check kills it), then until the restarted process is ready, plus a grace.
+  const injected = (): boolean =>
+    faults.some((f) => f.crashAt === undefined) || performance.now() - lastCrashMs < FAULT_GRACE_MS || client.state !== 'ready';
   const failed = (err: unknown, what: string): void => {
-    if (err instanceof Error && err.name === 'WorkerCrashedError' && injected()) {
+    if (err instanceof Error && (err.name === 'WorkerCrashedError' || err.name === 'EngineTimeoutError') && injected()) {
       c.injectedErrors++;
       return;
     }
@@ -151,9 +184,13 @@ async function main(): Promise<void> {
       .then((answer: InlineAnswer | undefined) => {
         if (!answer) {
           if (controller.signal.aborted) c.cancelled++;
-          else c.nothingHere++;
+          else {
+            c.nothingHere++;
+            answered(started);
+          }
           return;
         }
+        answered(started);
         // The provider shows an answer only for the document it was asked about.
         if (controller.signal.aborted || doc.version !== version) {
           c.staleResults++;
@@ -185,8 +222,9 @@ async function main(): Promise<void> {
     let written = 0;
     let ended = false;
     if (rand() < 0.3) setTimeout(() => ac.abort(), randInt(20, 300));
+    const sentAt = performance.now();
     try {
-      await client.complete(
+      const r = await client.complete(
         { prefix: doc.text.slice(Math.max(0, at - 3000), at), suffix: doc.text.slice(at, at + 1000), maxNewTokens: 48, drafter: config.drafter },
         {
           lane: 'generate',
@@ -201,6 +239,7 @@ async function main(): Promise<void> {
           },
         },
       );
+      if (r.stopReason !== 'aborted') answered(sentAt);
     } catch (err) {
       failed(err, 'generate');
     } finally {
@@ -208,33 +247,48 @@ async function main(): Promise<void> {
     }
   };
 
-  const kill = (): void => {
+  /** Injects the next fault; false when it must wait (the process is not up, or the crash window is full). */
+  const inject = (keystroke: number): boolean => {
     const pid = client.pid;
-    if (!pid || client.state !== 'ready') return;
-    c.kills++;
-    lastKillMs = performance.now();
-    process.kill(pid, 'SIGKILL');
+    if (!pid || client.state !== 'ready' || faults.some((f) => f.crashAt === undefined)) return false;
+    const now = performance.now();
+    if (faults.filter((f) => now - f.at < CLIENT_DEFAULTS.crashWindowMs).length >= CLIENT_DEFAULTS.maxCrashes) return false;
+    const kind = faults.length % 2 === 0 ? 'SIGSTOP' : 'SIGKILL';
+    if (kind === 'SIGSTOP') c.stops++;
+    else c.kills++;
+    faults.push({ kind, keystroke, at: now, answeredAfter: false });
+    process.kill(pid, kind);
+    return true;
   };
 
   const sample = async (at: number): Promise<void> => {
     selfRss.push({ at, mb: process.memoryUsage().rss / MB });
     if (client.state !== 'ready') return;
+    const sentAt = performance.now();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      workerRss.push({ at, pid: client.pid ?? 0, mb: (await client.memory()) / MB });
-    } catch {
-      /* killed meanwhile */
+      // Bounded: a wedged process the client fails to find must fail the soak, not hang it.
+      const bytes = await Promise.race([
+        client.memory(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`memory probe unanswered after ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS))),
+      ]);
+      workerRss.push({ at, pid: client.pid ?? 0, mb: bytes / MB });
+      answered(sentAt);
+    } catch (err) {
+      failed(err, 'memory probe'); // killed meanwhile: injected
+    } finally {
+      clearTimeout(timer);
     }
   };
 
   const started = performance.now();
+  let faultDue = false;
   for (let i = 1; i <= KEYSTROKES; i++) {
     c.keystrokes++;
     const r = rand();
     const visible = shown !== undefined && shown.version === doc.version ? shown.text : '';
-    if (i % KILL_EVERY === 0 && performance.now() - lastKillAt > KILL_SPACING_MS) {
-      lastKillAt = performance.now();
-      kill();
-    }
+    if (i % FAULT_EVERY === 0) faultDue = true;
+    if (faultDue && i <= KEYSTROKES * (1 - FAULT_FREE_TAIL) && inject(i)) faultDue = false;
     if (visible !== '' && r < 0.3) {
       // Accept the suggestion on screen (Tab).
       doc.edit(doc.cursor, 0, visible);
@@ -279,12 +333,16 @@ async function main(): Promise<void> {
     } else {
       await generate();
     }
-    await sleep(randInt(5, 60));
+    // While a fault's restart reloads the model the user types slower, so a short run still sees
+    // the restarted process at work (and the next fault) instead of spending its keystrokes on nothing.
+    await sleep(randInt(5, 60) + (client.state === 'loading' ? 200 : 0));
     if (i % 250 === 0) await sample(i);
   }
   inflight?.controller.abort();
   await Promise.allSettled([...pendingWork]);
   await client.whenIdle();
+  // A restart near the end may still be loading: wait for it (bounded) so the last sample probes it.
+  for (const t = performance.now(); client.state === 'loading' && performance.now() - t < CLIENT_DEFAULTS.loadLivenessMs; ) await sleep(100);
   await sample(KEYSTROKES);
   const runMs = performance.now() - started;
   await client.dispose();
@@ -311,15 +369,19 @@ async function main(): Promise<void> {
     changesWithoutAccept: c.changesWithoutAccept === 0,
     workerRssGrowth: workerGrowth < RSS_LIMIT_MB,
     soakRssGrowth: selfGrowth < RSS_LIMIT_MB,
-    killsRecovered: c.kills === 0 || c.modelAnswers > 0,
+    faultsDetected: faults.every((f) => f.crashAt !== undefined),
+    faultsRecovered: faults.every((f) => f.answeredAfter),
   };
+  const detectionMs = (kind: string) => faults.filter((f) => f.kind === kind && f.crashAt !== undefined).map((f) => Math.round(f.crashAt! - f.at));
   const result = {
     date: new Date().toISOString(),
     model: relative(ROOT, MODEL) || MODEL,
     drafter: config.drafter,
     machine: { cpus: cpus().length, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
     keystrokes: KEYSTROKES,
-    killEvery: KILL_EVERY,
+    faultEvery: FAULT_EVERY,
+    faults: faults.map((f) => ({ kind: f.kind, keystroke: f.keystroke, crashAfterMs: f.crashAt === undefined ? null : Math.round(f.crashAt - f.at), crash: f.crashMessage ?? null, answeredAfter: f.answeredAfter })),
+    detectionMs: { SIGSTOP: detectionMs('SIGSTOP'), SIGKILL: detectionMs('SIGKILL'), livenessMs: CLIENT_DEFAULTS.livenessMs, abortAckMs: CLIENT_DEFAULTS.abortAckMs },
     loadMs,
     runSeconds: Math.round(runMs / 100) / 10,
     counters: c,
@@ -344,7 +406,7 @@ async function main(): Promise<void> {
 
 function markdown(r: {
   date: string; model: string; drafter: string; keystrokes: number; runSeconds: number; loadMs: number;
-  counters: Counters; latencyMs: { p50: number | null; p95: number | null; n: number };
+  counters: Counters; detectionMs: { SIGSTOP: number[]; SIGKILL: number[]; livenessMs: number; abortAckMs: number }; latencyMs: { p50: number | null; p95: number | null; n: number };
   rssMB: { limit: number; workerGrowthAfterWarmup: number; soakGrowthAfterWarmup: number; workerFirst: number | null; workerLast: number | null };
   checks: Record<string, boolean>; errorSamples: string[]; passed: boolean;
 }): string {
@@ -353,7 +415,12 @@ function markdown(r: {
     ['keystrokes', r.keystrokes],
     ['typed / backspaces / cursor jumps / pauses', `${k.typed} / ${k.backspaces} / ${k.jumps} / ${k.pauses}`],
     ['accepted suggestions / Generate runs', `${k.accepts} / ${k.generates}`],
-    ['injected worker kills (errors they caused)', `${k.kills} (${k.injectedErrors})`],
+    ['injected faults: SIGSTOP / SIGKILL (errors they caused)', `${k.stops} / ${k.kills} (${k.injectedErrors})`],
+    [
+      `SIGSTOP found by the liveness check after (ms; silence limit ${r.detectionMs.livenessMs}, abort answer ${r.detectionMs.abortAckMs})`,
+      r.detectionMs.SIGSTOP.join(', ') || '-',
+    ],
+    ['SIGKILL seen as a crash after (ms)', r.detectionMs.SIGKILL.join(', ') || '-'],
     ['suggestion requests: model / cache / nothing to show / cancelled', `${k.modelAnswers} / ${k.cacheAnswers} / ${k.nothingHere} / ${k.cancelled}`],
     ['suggestions shown', k.shown],
     ['latency p50 / p95 (ms, last keystroke to answer, debounce included)', `${r.latencyMs.p50} / ${r.latencyMs.p95} (n=${r.latencyMs.n})`],
@@ -368,7 +435,7 @@ function markdown(r: {
   return [
     `# Soak: ${r.keystrokes} keystrokes (${r.date.slice(0, 10)})`,
     '',
-    `Model ${r.model}, drafter ${r.drafter}; load ${r.loadMs} ms; ${r.runSeconds} s of simulated typing. \`npm run soak\` (src/editor/bench/soak.ts).`,
+    `Model ${r.model}, drafter ${r.drafter}; load ${r.loadMs} ms; ${r.runSeconds} s of simulated typing. \`npm run soak\` (src/cli/soak.ts).`,
     '',
     '| | |',
     '|---|---|',
