@@ -95,6 +95,16 @@ interface Counters {
   changesWithoutAccept: number;
 }
 
+/** `work`, or a rejection after PROBE_TIMEOUT_MS: a wedged process the client fails to find must fail the soak, not hang it. */
+async function bounded<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} after ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function main(): Promise<void> {
   const sources = ['src/editor/policy.ts', 'src/engine/speculative.ts', 'training/model.py', 'src/editor/context.ts']
     .map((f) => join(ROOT, f))
@@ -265,19 +275,12 @@ async function main(): Promise<void> {
     selfRss.push({ at, mb: process.memoryUsage().rss / MB });
     if (client.state !== 'ready') return;
     const sentAt = performance.now();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      // Bounded: a wedged process the client fails to find must fail the soak, not hang it.
-      const bytes = await Promise.race([
-        client.memory(),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`memory probe unanswered after ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS))),
-      ]);
+      const bytes = await bounded(client.memory(), 'memory probe unanswered');
       workerRss.push({ at, pid: client.pid ?? 0, mb: bytes / MB });
       answered(sentAt);
     } catch (err) {
       failed(err, 'memory probe'); // killed meanwhile: injected
-    } finally {
-      clearTimeout(timer);
     }
   };
 
@@ -340,7 +343,7 @@ async function main(): Promise<void> {
   }
   inflight?.controller.abort();
   await Promise.allSettled([...pendingWork]);
-  await client.whenIdle();
+  await bounded(client.whenIdle(), 'the client never became idle').catch((err) => failed(err, 'end of run'));
   // A restart near the end may still be loading: wait for it (bounded) so the last sample probes it.
   for (const t = performance.now(); client.state === 'loading' && performance.now() - t < CLIENT_DEFAULTS.loadLivenessMs; ) await sleep(100);
   await sample(KEYSTROKES);
