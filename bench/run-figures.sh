@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The figures run (docs/engine.md, "Benchmark figures"): both MultiPL-E MBPP files, 64 new tokens,
-# greedy, all four drafters (plus deer+lookup) on the same run, with the embedded default model unless --model is given.
+# every drafter on the same run, greedy and sampled at temperature 0.8, then the draft-tree node
+# budget sweep, with the embedded default model unless --model is given.
 #   bash bench/run-figures.sh [--limit N] [--threads N] [--model DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
 for f in mbpp-ts-reworded mbpp-py-reworded; do
   node bin/deer.js bench --prompts "../shared/eval/$f.jsonl" --limit 40 --max-new-tokens 64 \
-    --drafters none,ngram,ar,deer,deer+lookup,deer-tree,deer+lookup-tree --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
+    --drafters none,ngram,ar,deer,deer+lookup,deer-tree,deer+lookup-tree --temperature 0.8 \
+    --json "bench/$f.json" --save-outputs "bench/$f.outputs.jsonl" "$@"
+  node bin/deer.js bench --prompts "../shared/eval/$f.jsonl" --limit 40 --max-new-tokens 64 \
+    --tree-budgets 1,4,16,32,64 --json "bench/$f.trees.json" "$@"
 done

@@ -13,7 +13,8 @@ const USAGE = `usage:
                 [--stop STR] [--compare] [--json] [--fixed-block] [--threads N] [--no-spin]
   deer bench --prompts FILE.jsonl [--prompt-field prompt] [--suffix-field suffix] [--limit N]
              [--max-new-tokens N] [--drafters none,ngram,ar,deer[,deer+lookup,deer-tree,deer+lookup-tree]] [--model DIR]
-             [--json OUT.json] [--tree-budget N]
+             [--json OUT.json] [--tree-budget N] [--tree-budgets 1,4,16,32,64]
+             [--temperature T [--top-p P] [--seed N]]
              [--save-outputs FILE.jsonl] [--block-size K] [--fixed-block] [--threads N] [--no-spin]
   deer passes [--model DIR] [--pasts 64,256,512,1024] [--q 1,4,8,16,32] [--reps N] [--modes bound,plain]
              (verifier ms per pass by cached length and tokens per pass)

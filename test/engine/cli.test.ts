@@ -62,6 +62,59 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.equal(report.results['deer-tree'].identical, true);
   });
 
+  it('bench --temperature adds sampling rows checked by the verifier\'s mean log-probability, not token by token', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+    const out = join(dir, 'bench', 'sampled.json');
+    const args = ['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '3', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--drafters', 'none,ngram,deer-tree', '--temperature', '0.8', '--seed', '5', '--threads', '1'];
+    const stdout = deer(args);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    assert.deepEqual(Object.keys(report.results), ['none', 'ngram', 'deer-tree', 'none t=0.8', 'ngram t=0.8', 'deer-tree t=0.8']);
+    for (const d of ['none', 'ngram', 'deer-tree']) {
+      const greedy = report.results[d];
+      const sampled = report.results[`${d} t=0.8`];
+      assert.equal(greedy.identical, true, `${d}: greedy rows still compare token by token`);
+      assert.equal(greedy.mean_logprob, null);
+      assert.equal(sampled.identical, null, `${d} t=0.8: sampled outputs are not compared token by token`);
+      assert.equal(sampled.temperature, 0.8);
+      assert.ok(sampled.mean_logprob < 0, `${d} t=0.8: the verifier's mean log-probability of the output`);
+      assert.ok(sampled.speedup > 0);
+    }
+    assert.equal(report.results['none t=0.8'].logprob_delta, 0, 'none against itself');
+    assert.equal(typeof report.results['ngram t=0.8'].logprob_delta, 'number');
+    assert.equal(report.config.seed, 5);
+    assert.match(stdout, /\| ngram t=0\.8 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \| -[\d.]+ \| [+-][\d.]+ ± [\d.]+ \|/);
+    assert.match(stdout, /one seeded stream per completion, not one per position/);
+    // the same seed gives the same samples: the sampling rows are reproducible
+    deer(args);
+    const again = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(again.results['none t=0.8'].mean_logprob, report.results['none t=0.8'].mean_logprob);
+  });
+
+  it('bench --tree-budgets writes accepted length and speedup by node budget: JSON, table, chart', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+    const out = join(dir, 'bench', 'budgets.json');
+    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--tree-budgets', '4,1', '--threads', '1']);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    assert.deepEqual(Object.keys(report.results), ['none', 'deer', 'deer-tree@1', 'deer-tree@4', 'deer+lookup', 'deer+lookup-tree@1', 'deer+lookup-tree@4']);
+    assert.deepEqual(Object.keys(report.tree_budget_sweep), ['deer', 'deer+lookup']);
+    for (const [d, points] of Object.entries(report.tree_budget_sweep) as [string, { budget: number | null; mean_accepted: number; speedup: number; identical: boolean; drafted_per_pass: number }[]][]) {
+      assert.deepEqual(points.map((p) => p.budget), [null, 1, 4]);
+      for (const p of points) {
+        const row = report.results[p.budget === null ? d : `${d}-tree@${p.budget}`];
+        assert.equal(p.mean_accepted, row.mean_accepted);
+        assert.equal(p.speedup, row.speedup);
+        assert.equal(p.identical, true, `${d} budget ${p.budget}: lossless`);
+        if (p.budget !== null) assert.ok(p.drafted_per_pass <= p.budget, `${d}: at most ${p.budget} nodes per pass, got ${p.drafted_per_pass}`);
+      }
+    }
+    assert.equal(report.results['deer-tree@4'].trees, report.config.tree_attention);
+    assert.match(stdout, /\| budget \| deer: accepted \| speedup \| nodes\/pass \| deer\+lookup: accepted/);
+    assert.match(stdout, /\| chain \| [\d.]+ \| [\d.]+x \|/);
+    assert.match(stdout, /\| 4 \| [\d.]+ \| [\d.]+x \| [\d.]+ \| [\d.]+ \| [\d.]+x \| [\d.]+ \| yes \|/);
+    const svg = readFileSync(join(dir, 'bench', 'budgets.budgets.svg'), 'utf8');
+    assert.match(svg, /^<svg[\s\S]*<\/svg>\n$/);
+    assert.equal((svg.match(/<polyline /g) ?? []).length, 4, 'two panels, one line per drafter');
+    assert.match(svg, /deer\+lookup-tree \(dashed: deer\+lookup chain/);
+  });
+
   it('names a bad option and a bad model folder', () => {
     assert.throws(() => deer(['complete', '--nope', '1']), (e: { status: number; stderr: string }) => e.status === 2 && /unknown option --nope|--prefix-file is required/.test(e.stderr));
     const prefix = join(dir, 'p.txt');
