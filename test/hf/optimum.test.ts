@@ -3,12 +3,13 @@
 // .cache/hf-exports by `npm run test:hf`) load without deer.json, and every drafter they have
 // gives the verifier's own greedy output.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { evalPrompts } from '../engine/support';
+import { DEFAULT_MODEL, evalPrompts } from '../engine/support';
 
 const EXPORTS = process.env.DEER_HF_EXPORTS ?? resolve(__dirname, '..', '..', '..', '.cache', 'hf-exports');
 const MODELS = ['llama-random', 'qwen2-random', 'default-hf'];
@@ -60,3 +61,42 @@ for (const name of MODELS) {
     });
   });
 }
+
+// The embedded model's small autoregressive drafter shares the verifier's tokenizer, so a deer.json
+// next to the Optimum export of the same verifier makes it usable: drafters plug into such folders.
+// (Its DEER drafter is conditioned on hidden states, which an Optimum graph does not output.)
+describe('Optimum export default-hf with a deer.json naming a drafter', () => {
+  const src = join(EXPORTS, 'default-hf');
+  let dir = '';
+  let engine: Engine;
+  before(async () => {
+    assert.ok(existsSync(join(src, 'model.onnx')), `${src}/model.onnx is missing: npm run test:hf exports it`);
+    dir = mkdtempSync(join(tmpdir(), 'deer-hf-ar-'));
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.onnx']) copyFileSync(join(src, f), join(dir, f));
+    mkdirSync(join(dir, 'onnx'));
+    copyFileSync(join(DEFAULT_MODEL, 'onnx', 'ar.onnx'), join(dir, 'onnx', 'ar.onnx'));
+    const shipped = JSON.parse(readFileSync(join(DEFAULT_MODEL, 'deer.json'), 'utf8'));
+    const manifest = { format: 1, verifier: { file: 'model.onnx' }, drafters: { ar: shipped.drafters.ar }, special_tokens: shipped.special_tokens, fim_order: 'psm' };
+    writeFileSync(join(dir, 'deer.json'), JSON.stringify(manifest));
+    engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+  });
+  after(async () => {
+    await engine?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ar gives the same tokens as plain decoding and accepts drafted tokens', async (t) => {
+    assert.deepEqual(engine.info.drafters, ['none', 'ngram', 'ar']);
+    let accepted = 0;
+    for (const p of prompts) {
+      const req = { ...p, maxNewTokens: 32, stopOnRepeat: false };
+      const plain = await engine.complete({ ...req, drafter: 'none' });
+      const ar = await engine.complete({ ...req, drafter: 'ar' });
+      assert.equal(ar.stats.drafter, 'ar');
+      assert.deepEqual(ar.tokens, plain.tokens);
+      accepted += ar.stats.newTokens - ar.stats.passes;
+      t.diagnostic(`${plain.tokens.length} tokens, ar ${ar.stats.meanAccepted.toFixed(2)} tokens/pass`);
+    }
+    assert.ok(accepted > 0, 'the drafter trained for this verifier got drafted tokens accepted');
+  });
+});
