@@ -75,14 +75,16 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     status.update();
     statsView.update();
   };
+  const activeWaiters: (() => void)[] = [];
   const track = async <T>(work: Promise<T>): Promise<T> => {
     active++;
     try {
       return await work;
     } finally {
-      active--;
+      if (--active === 0) for (const w of activeWaiters.splice(0)) w();
     }
   };
+  const whenNothingActive = (): Promise<void> => (active === 0 ? Promise.resolve() : new Promise((r) => activeWaiters.push(r)));
 
   const modelDir = (): string => resolveModelPath(config.modelPath, context.extensionPath);
   const load = (): Promise<unknown> => {
@@ -231,9 +233,11 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     progress: () => progressShown,
     statsPage,
     whenIdle: async () => {
+      // A provider call ends after its request; a request can start from a provider call.
       while (active > 0 || client.busy) {
-        await Promise.race([client.whenIdle(), new Promise((r) => setTimeout(r, 25))]);
-        await new Promise((r) => setTimeout(r, 5));
+        await whenNothingActive();
+        await client.whenIdle();
+        await new Promise((r) => setImmediate(r));
       }
     },
   };

@@ -1,7 +1,7 @@
 // `deer`: complete a file at a cursor, or benchmark the drafters on a prompt set.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { Engine, ModelFolderError } from '../engine';
+import { Engine, MALLOC_ENV, ModelFolderError } from '../engine';
 import { Options, parseArgs, UsageError } from './args';
 import { runBench } from './bench';
 import { runPasses } from './passes';
@@ -26,9 +26,6 @@ const FLAGS: Record<string, Set<string>> = {
   passes: new Set(['no-spin', 'help']),
 };
 
-// glibc hands big blocks straight back to the kernel and re-maps them on the next pass; raising
-// these thresholds keeps the per-pass buffers in the heap (docs/engine.md, "Per-pass floor").
-const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '268435456' };
 
 function reexecWithMallocTuning(): boolean {
   if (process.platform !== 'linux' || process.env.MALLOC_MMAP_THRESHOLD_ !== undefined || process.env.DEER_NO_REEXEC) return false;

@@ -4,10 +4,13 @@
 import type { StopSpec } from './stopRule';
 export type { CompletionMode, StopSpec } from './stopRule';
 
+import { ENGINE_DEFAULTS } from './defaults';
+export { availableDrafter, DRAFTER_FALLBACK, ENGINE_DEFAULTS, MALLOC_ENV } from './defaults';
+
 export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
 export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
-/** Draft-tree nodes per pass for deer when a request does not say (the pass-time model may send fewer). */
-export const DEFAULT_TREE_BUDGET = 32;
+/** Draft-tree nodes per pass for deer when a request does not say (ENGINE_DEFAULTS.treeBudget). */
+export const DEFAULT_TREE_BUDGET = ENGINE_DEFAULTS.treeBudget;
 
 export interface EngineOptions {
   /** Model folder (HF layout + optional deer.json). */
@@ -106,6 +109,19 @@ export interface RunStats {
   tokensPerSecond: number;
   /** Estimated speedup over plain decoding on this machine (calibrated single-token pass time). */
   estimatedSpeedup: number;
+}
+
+/** The stats of a run that did nothing (an aborted or refused request): zeros. */
+export function emptyStats(drafter: DrafterName): RunStats {
+  return {
+    drafter, promptTokens: 0, reusedTokens: 0, newTokens: 0, passes: 0, acceptedHistogram: [], meanAccepted: 0,
+    draftedTokens: 0, trees: false, prefillMs: 0, draftMs: 0, verifyMs: 0, decodeMs: 0, totalMs: 0, tokensPerSecond: 0, estimatedSpeedup: 0,
+  };
+}
+
+/** The result of a request aborted before it produced anything. */
+export function abortedResult(drafter: DrafterName = 'none'): CompletionResult {
+  return { text: '', tokens: [], stopReason: 'aborted', stats: emptyStats(drafter) };
 }
 
 /**

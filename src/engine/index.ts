@@ -3,6 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import {
+  abortedResult,
   InvalidRequestError,
   type CompletionCallbacks,
   type CompletionRequest,
@@ -11,8 +12,8 @@ import {
   type EngineOptions,
   type ModelInfo,
 } from './api';
-import { DEFAULT_TREE_BUDGET } from './api';
 import { argmax } from './acceptance';
+import { DRAFTER_FALLBACK, ENGINE_DEFAULTS } from './defaults';
 import { AutoregressiveDrafter } from './drafters/autoregressive';
 import { DiffusionDrafter } from './drafters/diffusion';
 import { LookupHybridDrafter } from './drafters/hybrid';
@@ -30,13 +31,7 @@ import { DecoderSession } from './verifier';
 export * from './api';
 export { ModelFolderError } from './modelFolder';
 
-/** Default drafted block per drafter when neither the request nor deer.json says. */
-const DEFAULT_BLOCK: Record<DrafterName, number> = { none: 0, ngram: 10, ar: 5, deer: 16 };
-
-/** Most tokens drafted per pass that a request may ask for. */
-const MAX_BLOCK = 256;
-/** Most draft-tree nodes in one verifier pass. */
-const MAX_TREE = 256;
+const { maxBlockSize: MAX_BLOCK, maxTreeBudget: MAX_TREE } = ENGINE_DEFAULTS;
 
 /** Throws InvalidRequestError naming the first bad field. */
 export function checkRequest(req: CompletionRequest): void {
@@ -72,9 +67,6 @@ export function checkRequest(req: CompletionRequest): void {
     bad('stop', `must be a list of strings, got ${show(req.stop)}`);
   }
 }
-
-/** A drafter that fails at run time is replaced, for that model, by the next one here. */
-const FALLBACK: Record<DrafterName, DrafterName | undefined> = { deer: 'ngram', ar: 'ngram', ngram: 'none', none: undefined };
 
 /** A drafter's own failure (not the verifier's): the request is retried with its fallback. */
 class DrafterFailedError extends Error {
@@ -127,7 +119,7 @@ function withStopRule(req: CompletionRequest): CompletionRequest {
 export interface EngineLoadOptions extends EngineOptions {
   /** Time single-token verifier passes at load so estimatedSpeedup is meaningful (default true). */
   calibrate?: boolean;
-  /** Tokens per prefill pass (default 128). */
+  /** Tokens per prefill pass (default ENGINE_DEFAULTS.prefillChunk). */
   prefillChunk?: number;
   /** Have onnxruntime write outputs into pre-allocated buffers (default false: measured slower; kept to measure). */
   ioBinding?: boolean;
@@ -179,7 +171,7 @@ export class Engine {
       name: spec.name,
       vocabSize: spec.vocabSize,
       drafters,
-      defaultBlockSize: spec.deer?.blockSize ?? DEFAULT_BLOCK.ngram,
+      defaultBlockSize: spec.deer?.blockSize ?? ENGINE_DEFAULTS.blockSize.ngram,
       fim: tokenizer.fim,
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
@@ -200,7 +192,7 @@ export class Engine {
       spinning,
       vocabSize: spec.vocabSize,
       maxPositions: spec.maxPositions,
-      prefillChunk: options.prefillChunk,
+      prefillChunk: options.prefillChunk ?? ENGINE_DEFAULTS.prefillChunk,
       hiddenOutput: wantHidden ? spec.verifier.hiddenStates!.output : undefined,
       hiddenSize: wantHidden ? spec.verifier.hiddenStates!.size : undefined,
       bind: ioBinding,
@@ -277,16 +269,31 @@ export class Engine {
   }
 
   /**
-   * Completes at the cursor. Requests run one at a time, in call order. An aborted signal
-   * resolves with stopReason 'aborted' and the text so far; the cache stays valid.
+   * Completes at the cursor. Requests run one at a time, in call order (the one queue: the worker
+   * and the client only forward). An aborted signal resolves with stopReason 'aborted' and the
+   * text so far, at once when the request is still waiting for its turn (it then never runs);
+   * the cache stays valid.
    */
   complete(req: CompletionRequest, cb: CompletionCallbacks = {}): Promise<CompletionResult> {
-    const run = this.queue.then(() => this.completeNow(withStopRule(req), cb));
+    const signal = cb.signal;
+    let started = false;
+    const run = this.queue.then(() => {
+      started = true;
+      return signal?.aborted ? abortedResult(req.drafter) : this.completeNow(withStopRule(req), cb);
+    });
     this.queue = run.catch(() => undefined);
-    return run;
+    if (!signal) return run;
+    return new Promise<CompletionResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (!started) resolve(abortedResult(req.drafter));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
-  /** Drafters that failed at run time on this model, and why; their requests go to FALLBACK. */
+  /** Drafters that failed at run time on this model, and why; their requests go to DRAFTER_FALLBACK. */
   private readonly failedDrafters = new Map<DrafterName, string>();
 
   private async completeNow(req: CompletionRequest, cb: CompletionCallbacks): Promise<CompletionResult> {
@@ -298,13 +305,13 @@ export class Engine {
       const hint = name === 'deer' ? '; a DEER drafter is trained for a verifier with training/ (docs/bring-your-own-model.md)' : '';
       throw new Error(`drafter "${name}" is not available for ${this.spec.name}${why} (available: ${this.info.drafters.join(', ')})${hint}`);
     }
-    while (this.failedDrafters.has(name)) name = FALLBACK[name]!;
+    while (this.failedDrafters.has(name)) name = DRAFTER_FALLBACK[name]!;
     let emitted = '';
     const onChunk = cb.onChunk;
     try {
       return await this.run({ ...req, drafter: name }, { ...cb, onChunk: (t) => ((emitted += t), onChunk?.(t)) });
     } catch (e) {
-      const next = FALLBACK[name];
+      const next = DRAFTER_FALLBACK[name];
       if (!(e instanceof DrafterFailedError) || next === undefined) throw e instanceof DrafterFailedError ? e.error : e;
       const warning = `${e.message}; ${this.spec.name} uses ${next} from now on`;
       this.failedDrafters.set(name, warning);
@@ -339,7 +346,7 @@ export class Engine {
     } catch (e) {
       throw new DrafterFailedError(name, e);
     }
-    const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : DEFAULT_BLOCK[name]));
+    const blockSize = name === 'none' ? 0 : (req.blockSize ?? (name === 'deer' ? this.spec.deer!.blockSize : ENGINE_DEFAULTS.blockSize[name]));
     const suffix = req.suffix ?? '';
     // The prompt budget must not depend on the drafter, or drafters would see different prompts.
     const maxPos = this.spec.maxPositions;
@@ -370,8 +377,8 @@ export class Engine {
         suffixIds,
         maxNewTokens: maxNew,
         blockSize,
-        temperature: req.temperature ?? 0,
-        topP: req.topP ?? 1,
+        temperature: req.temperature ?? ENGINE_DEFAULTS.temperature,
+        topP: req.topP ?? ENGINE_DEFAULTS.topP,
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
         stop: req.stop ?? [],
         stopAt,
@@ -379,7 +386,7 @@ export class Engine {
         logprobs: req.logprobs,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
-        treeBudget: name === 'deer' ? (req.treeBudget ?? DEFAULT_TREE_BUDGET) : 0,
+        treeBudget: name === 'deer' ? (req.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
       },
       cb,
       this.calibration(name),

@@ -3,6 +3,7 @@
 // accept the path the verifier agrees with plus one verifier token; keep only that path in the
 // verifier's cache; check stop conditions; stream the stable text.
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
+import { ENGINE_DEFAULTS } from './defaults';
 import { chooseNodeCount, logProbOf, makeRng, toProbs, walkTree } from './acceptance';
 import type { Draft, DraftContext, Drafter } from './drafters/types';
 import { AcceptanceCalibration, BlockPolicy, PassTimeModel, StatsRecorder } from './stats';
@@ -29,9 +30,6 @@ export interface LoopRequest {
   /** Record each generated token's log-probability (CompletionResult.tokenLogprobs). */
   logprobs?: boolean;
 }
-
-/** Likeliest tokens asked of the drafter per block position when building draft trees. */
-export const TREE_CANDIDATES = 8;
 
 /** Text bookkeeping: stop strings, the caller's rule, and what has been streamed. */
 export class TextTracker {
@@ -124,7 +122,7 @@ export async function runLoop(
   const treeBudget = verifier.treeAttention ? Math.max(0, Math.floor(req.treeBudget ?? 0)) : 0;
   stats.stats.trees = treeBudget > 0;
   const ctx: DraftContext = {
-    candidates: treeBudget > 0 ? TREE_CANDIDATES : 0,
+    candidates: treeBudget > 0 ? ENGINE_DEFAULTS.treeCandidates : 0,
     tokens,
     promptLength: prompt.length,
     suffixIds: req.suffixIds,

@@ -1,5 +1,5 @@
 // Per-run statistics and the single-token pass-time model used to estimate speedup over plain decoding.
-import type { DrafterName, RunStats } from './api';
+import { emptyStats, type DrafterName, type RunStats } from './api';
 
 /**
  * Verifier pass time: a single-token pass costs a + b * past milliseconds (fitted at load, kept
@@ -182,24 +182,7 @@ export class StatsRecorder {
   private plainMs = 0;
 
   constructor(drafter: DrafterName, promptTokens: number, reusedTokens: number) {
-    this.stats = {
-      drafter,
-      promptTokens,
-      reusedTokens,
-      newTokens: 0,
-      passes: 0,
-      acceptedHistogram: [],
-      meanAccepted: 0,
-      draftedTokens: 0,
-      trees: false,
-      prefillMs: 0,
-      draftMs: 0,
-      verifyMs: 0,
-      decodeMs: 0,
-      totalMs: 0,
-      tokensPerSecond: 0,
-      estimatedSpeedup: 0,
-    };
+    this.stats = { ...emptyStats(drafter), promptTokens, reusedTokens };
   }
 
   /** One verifier pass that accepted `accepted` drafted tokens and yielded `yielded` new tokens. */

@@ -8,6 +8,7 @@
 // of the kept cache. `bind: true` instead has onnxruntime write outputs into buffers this class
 // owns (pre-allocated fetches, two per KV tensor used in turn); measured 5-10% slower per pass
 // with onnxruntime-node 1.30 (docs/engine.md), kept for measuring.
+import { ENGINE_DEFAULTS } from './defaults';
 import * as ort from 'onnxruntime-node';
 import { DecoderShape, ModelFolderError } from './modelFolder';
 import { positionTables, readGraphSummary } from './onnxGraph';
@@ -179,7 +180,7 @@ export class DecoderSession {
     this.layers = shape.numLayers;
     this.rowSize = shape.numKvHeads * shape.headDim;
     this.bind = opts.bind ?? false;
-    this.prefillChunk = opts.prefillChunk ?? 128;
+    this.prefillChunk = opts.prefillChunk ?? ENGINE_DEFAULTS.prefillChunk;
     this.kvNames = [];
     this.presentNames = [];
     for (let i = 0; i < this.layers; i++) {

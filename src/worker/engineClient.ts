@@ -8,7 +8,7 @@
 // - a child that stops answering (SIGSTOP, a stuck loop) is killed and restarted: it is pinged
 //   while work is in flight, an abort must be answered in time, and every request has a deadline.
 import { fork, type ChildProcess } from 'node:child_process';
-import type { CompletionResult, DrafterName, EngineOptions, ModelInfo, RunStats } from '../engine/api';
+import { abortedResult, MALLOC_ENV, type CompletionResult, type DrafterName, type EngineOptions, type ModelInfo } from '../engine/api';
 import type { FromWorker, ToWorker, WireError, WireRequest } from './protocol';
 
 export type ClientState = 'idle' | 'loading' | 'ready' | 'error';
@@ -74,9 +74,6 @@ interface Pending {
   deadline?: NodeJS.Timeout;
 }
 
-/** Glibc malloc settings that keep KV-cache buffers off mmap/munmap churn (docs: platform notes). */
-const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '16777216', MALLOC_TRIM_THRESHOLD_: '268435456' };
-
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 const ORT_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[([VIWEF]):onnxruntime:[^,\]]*,? ?([^\]]*)\] (.*)$/;
 const ORT_SEVERITY: Record<string, string> = { V: 'verbose', I: 'info', W: 'warning', E: 'error', F: 'fatal' };
@@ -98,16 +95,6 @@ export function fromWire(e: WireError): Error {
   const err = new Error(e.message);
   err.name = e.name;
   return err;
-}
-
-export function abortedResult(drafter: RunStats['drafter'] = 'none'): CompletionResult {
-  return {
-    text: '', tokens: [], stopReason: 'aborted',
-    stats: {
-      drafter, promptTokens: 0, reusedTokens: 0, newTokens: 0, passes: 0, acceptedHistogram: [], meanAccepted: 0,
-      prefillMs: 0, draftMs: 0, verifyMs: 0, decodeMs: 0, totalMs: 0, tokensPerSecond: 0, estimatedSpeedup: 0,
-    },
-  };
 }
 
 export class EngineClient {

@@ -1,17 +1,14 @@
 // The inference process: runs the Engine on requests from EngineClient (src/worker/engineClient.ts).
 // Started with child_process.fork so a native crash or a long decode never touches the
-// extension host. One inference at a time; queued requests that were aborted never run.
+// extension host. It forwards: the Engine runs one request at a time and answers one aborted
+// while queued at once; which requests are stale is the client's call (lanes).
 import { Engine } from '../engine';
-import type { CompletionResult, RunStats } from '../engine/api';
 import type { FromWorker, ToWorker, WireError, WireRequest } from './protocol';
 
 let engine: Engine | undefined;
 let loading: Promise<void> = Promise.resolve();
-let queue: Promise<void> = Promise.resolve();
+/** Requests sent to the engine and not answered yet: an abort message aborts the signal. */
 const controllers = new Map<number, AbortController>();
-/** Requests queued and not started: an abort answers them at once (the client times aborts). */
-const waiting = new Set<number>();
-const requests = new Map<number, WireRequest>();
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -22,23 +19,9 @@ function toWire(err: unknown): WireError {
   return { name: e.name || e.constructor?.name || 'Error', message: e.message };
 }
 
-function emptyStats(drafter: RunStats['drafter']): RunStats {
-  return {
-    drafter, promptTokens: 0, reusedTokens: 0, newTokens: 0, passes: 0, acceptedHistogram: [], meanAccepted: 0,
-    prefillMs: 0, draftMs: 0, verifyMs: 0, decodeMs: 0, totalMs: 0, tokensPerSecond: 0, estimatedSpeedup: 0,
-  };
-}
-
-function sendAborted(id: number, request: WireRequest): void {
-  const aborted: CompletionResult = { text: '', tokens: [], stopReason: 'aborted', stats: emptyStats(request.drafter ?? 'none') };
-  send({ type: 'result', id, result: aborted });
-}
-
 async function complete(id: number, request: WireRequest, stream: boolean, signal: AbortSignal): Promise<void> {
-  if (!waiting.delete(id)) return; // aborted while queued, and already answered
   await loading;
   if (!engine) throw new Error('no model loaded');
-  if (signal.aborted) return sendAborted(id, request);
   const result = await engine.complete(request, { signal, onChunk: stream ? (text) => send({ type: 'chunk', id, text }) : undefined });
   send({ type: 'result', id, result });
 }
@@ -63,23 +46,14 @@ process.on('message', (msg: ToWorker) => {
     case 'complete': {
       const controller = new AbortController();
       controllers.set(msg.id, controller);
-      waiting.add(msg.id);
-      requests.set(msg.id, msg.request);
-      queue = queue
-        .then(() => complete(msg.id, msg.request, msg.stream, controller.signal))
+      complete(msg.id, msg.request, msg.stream, controller.signal)
         .catch((err) => send({ type: 'error', id: msg.id, error: toWire(err) }))
-        .finally(() => {
-          controllers.delete(msg.id);
-          requests.delete(msg.id);
-        });
+        .finally(() => controllers.delete(msg.id));
       break;
     }
-    case 'abort': {
+    case 'abort':
       controllers.get(msg.id)?.abort();
-      const request = requests.get(msg.id);
-      if (waiting.delete(msg.id) && request) sendAborted(msg.id, request);
       break;
-    }
     case 'countTokens':
       loading
         .then(async () => {
@@ -96,7 +70,8 @@ process.on('message', (msg: ToWorker) => {
       break;
     case 'dispose':
       for (const c of controllers.values()) c.abort();
-      void queue.finally(async () => {
+      // The engine's dispose waits for the request it is running.
+      void loading.finally(async () => {
         await engine?.dispose();
         process.exit(0);
       });

@@ -100,6 +100,19 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     assert.deepEqual(runs[2].tokens, base.tokens);
   });
 
+  it('a request aborted while queued is answered at once and never runs', async () => {
+    const order: string[] = [];
+    const running = engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' }).then((r) => (order.push('running'), r));
+    const ac = new AbortController();
+    const queued = engine.complete({ prefix: PROMPT + 'x', maxNewTokens: MAX, drafter: 'ngram' }, { signal: ac.signal }).then((r) => (order.push('queued'), r));
+    ac.abort();
+    const [r, q] = await Promise.all([running, queued]);
+    assert.deepEqual(order, ['queued', 'running'], 'the aborted request waited for the one before it');
+    assert.equal(q.stopReason, 'aborted');
+    assert.equal(q.stats.promptTokens, 0, 'it never ran');
+    assert.deepEqual(r.tokens, base.tokens);
+  });
+
   it('samples reproducibly with a seed, for every drafter', async () => {
     for (const d of engine.info.drafters) {
       const req = { prefix: PROMPT, maxNewTokens: 24, drafter: d, temperature: 0.8, topP: 0.95, seed: 42 };
