@@ -212,37 +212,3 @@ export function maxProb(row: Float32Array): number {
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
   return 1 / sum;
 }
-
-/**
- * How many drafted tokens to send to the verifier: the k that maximizes expected new tokens per
- * millisecond, (1 + sum_{j<=k} prod_{i<=j} conf_i) / cost(k + 1), where conf_i is the drafter's
- * probability for its token i and cost(q) the expected time of a pass with q tokens. The choice
- * depends only on the drafter, so acceptance stays exact.
- */
-export function chooseDraftLength(conf: readonly number[], cost: (q: number) => number): number {
-  let survive = 1;
-  return chooseNodeCount(
-    conf.map((c) => (survive *= c)),
-    cost,
-  );
-}
-
-/**
- * The same choice for a draft tree: `gains[i]` is the chance node i is accepted (its path's
- * probability; a chain's are the running products of conf), nodes ordered so that every prefix
- * is a tree. Sends the n nodes that maximize (1 + sum_{i<n} gains_i) / cost(n + 1).
- */
-export function chooseNodeCount(gains: readonly number[], cost: (q: number) => number): number {
-  let best = 0;
-  let bestRate = 1 / cost(1);
-  let expected = 1;
-  for (let n = 1; n <= gains.length; n++) {
-    expected += gains[n - 1];
-    const rate = expected / cost(n + 1);
-    if (rate > bestRate) {
-      best = n;
-      bestRate = rate;
-    }
-  }
-  return best;
-}

@@ -24,7 +24,8 @@ import { ModelSpec, readModelFolder } from './modelFolder';
 import { repetitionCut, repetitionHoldback } from './repetition';
 import { runLoop } from './speculative';
 import { makeStopRule, stopSpecProblem } from './stopRule';
-import { AcceptanceCalibration, BlockPolicy, PassTimeModel } from './stats';
+import { DraftPolicy } from './draftPolicy';
+import { PassTimeModel } from './stats';
 import { DeerTokenizer } from './tokenizer';
 import { DecoderSession } from './verifier';
 
@@ -148,12 +149,14 @@ export function defaultThreads(spec: ModelSpec): number {
   return params < 20e6 ? 1 : Math.min(4, cpus().length);
 }
 
+/** Policies are kept per drafter, deer with prompt lookup apart from plain deer. */
+type PolicyName = DrafterName | 'deer+lookup';
+
 export class Engine {
   readonly info: ModelInfo;
   /** Single-token pass time model (ms = a + b * past), from calibration and observed passes. */
   readonly passTime = new PassTimeModel();
   private readonly drafters = new Map<DrafterName, Promise<Drafter>>();
-  private readonly calibrations = new Map<DrafterName, AcceptanceCalibration>();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -368,10 +371,7 @@ export class Engine {
           return repeated ? loop : ruled;
         };
     const result = await runLoop(
-      this.verifier,
-      drafter,
-      this.tokenizer,
-      this.passTime,
+      { verifier: this.verifier, drafter, tokenizer: this.tokenizer },
       {
         prompt,
         suffixIds,
@@ -388,9 +388,8 @@ export class Engine {
         adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
         treeBudget: name === 'deer' ? (req.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
       },
+      this.policy(lookup ? 'deer+lookup' : name),
       cb,
-      this.calibration(name),
-      name === 'ar' || (name === 'deer' && !lookup) ? this.policy(name) : undefined,
     );
     if (result.stopReason === 'rule' && repeated) result.stopReason = 'repeat';
     return result;
@@ -401,28 +400,24 @@ export class Engine {
   /** DEER with prompt lookup (CompletionRequest.lookup). */
   private async hybrid(): Promise<LookupHybridDrafter> {
     const deer = (await this.drafter('deer')) as DiffusionDrafter;
-    this.hybridDrafter ??= new LookupHybridDrafter(deer, this.calibration('deer'));
+    this.hybridDrafter ??= new LookupHybridDrafter(deer, this.policy('deer+lookup'));
     return this.hybridDrafter;
   }
 
-  private readonly policies = new Map<DrafterName, BlockPolicy>();
+  private readonly policies = new Map<PolicyName, DraftPolicy>();
 
-  private policy(name: DrafterName): BlockPolicy {
+  /**
+   * The draft-length policy of a drafter, kept over the engine's life. deer and ar size their
+   * blocks (a pass of their own costs time); deer+lookup shares deer's calibration.
+   */
+  private policy(name: PolicyName): DraftPolicy {
     let p = this.policies.get(name);
     if (!p) {
-      p = new BlockPolicy();
+      const calibration = name === 'deer+lookup' ? this.policy('deer').calibration : undefined;
+      p = new DraftPolicy(this.passTime, { sizeBeforeDraft: name === 'deer' || name === 'ar', calibration });
       this.policies.set(name, p);
     }
     return p;
-  }
-
-  private calibration(name: DrafterName): AcceptanceCalibration {
-    let c = this.calibrations.get(name);
-    if (!c) {
-      c = new AcceptanceCalibration();
-      this.calibrations.set(name, c);
-    }
-    return c;
   }
 
   private firstEos(): number {

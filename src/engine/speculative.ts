@@ -4,11 +4,12 @@
 // verifier's cache; check stop conditions; stream the stable text.
 import type { CompletionCallbacks, CompletionResult, StopReason } from './api';
 import { ENGINE_DEFAULTS } from './defaults';
-import { chooseNodeCount, logProbOf, makeRng, toProbs, walkTree } from './acceptance';
+import { logProbOf, makeRng, toProbs, walkTree } from './acceptance';
+import type { DraftPolicy } from './draftPolicy';
 import type { Draft, DraftContext, Drafter } from './drafters/types';
-import { AcceptanceCalibration, BlockPolicy, PassTimeModel, StatsRecorder } from './stats';
+import { StatsRecorder } from './stats';
 import { DeerTokenizer, StreamDecoder } from './tokenizer';
-import { buildTree, chainTree, DraftTree, graftBranch, treeDepth, truncateTree } from './tree';
+import { buildTree, chainTree, DraftTree, graftBranch, truncateTree } from './tree';
 import type { DecoderSession } from './verifier';
 
 export interface LoopRequest {
@@ -99,17 +100,19 @@ export class TextTracker {
   }
 }
 
-export async function runLoop(
-  verifier: DecoderSession,
-  drafter: Drafter,
-  tokenizer: DeerTokenizer,
-  passTime: PassTimeModel,
-  req: LoopRequest,
-  cb: CompletionCallbacks = {},
-  calibration = new AcceptanceCalibration(),
-  /** Chooses each pass's block size (drafters with a per-pass cost: deer, ar); none = always blockSize. */
-  policy?: BlockPolicy,
-): Promise<CompletionResult> {
+/** What the loop runs on: the verifier's session, the drafter, the tokenizer. */
+export interface LoopParts {
+  verifier: DecoderSession;
+  drafter: Drafter;
+  tokenizer: DeerTokenizer;
+}
+
+/**
+ * One completion: draft (as long as the policy says), verify [pending, draft...] in one pass,
+ * accept the path the verifier agrees with plus its own next token, roll the cache back to that
+ * path, stop on a rule, a stop string, end-of-text or the token limit.
+ */
+export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: LoopRequest, policy: DraftPolicy, cb: CompletionCallbacks = {}): Promise<CompletionResult> {
   const t0 = performance.now();
   const signal = cb.signal;
   const prompt = req.prompt;
@@ -136,6 +139,7 @@ export async function runLoop(
   const tDecode = performance.now();
   stats.stats.prefillMs = tDecode - t0;
 
+  const passTime = policy.passTime;
   const decoder = new StreamDecoder(tokenizer);
   const tracker = new TextTracker(req.stop, req.stopAt, cb.onChunk, req.holdback);
   const generated: number[] = [];
@@ -152,13 +156,14 @@ export async function runLoop(
     // The pass holds [pending, drafts...]: keep within the model's positions.
     const kMax = Math.min(req.blockSize, remaining - 1, verifier.maxPositions - verifier.length - 1);
     const past = verifier.length;
-    const useAdaptive = req.adaptive && policy !== undefined && passTime.calibrated;
-    const k = useAdaptive && kMax > 0 ? policy.choose(kMax, (q) => passTime.passMs(q, past)) : kMax;
+    // Draft lengths by measured times (lossless), once there are times to go by.
+    const adaptive = req.adaptive === true && policy.timed;
+    const k = adaptive ? policy.draftLength(kMax, past) : kMax;
     const td = performance.now();
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
     const draftMs = performance.now() - td;
-    const tree = draftTree(draft, treeBudget, verifier.maxPositions - verifier.length - 1, calibration, req.adaptive && passTime.calibrated ? (q) => draftMs + passTime.passMs(q, past) : undefined);
+    const tree = draftTree(draft, treeBudget, verifier.maxPositions - verifier.length - 1, policy, adaptive ? { draftMs, past } : undefined);
     stats.stats.draftedTokens = (stats.stats.draftedTokens ?? 0) + tree.tokens.length;
 
     const tv = performance.now();
@@ -172,8 +177,7 @@ export async function runLoop(
     passTime.observePass(tree.tokens.length + 1, past, verifyMs);
     let fresh = [...path.map((i) => tree.tokens[i]), next];
     drafter.accept(accepted, fresh);
-    observeCalibration(calibration, tree, path);
-    if (useAdaptive && k > 0) policy.observe(k, draftMs, treeDepth(tree), accepted);
+    policy.observe(tree, path, adaptive ? { asked: k, draftMs } : undefined);
 
     // End-of-text, or any other control token: it ends the completion and is never shown.
     const eosAt = fresh.findIndex((t) => tokenizer.isControl(t));
@@ -215,39 +219,19 @@ export async function runLoop(
 
 /**
  * The pass's draft as a tree (a chain when the drafter gave no per-position candidates or trees
- * are off): best-first under the budget, lookup branches grafted, then cut to the node count
- * with the best expected tokens per millisecond when `cost` is given (the same rule as a chain's
- * length, chooseNodeCount), and to what the model's positions allow.
+ * are off): best-first under the budget, lookup branches grafted, then cut to the node count the
+ * policy picks for the time already spent drafting (`timing`; drafters that report confidence),
+ * and to what the model's positions allow.
  */
-function draftTree(draft: Draft, budget: number, room: number, calibration: AcceptanceCalibration, cost?: (q: number) => number): DraftTree {
-  const calibrate = (c: number) => calibration.p(c);
+function draftTree(draft: Draft, budget: number, room: number, policy: DraftPolicy, timing?: { draftMs: number; past: number }): DraftTree {
+  const calibrate = (c: number) => policy.calibration.p(c);
   const positions = budget > 0 ? draft.positions : undefined;
   let tree = positions ? buildTree(positions, budget, calibrate) : chainTree(draft.tokens, draft.probs, draft.confidence, calibrate);
   if (budget > 0) for (const b of draft.branches ?? []) tree = graftBranch(tree, b.tokens, b.gains);
   let n = Math.min(room, positions || (budget > 0 && draft.branches) ? budget : tree.tokens.length);
   // Drafters without confidence (n-gram lookup) send their whole draft.
-  if (cost && (draft.confidence || positions)) n = chooseNodeCount(tree.gains.slice(0, n), cost);
+  if (timing && (draft.confidence || positions)) n = policy.nodeCount(tree.gains, n, timing.draftMs, timing.past);
   return truncateTree(tree, n);
-}
-
-/**
- * Teaches the calibration what happened to the drafter's likeliest tokens (rank 0): down the
- * rank-0 children from the pending token, each was accepted while the walk followed them, and
- * the first one it did not follow was rejected. For a chain that is the chain itself.
- */
-function observeCalibration(calibration: AcceptanceCalibration, tree: DraftTree, path: readonly number[]): void {
-  const conf: number[] = [];
-  let accepted = 0;
-  let parent = -1;
-  for (;;) {
-    const top = tree.parents.findIndex((p, i) => p === parent && tree.rank[i] === 0);
-    if (top < 0 || !(tree.confidence[top] > 0)) break;
-    conf.push(tree.confidence[top]);
-    if (path[accepted] !== top) break;
-    accepted++;
-    parent = top;
-  }
-  if (conf.length > 0) calibration.observe(conf, conf.length, accepted);
 }
 
 /** The shortest prefix of `tokens` whose text covers `length` characters. */

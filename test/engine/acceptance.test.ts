@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BlockPolicy } from '../../src/engine/stats';
-import { acceptGreedy, acceptSampling, argmax, chooseDraftLength, chooseNodeCount, makeRng, maxProb, residual, sample, toProbs, TreeShape, walkTree } from '../../src/engine/acceptance';
+import { acceptGreedy, acceptSampling, argmax, makeRng, maxProb, residual, sample, toProbs, TreeShape, walkTree } from '../../src/engine/acceptance';
 
 describe('greedy acceptance', () => {
   const cases: { draft: number[]; targets: number[]; accepted: number; next: number }[] = [
@@ -158,59 +157,8 @@ describe('tree acceptance preserves the verifier distribution', () => {
   });
 });
 
-describe('adaptive draft length', () => {
-  const linear = (perToken: number) => (q: number) => 10 + perToken * (q - 1);
-  it('sends the whole block when the drafter is sure and extra tokens are cheap', () => {
-    assert.equal(chooseDraftLength([1, 1, 1, 1], linear(0.5)), 4);
-  });
-  it('sends nothing when the drafter is hopeless', () => {
-    assert.equal(chooseDraftLength([0.001, 0.5], linear(0.5)), 0);
-  });
-  it('stops where the expected gain no longer pays for the longer pass', () => {
-    // expected tokens: k=0: 1, k=1: 1.9, k=2: 2.71, k=3: 2.791 (third token nearly hopeless)
-    assert.equal(chooseDraftLength([0.9, 0.9, 0.1], linear(1)), 2);
-  });
-  it('a tree sends the node count with the best expected tokens per millisecond', () => {
-    // gains of a tree's nodes, best first: two likely siblings, then unlikely ones
-    assert.equal(chooseNodeCount([0.6, 0.3, 0.02, 0.01], linear(1)), 2);
-    assert.equal(chooseNodeCount([0.6, 0.3, 0.02, 0.01], linear(0)), 4);
-    assert.equal(chooseNodeCount([0.6, 0.3], () => 10), 2);
-    assert.equal(chooseNodeCount([0.6, 0.3], linear(20)), 0);
-  });
-  it('maxProb is the softmax probability of the argmax', () => {
+describe('maxProb', () => {
+  it('is the softmax probability of the argmax', () => {
     assert.ok(Math.abs(maxProb(new Float32Array([Math.log(0.7), Math.log(0.2), Math.log(0.1)])) - 0.7) < 1e-6);
-  });
-});
-
-describe('block size policy', () => {
-  const pass = (q: number) => 10 + 0.5 * (q - 1);
-  it('keeps asking for the whole block while everything is accepted', () => {
-    const p = new BlockPolicy();
-    for (let i = 0; i < 50; i++) p.observe(16, 2, 16, 16);
-    assert.equal(p.choose(16, pass), 16);
-  });
-  it('asks for a short block when only the first tokens are ever accepted', () => {
-    const p = new BlockPolicy();
-    for (let i = 0; i < 200; i++) p.observe(16, 1, 16, i % 2);
-    const k = p.choose(16, pass);
-    assert.ok(k >= 1 && k <= 3, `k = ${k}`);
-  });
-  it('stops drafting when it never pays, probing less and less often', () => {
-    const p = new BlockPolicy();
-    for (let i = 0; i < 200; i++) p.observe(4, 8, 4, 0);
-    const probes: number[] = [];
-    for (let i = 1; i <= 120; i++) {
-      const k = p.choose(16, pass);
-      if (k > 0) {
-        probes.push(i);
-        p.observe(k, 8, k, 0); // the probe fails
-      }
-    }
-    assert.deepEqual(probes, [8, 24, 56, 120]);
-  });
-  it('learns drafting time as a line in k', () => {
-    const p = new BlockPolicy();
-    for (let i = 0; i < 40; i++) p.observe(4 + (i % 8), 1 + 0.5 * (4 + (i % 8)), 4, 4);
-    assert.ok(Math.abs(p.draftMs(10) - 6) < 0.01);
   });
 });

@@ -7,6 +7,7 @@ import type { Draft, DraftContext, Drafter } from '../../src/engine/drafters/typ
 import { readModelFolder } from '../../src/engine/modelFolder';
 import { makeStopRule } from '../../src/engine/stopRule';
 import { runLoop } from '../../src/engine/speculative';
+import { DraftPolicy } from '../../src/engine/draftPolicy';
 import { PassTimeModel } from '../../src/engine/stats';
 import { DeerTokenizer } from '../../src/engine/tokenizer';
 import { DecoderSession } from '../../src/engine/verifier';
@@ -254,6 +255,8 @@ class SecondChoiceDrafter implements Drafter {
 }
 
 describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model fixture missing' }, () => {
+  /** The whole draft is sent (requests here are not adaptive). */
+  const policy = () => new DraftPolicy(new PassTimeModel(1, 0), { sizeBeforeDraft: false });
   let verifier: DecoderSession;
   let tokenizer: DeerTokenizer;
   before(async () => {
@@ -266,12 +269,12 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
   it('accepts long runs from a perfect drafter, rolls back after wrong tokens, and stays lossless', async () => {
     const prompt = tokenizer.encode(PROMPT);
     const req = { prompt, suffixIds: [], maxNewTokens: 33, blockSize: 8, temperature: 0, topP: 1, seed: 1, stop: [] };
-    const none = await runLoop(verifier, new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer, new PassTimeModel(1, 0), { ...req, blockSize: 0 });
+    const none = await runLoop({ verifier, drafter: new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer }, { ...req, blockSize: 0 }, policy());
     // the verifier's own tokens, then EOS-free padding so the scripted drafter can see ahead
     const truth = [...none.tokens];
     assert.ok(truth.length > 0);
     for (const mode of ['perfect', 'half', 'wrong'] as const) {
-      const r = await runLoop(verifier, new ScriptedDrafter(truth, prompt.length, mode), tokenizer, new PassTimeModel(1, 0), req);
+      const r = await runLoop({ verifier, drafter: new ScriptedDrafter(truth, prompt.length, mode), tokenizer }, req, policy());
       assert.deepEqual(r.tokens, none.tokens, mode);
       if (mode === 'perfect' && none.stopReason === 'max_tokens') {
         assert.equal(r.stats.passes, Math.ceil(33 / 9));
@@ -288,12 +291,12 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
     }
     const prompt = tokenizer.encode(PROMPT);
     const req = { prompt, suffixIds: [], maxNewTokens: 33, blockSize: 8, temperature: 0, topP: 1, seed: 1, stop: [] };
-    const none = await runLoop(verifier, new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer, new PassTimeModel(1, 0), { ...req, blockSize: 0 });
-    const chain = await runLoop(verifier, new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer, new PassTimeModel(1, 0), { ...req, treeBudget: 0 });
+    const none = await runLoop({ verifier, drafter: new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer }, { ...req, blockSize: 0 }, policy());
+    const chain = await runLoop({ verifier, drafter: new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer }, { ...req, treeBudget: 0 }, policy());
     assert.deepEqual(chain.tokens, none.tokens);
     assert.equal(chain.stats.acceptedHistogram.length, 1, 'the chain accepts nothing');
     for (const treeBudget of [4, 64]) {
-      const tree = await runLoop(verifier, new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer, new PassTimeModel(1, 0), { ...req, treeBudget });
+      const tree = await runLoop({ verifier, drafter: new SecondChoiceDrafter(none.tokens, prompt.length), tokenizer }, { ...req, treeBudget }, policy());
       assert.deepEqual(tree.tokens, none.tokens, `budget ${treeBudget}`);
       assert.ok(tree.stats.trees);
       // the calibration learns that the drafter's first choices fail, so the tree's nodes go to the second ones

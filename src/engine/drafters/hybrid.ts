@@ -5,7 +5,7 @@
 // With draft trees (ctx.candidates > 0) the lookup continuation is grafted onto the diffusion
 // tree as one more branch, so both are verified in the same pass; the drafter pass is skipped,
 // as above, when the lookup alone promises what the trees have been earning.
-import type { AcceptanceCalibration } from '../stats';
+import type { DraftPolicy } from '../draftPolicy';
 import type { DiffusionDrafter } from './diffusion';
 import { lookupMatch } from './ngram';
 import type { Draft, DraftContext, Drafter } from './types';
@@ -27,7 +27,8 @@ export class LookupHybridDrafter implements Drafter {
 
   constructor(
     private readonly deer: DiffusionDrafter,
-    private readonly calibration: AcceptanceCalibration,
+    /** Its calibration (deer's) rates the diffusion draft; its probe schedule decides when to draft anyway. */
+    private readonly policy: DraftPolicy,
   ) {}
 
   async begin(): Promise<void> {
@@ -50,9 +51,9 @@ export class LookupHybridDrafter implements Drafter {
     for (let j = 1; j <= look.tokens.length; j++) expectLookup += a ** j;
     // At least what the diffusion drafts have been earning: skip the drafter pass.
     if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
-    // Nothing to look up and diffusion drafts have not been paying: a plain pass (every 8th
-    // pass still drafts, so the estimate can recover).
-    if (look.tokens.length === 0 && this.deerEarned < 0.25 && this.passes % 8 !== 0) {
+    // Nothing to look up and diffusion drafts have not been paying: a plain pass (the policy's
+    // probes still draft, so the estimate can recover).
+    if (look.tokens.length === 0 && this.deerEarned < 0.25 && !this.policy.probe()) {
       this.usedDeer = false;
       return { tokens: [] };
     }
@@ -62,7 +63,7 @@ export class LookupHybridDrafter implements Drafter {
     let expectDeer = 0;
     let survive = 1;
     for (const c of d.confidence ?? d.tokens.map(() => 0.5)) {
-      survive *= this.calibration.p(c);
+      survive *= this.policy.calibration.p(c);
       expectDeer += survive;
     }
     if (expectLookup <= expectDeer) return d;
