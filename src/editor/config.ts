@@ -1,7 +1,10 @@
-// The extension's settings: one typed object, one getter. Defaults mirror package.json's
-// `contributes.configuration` (a unit test checks they agree). No 'vscode' import: the
-// caller hands in `vscode.workspace.getConfiguration('deer')` or any object with `get`.
-import { DRAFTER_NAMES, type DrafterName } from '../engine/api';
+// The extension's settings: one typed object, one getter. package.json's
+// `contributes.configuration` is the only source of their keys, defaults and ranges: SETTINGS
+// below says only which field reads which key as what kind of value (a unit test checks it covers
+// the manifest). No 'vscode' import: the caller hands in `vscode.workspace.getConfiguration('deer')`
+// or any object with `get`.
+import manifest from '../../package.json';
+import { availableDrafter, DRAFTER_NAMES, type CompletionRequest, type DrafterName, type ModelInfo } from '../engine/api';
 
 export interface DeerConfig {
   /** Inline ghost-text completion on or off (Generate works either way). */
@@ -13,6 +16,7 @@ export interface DeerConfig {
   /** Model folder; '' = the embedded models/default inside the extension. */
   modelPath: string;
   drafter: DrafterName;
+  /** Tokens drafted per pass; 0 = the model's own (deer.json) or the drafter's default. */
   blockSize: number;
   /** deer: verify draft trees when the model supports them (off: chains). */
   draftTrees: boolean;
@@ -25,73 +29,81 @@ export interface DeerConfig {
   threads: number;
 }
 
-export const DEFAULT_CONFIG: Readonly<DeerConfig> = Object.freeze({
-  enabled: true,
-  languages: Object.freeze({ '*': true, plaintext: false, markdown: false, scminput: false }),
-  inlineMinConfidence: 0.15,
-  modelPath: '',
-  drafter: 'deer',
-  blockSize: 16,
-  draftTrees: true,
-  inlineMaxNewTokens: 48,
-  generateMaxNewTokens: 256,
-  temperature: 0,
-  debounceMs: 75,
-  threads: 0,
+/** How a setting's value is read: its manifest entry gives the default and, for numbers, the range. */
+type Kind = 'boolean' | 'string' | 'path' | 'int' | 'number' | 'drafter' | 'languages';
+
+/** Each field: its key under `deer.` and how it is read. */
+export const SETTINGS: Readonly<Record<keyof DeerConfig, { key: string; kind: Kind }>> = Object.freeze({
+  enabled: { key: 'enabled', kind: 'boolean' },
+  languages: { key: 'inline.languages', kind: 'languages' },
+  inlineMinConfidence: { key: 'inline.minConfidence', kind: 'number' },
+  modelPath: { key: 'modelPath', kind: 'path' },
+  drafter: { key: 'drafter', kind: 'drafter' },
+  blockSize: { key: 'blockSize', kind: 'int' },
+  draftTrees: { key: 'draftTrees', kind: 'boolean' },
+  inlineMaxNewTokens: { key: 'inline.maxNewTokens', kind: 'int' },
+  generateMaxNewTokens: { key: 'generate.maxNewTokens', kind: 'int' },
+  temperature: { key: 'temperature', kind: 'number' },
+  debounceMs: { key: 'debounceMs', kind: 'int' },
+  threads: { key: 'threads', kind: 'int' },
 });
 
-/** Setting key (under `deer.`) of each field. */
-export const CONFIG_KEYS: Readonly<Record<keyof DeerConfig, string>> = Object.freeze({
-  enabled: 'enabled',
-  languages: 'inline.languages',
-  inlineMinConfidence: 'inline.minConfidence',
-  modelPath: 'modelPath',
-  drafter: 'drafter',
-  blockSize: 'blockSize',
-  draftTrees: 'draftTrees',
-  inlineMaxNewTokens: 'inline.maxNewTokens',
-  generateMaxNewTokens: 'generate.maxNewTokens',
-  temperature: 'temperature',
-  debounceMs: 'debounceMs',
-  threads: 'threads',
-});
+interface ManifestSetting {
+  default: unknown;
+  minimum?: number;
+  maximum?: number;
+  enum?: readonly string[];
+}
+const PROPERTIES = manifest.contributes.configuration.properties as Record<string, ManifestSetting>;
+
+/** The manifest entry of a field (a missing one is a packaging bug: fail loudly at load). */
+export function manifestEntry(field: keyof DeerConfig): ManifestSetting {
+  const p = PROPERTIES[`deer.${SETTINGS[field].key}`];
+  if (!p) throw new Error(`package.json lacks the setting deer.${SETTINGS[field].key}`);
+  return p;
+}
 
 export interface ConfigSource {
   get<T>(key: string): T | undefined;
 }
 
-const int = (v: unknown, lo: number, hi: number, dflt: number): number =>
-  typeof v === 'number' && Number.isFinite(v) ? Math.min(hi, Math.max(lo, Math.round(v))) : dflt;
-
-/** Reads `deer.*` settings, falling back to the defaults for anything missing or malformed. */
-export function readConfig(src: ConfigSource): DeerConfig {
-  const d = DEFAULT_CONFIG;
-  const get = (k: keyof DeerConfig): unknown => src.get(CONFIG_KEYS[k]);
-  const drafter = get('drafter');
-  const temperature = get('temperature');
-  const modelPath = get('modelPath');
-  const minConfidence = get('inlineMinConfidence');
-  return {
-    enabled: typeof get('enabled') === 'boolean' ? (get('enabled') as boolean) : d.enabled,
-    languages: readLanguages(get('languages'), d.languages),
-    inlineMinConfidence:
-      typeof minConfidence === 'number' && Number.isFinite(minConfidence) ? Math.min(1, Math.max(0, minConfidence)) : d.inlineMinConfidence,
-    modelPath: typeof modelPath === 'string' ? modelPath.trim() : d.modelPath,
-    drafter: DRAFTER_NAMES.includes(drafter as DrafterName) ? (drafter as DrafterName) : d.drafter,
-    blockSize: int(get('blockSize'), 1, 64, d.blockSize),
-    draftTrees: typeof get('draftTrees') === 'boolean' ? (get('draftTrees') as boolean) : d.draftTrees,
-    inlineMaxNewTokens: int(get('inlineMaxNewTokens'), 1, 512, d.inlineMaxNewTokens),
-    generateMaxNewTokens: int(get('generateMaxNewTokens'), 1, 4096, d.generateMaxNewTokens),
-    temperature:
-      typeof temperature === 'number' && Number.isFinite(temperature) ? Math.min(2, Math.max(0, temperature)) : d.temperature,
-    debounceMs: int(get('debounceMs'), 0, 2000, d.debounceMs),
-    threads: int(get('threads'), 0, 64, d.threads),
-  };
+/** One value as its kind reads it; anything missing or malformed is the default. */
+function readValue(field: keyof DeerConfig, v: unknown): unknown {
+  const p = manifestEntry(field);
+  const lo = p.minimum ?? -Infinity;
+  const hi = p.maximum ?? Infinity;
+  const finite = typeof v === 'number' && Number.isFinite(v);
+  switch (SETTINGS[field].kind) {
+    case 'boolean':
+      return typeof v === 'boolean' ? v : p.default;
+    case 'string':
+      return typeof v === 'string' ? v : p.default;
+    case 'path':
+      return typeof v === 'string' ? v.trim() : p.default;
+    case 'int':
+      return finite ? Math.min(hi, Math.max(lo, Math.round(v))) : p.default;
+    case 'number':
+      return finite ? Math.min(hi, Math.max(lo, v)) : p.default;
+    case 'drafter':
+      return DRAFTER_NAMES.includes(v as DrafterName) ? v : p.default;
+    case 'languages':
+      return readLanguages(v, p.default as Record<string, boolean>);
+  }
 }
+
+/** Reads `deer.*` settings, falling back to package.json's defaults for anything missing or malformed. */
+export function readConfig(src: ConfigSource): DeerConfig {
+  const out: Record<string, unknown> = {};
+  for (const field of Object.keys(SETTINGS) as (keyof DeerConfig)[]) out[field] = readValue(field, src.get(SETTINGS[field].key));
+  return out as unknown as DeerConfig;
+}
+
+/** Every setting at its default (package.json). */
+export const DEFAULT_CONFIG: Readonly<DeerConfig> = Object.freeze(readConfig({ get: () => undefined }));
 
 /** The map's boolean entries; anything else is dropped, and a map without '*' keeps the default's '*'. */
 function readLanguages(v: unknown, dflt: Readonly<Record<string, boolean>>): Readonly<Record<string, boolean>> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return dflt;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return Object.freeze({ ...dflt });
   const out: Record<string, boolean> = {};
   for (const [k, on] of Object.entries(v)) if (typeof on === 'boolean') out[k] = on;
   if (!('*' in out)) out['*'] = dflt['*'] ?? true;
@@ -104,9 +116,20 @@ export function inlineEnabledFor(config: Pick<DeerConfig, 'enabled' | 'languages
   return config.languages[languageId] ?? config.languages['*'] ?? true;
 }
 
-/** The configured drafter if the model has it, else the model's default (say, 'deer' on a folder without a drafter). */
-export function effectiveDrafter(wanted: DrafterName, available?: readonly DrafterName[], fallback?: DrafterName): DrafterName {
-  if (!available || available.includes(wanted)) return wanted;
-  return fallback && available.includes(fallback) ? fallback : available.includes('ngram') ? 'ngram' : 'none';
+/**
+ * The request fields the settings decide, the same for inline completion and Generate: the
+ * configured drafter, or the engine's fallback for it when the model lacks it (availableDrafter:
+ * the one fallback table); the block size only when set (0 leaves it to deer.json and the
+ * drafter's default).
+ */
+export function requestSettings(
+  cfg: DeerConfig,
+  info?: Pick<ModelInfo, 'drafters'>,
+): Pick<CompletionRequest, 'drafter' | 'blockSize' | 'treeBudget' | 'temperature'> {
+  return {
+    drafter: info ? availableDrafter(cfg.drafter, info.drafters) : cfg.drafter,
+    blockSize: cfg.blockSize > 0 ? cfg.blockSize : undefined,
+    treeBudget: cfg.draftTrees ? undefined : 0,
+    temperature: cfg.temperature,
+  };
 }
-

@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import type { CompletionResult } from '../engine/api';
 import type { EngineClient } from '../worker/engineClient';
-import { effectiveDrafter, type DeerConfig } from './config';
+import { requestSettings, type DeerConfig } from './config';
 import { buildContext, contextOptionsFor } from './context';
 import { documentText } from './inlineProvider';
 import { generateDoneMessage } from './notices';
@@ -56,7 +56,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         const built = buildContext(
           documentText(document),
           offset,
-          contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize, deps.tokenRatio.charsPerToken),
+          contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize || (info?.defaultBlockSize ?? 0), deps.tokenRatio.charsPerToken),
         );
         if (!built.ok) {
           void deps.notify('warning', `DEER: no generation here: ${built.reason}.`);
@@ -69,10 +69,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
             prefix: built.context.prefix,
             suffix: built.context.suffix,
             maxNewTokens: cfg.generateMaxNewTokens,
-            drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
-            blockSize: cfg.blockSize,
-            treeBudget: cfg.draftTrees ? undefined : 0,
-            temperature: cfg.temperature,
+            ...requestSettings(cfg, info),
           },
           {
             signal: controller.signal,

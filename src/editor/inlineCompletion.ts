@@ -4,7 +4,7 @@ import type { CompletionResult, ModelInfo } from '../engine/api';
 import type { CompleteOptions } from '../worker/engineClient';
 import type { WireRequest } from '../worker/protocol';
 import { SuggestionCache } from './cache';
-import { effectiveDrafter, type DeerConfig } from './config';
+import { requestSettings, type DeerConfig } from './config';
 import { buildContext, CHARS_PER_TOKEN, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
 import type { CompletionMode, StopSpec } from '../engine/stopRule';
 import { decideMode } from './policy';
@@ -87,7 +87,7 @@ export class InlinePipeline {
   private context(doc: DocText, offset: number): FimContext | undefined {
     const cfg = this.config();
     const info = this.engine.info;
-    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize, this.charsPerToken));
+    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize || (info?.defaultBlockSize ?? 0), this.charsPerToken));
     return built.ok ? built.context : undefined;
   }
 
@@ -117,10 +117,7 @@ export class InlinePipeline {
       prefix: ctx.prefix,
       suffix: ctx.suffix,
       maxNewTokens: cfg.inlineMaxNewTokens,
-      drafter: effectiveDrafter(cfg.drafter, info?.drafters, info?.defaultDrafter),
-      blockSize: cfg.blockSize,
-      treeBudget: cfg.draftTrees ? undefined : 0,
-      temperature: cfg.temperature,
+      ...requestSettings(cfg, info),
       lookup: this.options.lookup,
       logprobs: true,
       stopSpec: spec,

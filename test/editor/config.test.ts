@@ -1,27 +1,44 @@
-// Settings: defaults agree with package.json, malformed values fall back, the status text.
+// Settings: read as package.json contributes them (defaults, types, ranges), malformed values fall
+// back, the commands registered are the ones contributed, the status text.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_KEYS, DEFAULT_CONFIG, effectiveDrafter, inlineEnabledFor, readConfig } from '../../src/editor/config';
+import { DEFAULT_CONFIG, inlineEnabledFor, readConfig, requestSettings, SETTINGS, type DeerConfig } from '../../src/editor/config';
+import { DRAFTER_NAMES } from '../../src/engine/api';
 import { StatsHistory, statusView, statsViewData, type CompletionRecord } from '../../src/editor/stats';
 import type { RunStats } from '../../src/engine/api';
 
 const pkg = JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8'));
 
-test('defaults match package.json contributes.configuration', () => {
-  const props = pkg.contributes.configuration.properties;
-  for (const [field, key] of Object.entries(CONFIG_KEYS)) {
+test('readConfig reads every setting of package.json, with its default, type and range', () => {
+  const props: Record<string, { type: string; default: unknown; minimum?: number; maximum?: number; enum?: string[] }> = pkg.contributes.configuration.properties;
+  const keys = Object.values(SETTINGS).map((s) => `deer.${s.key}`);
+  assert.deepEqual([...keys].sort(), Object.keys(props).sort(), 'readConfig reads exactly the settings package.json contributes');
+  const typeOf: Record<string, string> = { boolean: 'boolean', string: 'string', path: 'string', int: 'integer', number: 'number', drafter: 'string', languages: 'object' };
+  for (const [field, { key, kind }] of Object.entries(SETTINGS) as [keyof DeerConfig, { key: string; kind: string }][]) {
     const p = props[`deer.${key}`];
-    assert.ok(p, `package.json lacks deer.${key}`);
-    assert.deepEqual(p.default, DEFAULT_CONFIG[field as keyof typeof DEFAULT_CONFIG], `default of deer.${key}`);
+    assert.equal(p.type, typeOf[kind], `deer.${key} is read as ${kind}`);
+    assert.deepEqual(DEFAULT_CONFIG[field], p.default, `default of deer.${key}`);
+    const read = (v: unknown) => readConfig({ get: <T>(k: string) => (k === key ? v : undefined) as T })[field];
+    if (kind === 'int' || kind === 'number') {
+      assert.ok(p.minimum !== undefined && p.maximum !== undefined, `deer.${key} has a range`);
+      assert.equal(read(p.minimum - 1000), p.minimum, `deer.${key} below its minimum`);
+      assert.equal(read(p.maximum + 1000), p.maximum, `deer.${key} above its maximum`);
+      const inside = kind === 'int' ? Math.round((p.minimum + p.maximum) / 2) : (p.minimum + p.maximum) / 3;
+      assert.equal(read(inside), inside, `deer.${key} inside its range is kept`);
+      if (kind === 'int') assert.equal(read(p.minimum + 0.6), p.minimum + 1, `deer.${key} is a whole number`);
+    }
+    if (kind === 'drafter') assert.deepEqual([...(p.enum ?? [])].sort(), [...DRAFTER_NAMES].sort(), 'deer.drafter offers every drafter');
   }
-  assert.equal(Object.keys(props).length, Object.keys(CONFIG_KEYS).length, 'a setting is not read by readConfig');
 });
 
-test('commands and keybinding are contributed under the fixed names', () => {
-  const ids = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
-  assert.deepEqual(ids, ['deer.chooseModelFolder', 'deer.generate', 'deer.openSettings', 'deer.showStats', 'deer.toggle', 'deer.useEmbeddedModel']);
+test('the commands package.json contributes are the ones extension.ts registers', () => {
+  const source = readFileSync(join(__dirname, '../../../src/extension.ts'), 'utf8');
+  const registered = [...source.matchAll(/registerCommand\(\s*'([^']+)'/g)].map((m) => m[1]).sort();
+  const contributed = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
+  assert.ok(registered.length > 0, 'no registerCommand found in extension.ts: the scan is broken');
+  assert.deepEqual(contributed, registered);
   assert.deepEqual(pkg.contributes.keybindings[0], { key: 'alt+\\', command: 'editor.action.inlineSuggest.trigger', when: 'editorTextFocus' });
 });
 
@@ -30,7 +47,7 @@ test('readConfig: missing and malformed values fall back to defaults', () => {
   const bad: Record<string, unknown> = { drafter: 'magic', blockSize: -3, debounceMs: 'soon', temperature: Infinity, modelPath: '  /m  ' };
   const c = readConfig({ get: <T>(k: string) => bad[k] as T });
   assert.equal(c.drafter, 'deer');
-  assert.equal(c.blockSize, 1);
+  assert.equal(c.blockSize, 0, 'below the range: its minimum');
   assert.equal(c.debounceMs, 75);
   assert.equal(c.temperature, 0);
   assert.equal(c.modelPath, '/m');
@@ -57,11 +74,14 @@ test('per-language enablement: the map as Copilot reads it, "*" for the rest', (
   assert.deepEqual(readConfig({ get: <T>(k: string) => ({ 'inline.languages': [true] } as Record<string, unknown>)[k] as T }).languages, DEFAULT_CONFIG.languages);
 });
 
-test('effectiveDrafter falls back when the model lacks the drafter', () => {
-  assert.equal(effectiveDrafter('deer', ['none', 'ngram', 'deer']), 'deer');
-  assert.equal(effectiveDrafter('deer', ['none', 'ngram'], 'ngram'), 'ngram');
-  assert.equal(effectiveDrafter('ar', ['none', 'ngram', 'deer'], 'deer'), 'deer');
-  assert.equal(effectiveDrafter('ar', undefined), 'ar');
+test('requestSettings: the drafter the model has (the engine\'s fallback table), the block size only when set', () => {
+  assert.equal(requestSettings(DEFAULT_CONFIG, { drafters: ['none', 'ngram', 'deer'] }).drafter, 'deer');
+  assert.equal(requestSettings(DEFAULT_CONFIG, { drafters: ['none', 'ngram'] }).drafter, 'ngram');
+  assert.equal(requestSettings({ ...DEFAULT_CONFIG, drafter: 'ar' }, { drafters: ['none', 'ngram', 'deer'] }).drafter, 'ngram');
+  assert.equal(requestSettings({ ...DEFAULT_CONFIG, drafter: 'ar' }).drafter, 'ar', 'no model loaded yet: as configured');
+  assert.equal(requestSettings(DEFAULT_CONFIG).blockSize, undefined, 'the default leaves the block to deer.json');
+  assert.equal(requestSettings({ ...DEFAULT_CONFIG, blockSize: 7 }).blockSize, 7);
+  assert.equal(requestSettings({ ...DEFAULT_CONFIG, draftTrees: false }).treeBudget, 0);
 });
 
 function stats(over: Partial<RunStats>): RunStats {
