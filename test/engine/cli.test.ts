@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONDITIONED_MODEL, EVAL_DIR, hasModel, ROOT, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, hasModel, promptsFile, ROOT, TINY_MODEL } from './support';
 
 const MODEL = hasModel(TINY_MODEL) ? TINY_MODEL : CONDITIONED_MODEL;
 const BIN = resolve(ROOT, 'bin', 'deer.js');
@@ -29,10 +29,10 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.equal(text, r.text + '\n');
   });
 
-  it('bench writes JSON, a Markdown table, an SVG chart and the outputs', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+  it('bench writes JSON, a Markdown table, an SVG chart and the outputs', () => {
     const out = join(dir, 'bench', 'ts.json');
     const saved = join(dir, 'outputs.jsonl');
-    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '8', '--model', MODEL, '--json', out, '--save-outputs', saved, '--threads', '1']);
+    const stdout = deer(['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '8', '--model', MODEL, '--json', out, '--save-outputs', saved, '--threads', '1']);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     for (const d of Object.keys(report.results)) {
       const r = report.results[d];
@@ -53,18 +53,18 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.match(stdout, /\| none \|/);
   });
 
-  it('bench says when the verifier cannot take trees and the -tree rows verify chains', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+  it('bench says when the verifier cannot take trees and the -tree rows verify chains', () => {
     const out = join(dir, 'bench', 'plain.json');
-    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '1', '--max-new-tokens', '4', '--model', CONDITIONED_MODEL, '--json', out, '--drafters', 'none,deer-tree', '--threads', '1']);
+    const stdout = deer(['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '1', '--max-new-tokens', '4', '--model', CONDITIONED_MODEL, '--json', out, '--drafters', 'none,deer-tree', '--threads', '1']);
     assert.match(stdout, /no tree_mask input .* the -tree rows verify chains/);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     assert.equal(report.results['deer-tree'].trees, false);
     assert.equal(report.results['deer-tree'].identical, true);
   });
 
-  it('bench --temperature adds sampling rows checked by the verifier\'s mean log-probability, not token by token', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+  it('bench --temperature adds sampling rows checked by the verifier\'s mean log-probability, not token by token', () => {
     const out = join(dir, 'bench', 'sampled.json');
-    const args = ['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '3', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--drafters', 'none,ngram,deer-tree', '--temperature', '0.8', '--seed', '5', '--threads', '1'];
+    const args = ['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '3', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--drafters', 'none,ngram,deer-tree', '--temperature', '0.8', '--seed', '5', '--threads', '1'];
     const stdout = deer(args);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     assert.deepEqual(Object.keys(report.results), ['none', 'ngram', 'deer-tree', 'none t=0.8', 'ngram t=0.8', 'deer-tree t=0.8']);
@@ -89,9 +89,9 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.equal(again.results['none t=0.8'].mean_logprob, report.results['none t=0.8'].mean_logprob);
   });
 
-  it('bench --tree-budgets writes accepted length and speedup by node budget: JSON, table, chart', { skip: !existsSync(join(EVAL_DIR, 'mbpp-ts-reworded.jsonl')) && 'no eval data' }, () => {
+  it('bench --tree-budgets writes accepted length and speedup by node budget: JSON, table, chart', () => {
     const out = join(dir, 'bench', 'budgets.json');
-    const stdout = deer(['bench', '--prompts', join(EVAL_DIR, 'mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--tree-budgets', '4,1', '--threads', '1']);
+    const stdout = deer(['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '2', '--max-new-tokens', '12', '--model', MODEL, '--json', out, '--tree-budgets', '4,1', '--threads', '1']);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     assert.deepEqual(Object.keys(report.results), ['none', 'deer', 'deer-tree@1', 'deer-tree@4', 'deer+lookup', 'deer+lookup-tree@1', 'deer+lookup-tree@4']);
     assert.deepEqual(Object.keys(report.tree_budget_sweep), ['deer', 'deer+lookup']);

@@ -1,6 +1,9 @@
 // The engine's request contract: streaming, stop rules, cancellation, queueing, sampling, stats;
 // and the loop with scripted drafters (perfect, half right, wrong) staying lossless.
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CompletionResult, Engine, InvalidRequestError } from '../../src/engine';
 import type { Draft, DraftContext, Drafter } from '../../src/engine/drafters/types';
@@ -204,11 +207,31 @@ describe(`engine requests (${MODEL.split('/').slice(-1)[0]})`, { skip: !hasModel
     }
   });
 
-  it('rejects a drafter the model does not have, and keeps working', async () => {
-    const missing = (['ar', 'deer'] as const).find((d) => !engine.info.drafters.includes(d));
-    if (missing) await assert.rejects(engine.complete({ prefix: 'x', maxNewTokens: 4, drafter: missing }), /not available/);
-    const r = await engine.complete({ prefix: PROMPT, maxNewTokens: MAX, drafter: 'none' });
-    assert.deepEqual(r.tokens, base.tokens);
+  it('a folder without drafters: deer and ar are refused by name, ngram (its default) gives the same tokens', async () => {
+    // The same verifier, with a deer.json that lists no drafter.
+    const dir = mkdtempSync(join(tmpdir(), 'deer-no-drafters-'));
+    try {
+      mkdirSync(join(dir, 'onnx'));
+      for (const f of readdirSync(MODEL)) if (f !== 'onnx' && f !== 'deer.json' && statSync(join(MODEL, f)).isFile()) copyFileSync(join(MODEL, f), join(dir, f));
+      const manifest = JSON.parse(readFileSync(join(MODEL, 'deer.json'), 'utf8'));
+      copyFileSync(join(MODEL, manifest.verifier.file), join(dir, manifest.verifier.file));
+      writeFileSync(join(dir, 'deer.json'), JSON.stringify({ ...manifest, drafters: {} }));
+      const plain = await Engine.load({ modelDir: dir, threads: 1, spinning: false, calibrate: false });
+      try {
+        assert.deepEqual(plain.info.drafters, ['none', 'ngram']);
+        assert.equal(plain.info.defaultDrafter, 'ngram');
+        for (const d of ['deer', 'ar'] as const) {
+          await assert.rejects(plain.complete({ prefix: 'x', maxNewTokens: 4, drafter: d }), new RegExp(`drafter "${d}" is not available`));
+        }
+        const r = await plain.complete({ prefix: PROMPT, maxNewTokens: MAX });
+        assert.equal(r.stats.drafter, 'ngram');
+        assert.deepEqual(r.tokens, base.tokens, 'the same verifier writes the same tokens');
+      } finally {
+        await plain.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

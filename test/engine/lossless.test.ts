@@ -1,5 +1,6 @@
 // Lossless: with every drafter, greedy output is token-for-token the verifier's own (drafter 'none'),
-// on real prompts from ../shared/eval, with real ONNX models.
+// on real prompts from ../shared/eval (or, in a plain clone, the repository's own samples), with
+// real ONNX models.
 import assert from 'node:assert/strict';
 import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ const cases: Case[] = [
 
 for (const c of cases) {
   const name = c.dir.split('/').slice(-1)[0];
-  const skip = !hasModel(c.dir) ? 'model missing' : c.prompts.length === 0 ? '../shared/eval missing' : false;
+  const skip = !hasModel(c.dir) ? 'model missing' : false;
   describe(`lossless greedy (${name})`, { skip }, () => {
     let engine: Engine;
     before(async () => {
@@ -74,7 +75,9 @@ for (const c of cases) {
             assert.deepEqual(r.tokens, base.tokens, `${p.name}: ${d} ${JSON.stringify(v)} differs from none`);
             assert.equal(r.text, base.text);
             assert.equal(r.stopReason, base.stopReason);
-            assert.equal(r.stats.newTokens, base.stats.newTokens);
+            // A pass that runs past a stop rule decodes tokens that are then cut: counted, not returned.
+            if (['rule', 'stop', 'repeat'].includes(r.stopReason)) assert.ok(r.stats.newTokens >= r.tokens.length, `${p.name}: ${d} newTokens`);
+            else assert.equal(r.stats.newTokens, base.stats.newTokens, `${p.name}: ${d} ${JSON.stringify(v)} newTokens`);
           }
         }
       }
@@ -116,7 +119,7 @@ describe('int8 verifiers', () => {
   });
 });
 
-describe('token log-probabilities (tiny model)', { skip: !hasModel(TINY_MODEL) || ts.length === 0 ? 'model or ../shared/eval missing' : false }, () => {
+describe('token log-probabilities (tiny model)', { skip: !hasModel(TINY_MODEL) && 'model missing' }, () => {
   let engine: Engine;
   before(async () => {
     engine = await Engine.load({ modelDir: TINY_MODEL, threads: 1, spinning: false, calibrate: false });

@@ -13,15 +13,30 @@ export const PER_TENSOR_VERIFIER = resolve(ROOT, 'test', 'fixtures', 'samples', 
 /** A tiny random model whose drafter is conditioned on context, hidden states and suffix. */
 export const CONDITIONED_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'conditioned-model');
 export const DEFAULT_MODEL = resolve(ROOT, 'models', 'default');
-export const EVAL_DIR = resolve(ROOT, '..', 'shared', 'eval');
+/** The shared eval prompts (MultiPL-E MBPP), outside the repository; DEER_EVAL_DIR overrides. */
+export const EVAL_DIR = process.env.DEER_EVAL_DIR ?? resolve(ROOT, '..', 'shared', 'eval');
 
 export const hasModel = (dir: string) => existsSync(resolve(dir, 'config.json')) && existsSync(resolve(dir, 'tokenizer.json'));
 
-/** The first `n` prompts of an eval file (`mbpp-ts-reworded.jsonl`, ...). */
+/** The repository's own prompts, one file per language (used when ../shared/eval is absent). */
+export const SAMPLE_PROMPTS = resolve(ROOT, 'test', 'fixtures', 'samples');
+
+/** The eval file's path, or the repository's own prompts in its language when ../shared/eval is absent. */
+export function promptsFile(file: string): string {
+  const shared = resolve(EVAL_DIR, file);
+  if (existsSync(shared)) return shared;
+  const sample = resolve(SAMPLE_PROMPTS, `prompts-${/-(ts|py|js)-/.exec(file)?.[1]}.jsonl`);
+  if (!existsSync(sample)) throw new Error(`no prompts: neither ${shared} nor ${sample} exists`);
+  return sample;
+}
+
+/**
+ * The first `n` prompts of an eval file (`mbpp-ts-reworded.jsonl`, ...) in ../shared/eval; when
+ * that folder is absent (a plain clone), the repository's own prompts in the same language
+ * (test/fixtures/samples/prompts-ts.jsonl, prompts-py.jsonl), so no test goes without prompts.
+ */
 export function evalPrompts(file: string, n: number): { name: string; prompt: string }[] {
-  const path = resolve(EVAL_DIR, file);
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
+  return readFileSync(promptsFile(file), 'utf8')
     .split('\n')
     .filter((l) => l.trim())
     .slice(0, n)

@@ -33,8 +33,37 @@ def test_accepted_length_bounds():
     v = GPT(GPTConfig(vocab_size=50, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, ffn_hidden=32)).eval()
     d = Drafter(DrafterConfig(vocab_size=50, n_layer=1, n_head=2, n_embd=16, ffn_hidden=32, block_size=4,
                               context_window=8, mask_id=4)).eval()
-    r = evaluate.accepted_length(v, [[7, 8, 9, 10]], drafter=d, k=4, n_new=12)
-    assert 1.0 <= r["tau"] <= 5.0 and 1 <= r["tokens"] <= 12
+    trajs = evaluate.trajectories(v, [[7, 8, 9, 10]], n_new=12)
+    written = len(trajs[0][1]) - 1                                   # g0 comes from the prompt pass
+    r = evaluate.accepted_length(v, None, drafter=d, k=4, trajs=trajs)
+    assert r["tokens"] == written and sum(r["accepted_hist"]) == r["passes"]
+    assert r["tau"] == written / r["passes"]
+    # every pass writes its accepted drafted tokens plus one of the verifier's (the last may be cut)
+    assert sum((n + 1) * c for n, c in enumerate(r["accepted_hist"])) >= written
     # the verifier drafting for itself is always fully accepted: k + 1 tokens per pass
     r = evaluate.accepted_length(v, [[7, 8, 9, 10]], ar=v, k=4, n_new=12)
     assert r["passes"] == -(-r["tokens"] // 5)
+
+
+def _scripted(truth, right):
+    """A drafter that gets the next `right` tokens of the verifier's own continuation right, then
+    drafts wrong ones."""
+    def draft(_drafter, ctx, _hidden, k, *_suffix):
+        nxt = truth[len(ctx):len(ctx) + k]
+        return nxt[:right] + [(t + 1) % 50 for t in nxt[right:]]
+    return draft
+
+
+@pytest.mark.parametrize("right", [0, 2, 4])
+def test_accepted_length_counts_what_the_drafter_got_right(monkeypatch, right):
+    torch.manual_seed(0)
+    v = GPT(GPTConfig(vocab_size=50, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, ffn_hidden=32)).eval()
+    trajs = evaluate.trajectories(v, [[7, 8, 9, 10]], n_new=24)
+    p, g, _ = trajs[0]
+    monkeypatch.setattr(evaluate, "draft_deer", _scripted(p + g, right))
+    r = evaluate.accepted_length(v, None, drafter=object(), k=4, trajs=trajs)
+    written = len(g) - 1
+    passes = -(-written // (right + 1))                              # each pass: right drafted + 1
+    assert r["passes"] == passes and r["tokens"] == written
+    assert r["tau"] == written / passes
+    assert r["accepted_hist"][right] >= passes - 1                   # the last pass may run out of text
