@@ -228,7 +228,8 @@ function draftTree(draft: Draft, budget: number, room: number, policy: DraftPoli
   const positions = budget > 0 ? draft.positions : undefined;
   let tree = positions ? buildTree(positions, budget, calibrate) : chainTree(draft.tokens, draft.probs, draft.confidence, calibrate);
   if (budget > 0) for (const b of draft.branches ?? []) tree = graftBranch(tree, b.tokens, b.gains);
-  let n = Math.min(room, positions || (budget > 0 && draft.branches) ? budget : tree.tokens.length);
+  // With trees on, the budget bounds every pass, a lookup-only chain (no positions) included.
+  let n = Math.min(room, budget > 0 ? budget : tree.tokens.length);
   // Drafters without confidence (n-gram lookup) send their whole draft.
   if (timing && (draft.confidence || positions)) n = policy.nodeCount(tree.gains, n, timing.draftMs, timing.past);
   return truncateTree(tree, n);
