@@ -173,7 +173,6 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
           ensureLoaded,
           onRecord,
           setGenerating: (on) => (generating = on),
-          tokenRatio: pipeline,
           notify,
           onProgress: (message) => progressShown.push(message),
         }),

@@ -105,13 +105,9 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   let aborted = 0;
-  let pipeline = new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
-  /** A new suggestion cache (a fresh editor session), keeping what was learned about the tokenizer. */
-  const fresh = (): InlinePipeline => {
-    const p = new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
-    p.charsPerToken = pipeline.charsPerToken;
-    return p;
-  };
+  /** A new suggestion cache (a fresh editor session). */
+  const fresh = (): InlinePipeline => new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
+  let pipeline = fresh();
 
   /** One keystroke: the request VS Code would make; resolves with the answer or undefined (cancelled/none). */
   let current: AbortController | undefined;

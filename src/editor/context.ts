@@ -1,9 +1,11 @@
 // Stage 1 of an inline request: the fill-in-the-middle context around the cursor.
 // Pure (no 'vscode'): works on any text with a cursor offset, so it is unit-tested in plain node.
 //
-// The windows are chosen so that typing at the cursor keeps the prompt's beginning stable and the
-// engine reuses its KV cache: the suffix (text after the cursor) does not change while typing, and
-// the prefix starts at a line boundary that moves only in steps of `stride` characters.
+// The windows bound what is sent (the engine owns the budget in tokens and cuts the prompt to it at
+// line boundaries). They are chosen so that typing at the cursor keeps the prompt's beginning
+// stable and the engine reuses its KV cache: the suffix (text after the cursor) does not change
+// while typing, and the prefix starts at a line boundary that moves only in steps of `stride`
+// characters.
 
 export interface DocText {
   /** Length of the whole document in UTF-16 code units. */
@@ -13,7 +15,7 @@ export interface DocText {
 }
 
 export interface ContextOptions {
-  /** Most characters of prefix (text before the cursor) sent to the model (~3.5 chars/token). */
+  /** Most characters of prefix (text before the cursor) sent to the engine. */
   maxPrefixChars: number;
   /** Most characters of suffix (text after the cursor). */
   maxSuffixChars: number;
@@ -89,26 +91,4 @@ function lineText(doc: DocText, offset: number): { before: string } {
   const from = Math.max(0, offset - 4096);
   const head = doc.slice(from, offset);
   return { before: head.slice(head.lastIndexOf('\n') + 1) };
-}
-
-/** Conservative characters per token for code (~3.6 on this project's corpus); refined per model from results. */
-export const CHARS_PER_TOKEN = 2.8;
-
-/**
- * Windows that fit the model: the engine trims prompts longer than
- * maxPositions - maxNewTokens - blockSize, and a trimmed prompt starts at a different token on
- * every keystroke, which would defeat KV-cache reuse. Prefix 3/4, suffix 1/4 of what fits.
- */
-export function contextOptionsFor(
-  maxPositions: number | undefined,
-  maxNewTokens: number,
-  blockSize: number,
-  charsPerToken = CHARS_PER_TOKEN,
-): ContextOptions {
-  if (!maxPositions) return DEFAULT_CONTEXT_OPTIONS;
-  const tokens = Math.max(64, maxPositions - maxNewTokens - blockSize - 8);
-  const chars = Math.floor(tokens * charsPerToken);
-  const maxPrefixChars = Math.min(DEFAULT_CONTEXT_OPTIONS.maxPrefixChars, Math.floor(chars * 0.75));
-  const maxSuffixChars = Math.min(DEFAULT_CONTEXT_OPTIONS.maxSuffixChars, chars - maxPrefixChars);
-  return { ...DEFAULT_CONTEXT_OPTIONS, maxPrefixChars, maxSuffixChars, stride: Math.max(64, Math.floor(maxPrefixChars / 4)) };
 }

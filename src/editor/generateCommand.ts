@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { CompletionResult } from '../engine/api';
 import type { EngineClient } from '../worker/engineClient';
 import { requestSettings, type DeerConfig } from './config';
-import { buildContext, contextOptionsFor } from './context';
+import { buildContext } from './context';
 import { documentText } from './inlineProvider';
 import { generateDoneMessage } from './notices';
 import type { CompletionRecord } from './stats';
@@ -17,8 +17,6 @@ export interface GenerateDeps {
   ensureLoaded: () => Promise<unknown>;
   onRecord: (record: CompletionRecord) => void;
   setGenerating: (on: boolean) => void;
-  /** Characters per token, shared with inline completion (InlinePipeline). */
-  tokenRatio: { charsPerToken: number; learnTokenRatio(chars: number, promptTokens: number): void };
   /** Shows a toast (the extension's one channel for them). */
   notify: (kind: 'info' | 'warning' | 'error', message: string) => unknown;
   /** Told every progress message shown (the test hook lists them). */
@@ -53,11 +51,7 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
         if (deps.client.state !== 'ready') showProgress('loading the model…');
         await deps.ensureLoaded();
         const info = deps.client.info;
-        const built = buildContext(
-          documentText(document),
-          offset,
-          contextOptionsFor(info?.maxPositions, cfg.generateMaxNewTokens, cfg.blockSize || (info?.defaultBlockSize ?? 0), deps.tokenRatio.charsPerToken),
-        );
+        const built = buildContext(documentText(document), offset);
         if (!built.ok) {
           void deps.notify('warning', `DEER: no generation here: ${built.reason}.`);
           return undefined;
@@ -81,7 +75,6 @@ export async function generateAtCursor(deps: GenerateDeps): Promise<CompletionRe
           },
         );
         await writer.finish();
-        deps.tokenRatio.learnTokenRatio(built.context.prefix.length + built.context.suffix.length, result.stats.promptTokens);
         const record: CompletionRecord = { kind: 'generate', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats };
         if (result.stats.newTokens > 0) deps.onRecord(record);
         void deps.notify('info', generateDoneMessage(result, writer.written, cfg.generateMaxNewTokens));

@@ -5,7 +5,7 @@ import type { CompleteOptions } from '../worker/engineClient';
 import type { WireRequest } from '../worker/protocol';
 import { SuggestionCache } from './cache';
 import { requestSettings, type DeerConfig } from './config';
-import { buildContext, CHARS_PER_TOKEN, contextOptionsFor, type ContextOptions, type DocText, type FimContext } from './context';
+import { buildContext, type ContextOptions, type DocText, type FimContext } from './context';
 import type { CompletionMode, StopSpec } from '../engine/stopRule';
 import { decideMode } from './policy';
 import { postprocess, suggestionConfidence } from './postprocess';
@@ -36,7 +36,7 @@ export interface InlineAnswer {
 }
 
 export interface PipelineOptions {
-  /** Fixed windows (tests); by default they follow the model's maxPositions. */
+  /** Other windows than DEFAULT_CONTEXT_OPTIONS (tests). */
   contextOptions?: ContextOptions;
   /**
    * What happens during the debounce of an automatic request: 'wait' (nothing), 'prefill'
@@ -50,12 +50,6 @@ export interface PipelineOptions {
 
 export class InlinePipeline {
   readonly cache = new SuggestionCache();
-  /**
-   * Characters per prompt token for this model: starts conservative and only shrinks, from what
-   * the engine reports, so the windows fit the model without being trimmed (which would defeat
-   * KV-cache reuse) and change at most a few times.
-   */
-  charsPerToken = CHARS_PER_TOKEN;
 
   constructor(
     private readonly engine: InlineEngine,
@@ -64,9 +58,6 @@ export class InlinePipeline {
     private readonly options: PipelineOptions = {},
   ) {}
 
-  private get contextOptions(): ContextOptions | undefined {
-    return this.options.contextOptions;
-  }
   private get whileDebouncing(): NonNullable<PipelineOptions['whileDebouncing']> {
     return this.options.whileDebouncing ?? 'prefill';
   }
@@ -85,17 +76,8 @@ export class InlinePipeline {
   }
 
   private context(doc: DocText, offset: number): FimContext | undefined {
-    const cfg = this.config();
-    const info = this.engine.info;
-    const built = buildContext(doc, offset, this.contextOptions ?? contextOptionsFor(info?.maxPositions, cfg.inlineMaxNewTokens, cfg.blockSize || (info?.defaultBlockSize ?? 0), this.charsPerToken));
+    const built = buildContext(doc, offset, this.options.contextOptions);
     return built.ok ? built.context : undefined;
-  }
-
-  /** Shrinks charsPerToken when a prompt of `chars` characters took more tokens than assumed. */
-  learnTokenRatio(chars: number, promptTokens: number): void {
-    if (promptTokens < 32 || chars < 128) return;
-    const observed = chars / promptTokens;
-    if (observed < this.charsPerToken) this.charsPerToken = Math.max(1, observed * 0.9);
   }
 
   /** The suggestion at the cursor, or undefined when cancelled or there is no place for one. */
@@ -136,7 +118,6 @@ export class InlinePipeline {
       if (!pending) t0 = performance.now();
     }
     const result = await (pending ?? ask());
-    this.learnTokenRatio(ctx.prefix.length + ctx.suffix.length, result.stats.promptTokens);
     if (result.stopReason === 'aborted' || q.signal.aborted) return undefined;
     const confidence = suggestionConfidence(result.tokenLogprobs ?? []);
     const shown = q.manual || confidence >= cfg.inlineMinConfidence;

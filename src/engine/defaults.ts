@@ -13,6 +13,12 @@ export const ENGINE_DEFAULTS = Object.freeze({
   maxTreeBudget: 256,
   /** Likeliest tokens asked of the drafter per block position when building draft trees. */
   treeCandidates: 8,
+  /**
+   * Share of the model's positions a prompt may take (the rest is room to generate). Fixed, so a
+   * prefetch (no new tokens), an inline request and Generate cut a long prompt the same way and
+   * share the KV cache.
+   */
+  promptShare: 0.75,
   /** Tokens per prefill pass. */
   prefillChunk: 128,
   /** Sampling: 0 = greedy; top-p 1 = the whole distribution. */

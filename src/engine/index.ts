@@ -22,6 +22,7 @@ import { NoDrafter } from './drafters/none';
 import type { Drafter } from './drafters/types';
 import { ModelSpec, readModelFolder } from './modelFolder';
 import { repetitionCut, repetitionHoldback } from './repetition';
+import { PromptWindow } from './prompt';
 import { runLoop } from './speculative';
 import { makeStopRule, stopSpecProblem } from './stopRule';
 import { DraftPolicy } from './draftPolicy';
@@ -157,6 +158,8 @@ export class Engine {
   /** Single-token pass time model (ms = a + b * past), from calibration and observed passes. */
   readonly passTime = new PassTimeModel();
   private readonly drafters = new Map<DrafterName, Promise<Drafter>>();
+  /** Cuts long prompts to the budget, at line starts that stay put while the user types. */
+  private readonly promptWindow: PromptWindow;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -166,6 +169,7 @@ export class Engine {
     private readonly verifier: DecoderSession,
     private readonly opts: Required<Pick<EngineLoadOptions, 'threads' | 'spinning' | 'ioBinding'>>,
   ) {
+    this.promptWindow = new PromptWindow(tokenizer);
     const drafters: DrafterName[] = ['none', 'ngram'];
     if (spec.ar) drafters.push('ar');
     if (spec.deer) drafters.push('deer');
@@ -269,6 +273,7 @@ export class Engine {
   /** Forgets the verifier's cached tokens (the next request prefills from scratch). */
   clearCache(): void {
     this.verifier.clear();
+    this.promptWindow.reset();
   }
 
   /**
@@ -354,7 +359,7 @@ export class Engine {
     // The prompt budget must not depend on the drafter, or drafters would see different prompts.
     const maxPos = this.spec.maxPositions;
     let maxNew = Math.max(0, Math.floor(req.maxNewTokens));
-    let prompt = this.tokenizer.buildPrompt(req.prefix, suffix, Math.max(Math.floor(maxPos / 2), maxPos - maxNew - 1));
+    let prompt = this.promptWindow.build(req.prefix, suffix, Math.floor(maxPos * ENGINE_DEFAULTS.promptShare));
     if (prompt.length === 0) prompt = [this.firstEos()];
     maxNew = Math.min(maxNew, maxPos - prompt.length);
     const suffixIds = suffix.length > 0 ? this.tokenizer.encode(suffix.slice(0, 512)) : [];

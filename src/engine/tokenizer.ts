@@ -130,23 +130,24 @@ export class DeerTokenizer {
   }
 
   /**
-   * The prompt for a completion at the cursor: the plain prefix when the suffix is empty (or the
-   * model has no FIM tokens), otherwise the fill-in-the-middle layout the model was trained on:
+   * The prompt for a completion at the cursor, untrimmed (the engine's budget is PromptWindow's):
+   * the plain prefix when the suffix is empty (or the model has no FIM tokens), otherwise the
+   * fill-in-the-middle layout the model was trained on:
    * psm = <fim_prefix>P<fim_suffix>S<fim_middle>, spm = <fim_suffix>S<fim_prefix>P<fim_middle>.
-   * Over `budget` tokens, the start of the prefix and the end of the suffix are dropped.
    */
-  buildPrompt(prefixIn: string, suffixIn = '', budget = Infinity): number[] {
+  buildPrompt(prefix: string, suffix = ''): number[] {
+    const p = this.encode(prefix);
+    return suffix.length === 0 || !this.fim ? p : this.fimPrompt(p, this.encode(suffix));
+  }
+
+  /** Prefix and suffix cut by characters to what `budget` tokens can hold (a 10 MB file costs what its window costs). */
+  boundText(prefix: string, suffix: string, budget: number): { prefix: string; suffix: string } {
     const maxChars = budget * this.maxTokenChars;
-    const prefix = lastChars(prefixIn, maxChars);
-    const suffix = firstChars(suffixIn, maxChars);
-    let p = this.encode(prefix);
-    if (suffix.length === 0 || !this.fim) return p.length > budget ? p.slice(p.length - budget) : p;
-    let s = this.encode(suffix);
-    if (p.length + s.length + 3 > budget) {
-      // Too long: keep the suffix's start (a third of the budget at most) and the prefix's end.
-      s = s.slice(0, Math.min(s.length, Math.floor(budget / 3)));
-      p = p.slice(Math.max(0, p.length - (budget - 3 - s.length)));
-    }
+    return { prefix: lastChars(prefix, maxChars), suffix: firstChars(suffix, maxChars) };
+  }
+
+  /** The fill-in-the-middle layout the model was trained on, around prefix tokens `p` and suffix tokens `s`. */
+  fimPrompt(p: readonly number[], s: readonly number[]): number[] {
     const { fimPrefix, fimSuffix, fimMiddle } = this.special as Required<SpecialIds>;
     return this.fimOrder === 'psm'
       ? [fimPrefix, ...p, fimSuffix, ...s, fimMiddle]

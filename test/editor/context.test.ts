@@ -2,7 +2,7 @@
 // documents that get no completion.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { buildContext, contextOptionsFor, docFromString, DEFAULT_CONTEXT_OPTIONS } from '../../src/editor/context';
+import { buildContext, docFromString, DEFAULT_CONTEXT_OPTIONS } from '../../src/editor/context';
 import { atCursor } from './helpers';
 
 test('small document: whole prefix and suffix, cursor line split', () => {
@@ -70,14 +70,4 @@ test('CRLF: the cursor line suffix has no carriage return', () => {
   const r = buildContext(doc, offset);
   assert.ok(r.ok);
   assert.equal(r.context.lineSuffix, ')');
-});
-
-test('windows follow the model: prompt fits maxPositions', () => {
-  const o = contextOptionsFor(512, 48, 16);
-  assert.ok((o.maxPrefixChars + o.maxSuffixChars) / 2.8 <= 512 - 48 - 16);
-  assert.deepEqual(contextOptionsFor(undefined, 48, 16), DEFAULT_CONTEXT_OPTIONS);
-  const dense = contextOptionsFor(512, 48, 16, 1.5);
-  assert.ok((dense.maxPrefixChars + dense.maxSuffixChars) / 1.5 <= 512 - 48 - 16);
-  const big = contextOptionsFor(100_000, 48, 16);
-  assert.equal(big.maxPrefixChars, DEFAULT_CONTEXT_OPTIONS.maxPrefixChars);
 });

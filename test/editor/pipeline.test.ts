@@ -104,16 +104,6 @@ test('pipeline: "nothing" is cached too; binary documents are skipped', async ()
   assert.equal(engine.calls.length, 1);
 });
 
-test('pipeline: learns a denser tokenizer so prompts fit without trimming', () => {
-  const p = new InlinePipeline(new ScriptedEngine(() => ''), config());
-  const start = p.charsPerToken;
-  p.learnTokenRatio(2000, 1000); // 2 chars per token
-  assert.ok(p.charsPerToken < 2 && p.charsPerToken < start);
-  const after = p.charsPerToken;
-  p.learnTokenRatio(4000, 1000); // a sparser prompt never widens the windows again
-  assert.equal(p.charsPerToken, after);
-});
-
 test('pipeline: while debouncing, the context is prefilled (default) or, eagerly, completed', async () => {
   const { doc, offset } = atCursor('const total = █\n');
   const prefill = new ScriptedEngine(() => 'a + b;');

@@ -74,15 +74,5 @@ for (const dir of [TINY_MODEL, CONDITIONED_MODEL]) {
       const { fimPrefix: P, fimSuffix: S, fimMiddle: M } = t.special as Required<typeof t.special>;
       assert.deepEqual(prompt.filter((id) => t.isControl(id)), t.fimOrder === 'psm' ? [P, S, M] : [S, P, M]);
     });
-
-    it('trims an over-long prompt to the budget, keeping the text nearest the cursor', () => {
-      const t = tok();
-      const long = 'abc = 1\n'.repeat(200);
-      const plain = t.buildPrompt(long, '', 50);
-      assert.equal(plain.length, 50);
-      assert.deepEqual(plain, t.encode(long).slice(-50));
-      const fim = t.buildPrompt(long, long, 60);
-      assert.ok(fim.length <= 60);
-    });
   });
 }
