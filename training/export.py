@@ -140,6 +140,19 @@ def export_drafter(drafter: Drafter, path):
         in_names.append("suffix_ids")
         dyn["suffix_ids"] = {1: "suffix"}
     _export(DrafterOnnx(drafter).eval(), args, path, in_names, ["logits"], dyn)
+    declare_logits_vocab(path, cfg.vocab_size)
+
+
+def declare_logits_vocab(path, vocab):
+    """The reduced head's scatter leaves the logits' last dim unknown to shape inference; declare it
+    (the engine checks it at load against config.json's vocab_size)."""
+    import onnx
+    m = onnx.load(path)
+    dim = m.graph.output[0].type.tensor_type.shape.dim
+    if len(dim) == 3 and not dim[2].HasField("dim_value"):
+        dim[2].Clear()
+        dim[2].dim_value = vocab
+        onnx.save(m, path)
 
 
 def _int8_rows(w, block):
