@@ -127,7 +127,8 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
       });
 
       test('inline suggestion appears and is committed at the cursor', async () => {
-        const prefix = 'export function fibonacci(n: number): number {\n  if (n < 2) {\n    return n;\n  }\n  return ';
+        // mid-expression: after a bare `return ` the retrained model's answer starts on the next line
+        const prefix = 'export function fibonacci(n: number): number {\n  if (n < 2) {\n    return n;\n  }\n  return fibonacci(';
         const suffix = '\n}\n';
         const editor = await openAt('inline.ts', prefix, suffix);
         const after = await triggerAndCommit(api, editor);
