@@ -316,6 +316,12 @@ class Drafter(nn.Module):
         k = self.cfg.block_size if k is None else k
         return self.block_logits(input_ids, hidden, L - k, k, suffix_ids, full)
 
+    def head_targets(self, tgt):
+        """Token ids as indices into the reduced head (-1: outside it, ignored by the loss)."""
+        lut = torch.full((self.cfg.vocab_size,), -1, dtype=torch.long, device=tgt.device)
+        lut[self.head_ids] = torch.arange(self.cfg.head_tokens, device=tgt.device)
+        return lut[tgt]
+
     def block_logits(self, input_ids, hidden, c, k, suffix_ids=None, full=True):
         """Logits (B, k, V) of the k positions after the first c of input_ids (B, c + k); with
         head_tokens and full=False, only the head's (B, k, head_tokens)."""

@@ -111,10 +111,8 @@ def evaluate(model, data, cfg, k, n=512):
     ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix)
     logits = model(ids, h, k=k, suffix_ids=suf).float()
     if model.cfg.head_tokens:                   # the loss the head is trained on: targets outside it ignored
-        lut = torch.full((model.cfg.vocab_size,), -1, dtype=torch.long, device=dev)
-        lut[model.head_ids] = torch.arange(model.cfg.head_tokens, device=dev)
         sub = logits[..., model.head_ids]
-        loss = F.cross_entropy(sub.reshape(-1, sub.size(-1)), lut[tgt].reshape(-1), ignore_index=-1).item()
+        loss = F.cross_entropy(sub.reshape(-1, sub.size(-1)), model.head_targets(tgt).reshape(-1), ignore_index=-1).item()
     else:
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
     acc_len, per_pos = acceptance(logits, tgt)
@@ -148,10 +146,7 @@ def train(cfg: DrafterTrainConfig, log=print):
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
     t0, step = time.time(), 0
     k = cfg.k
-    head_lut = None
     if model.cfg.head_tokens:
-        head_lut = torch.full((model.cfg.vocab_size,), -1, dtype=torch.long, device=dev)
-        head_lut[model.head_ids] = torch.arange(model.cfg.head_tokens, device=dev)
         inside = np.isin(data.gen[data.val_idx][:, 1:], model.head_ids.cpu().numpy()).mean()
         log(f"head: {model.cfg.head_tokens} tokens cover {inside:.4f} of the held-out continuations")
     while step < cfg.max_steps:
@@ -167,9 +162,9 @@ def train(cfg: DrafterTrainConfig, log=print):
         s = int(rng.integers(1, cfg.suffix + 1)) if cfg.suffix else 0
         ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            logits = model(ids, h, k=R, suffix_ids=suf, full=head_lut is None)  # (B, R, V or head)
-        if head_lut is not None:
-            tgt = head_lut[tgt]                                                # -1: outside the head
+            logits = model(ids, h, k=R, suffix_ids=suf, full=not model.cfg.head_tokens)  # (B, R, V or head)
+        if model.cfg.head_tokens:
+            tgt = model.head_targets(tgt)
         ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none",
                              ignore_index=-1)
         w = torch.ones(R) if cfg.stage == 1 else cfg.alpha ** (R - torch.arange(1, R + 1, dtype=torch.float32))

@@ -124,6 +124,7 @@ def test_reduced_head_scores_its_tokens_exactly_and_nothing_else(tmp_path):
     assert torch.allclose(a[..., inside], b[..., inside], atol=1e-5)
     assert (b[..., ~inside] == -1e9).all()
     assert torch.equal(head(ids, k=6, full=False), b[..., head.head_ids])
+    assert head.head_targets(torch.tensor([7, 8, 11])).tolist() == [0, -1, 1]
     path = str(tmp_path / "drafter.onnx")
     export.export_drafter(head, path)
     assert export.check_drafter(head, path, ids[0, :10].tolist())["max_abs_logit_diff"] < 1e-4
