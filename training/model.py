@@ -49,6 +49,7 @@ class DrafterConfig:
     mask_id: int = 4          # id of <|mask|>
     suffix_window: int = 0    # > 0: also sees the first this many tokens after the cursor (FIM drafting)
     head_tokens: int = 0      # > 0: logits only for this many tokens (head_ids), the rest never drafted
+    kv_context: bool = False  # the context enters each layer as keys and values only (DFlash-style)
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
 
@@ -270,6 +271,9 @@ class Drafter(nn.Module):
     With head_tokens, the LM head scores only the tokens in head_ids (the ones the verifier writes
     most; set from the distillation data) and every other token gets -1e9: a quarter of the vocabulary
     covers nearly all drafts at a quarter of the head's cost (the verifier still decides every token).
+    With kv_context, the context positions are not run through the layers: each layer's keys and values
+    for them come from its own norm and K/V projections of embedding + projected hidden state, and only
+    the block (and suffix) positions are queries, attention and MLP. A pass then costs about a third.
     """
 
     def __init__(self, cfg: DrafterConfig):
@@ -316,6 +320,24 @@ class Drafter(nn.Module):
         k = self.cfg.block_size if k is None else k
         return self.block_logits(input_ids, hidden, L - k, k, suffix_ids, full)
 
+    @staticmethod
+    def _kv_context_layer(blk, ctx, x, cos, sin, c):
+        """One layer with the context (B, c, C) as keys/values only; x (B, T, C) the query positions
+        (block, then suffix), at positions c.. of cos/sin."""
+        a = blk.self_attn
+        B, T, C = x.shape
+
+        def heads(t, proj):
+            return proj(t).view(B, t.shape[1], a.n_head, a.hs).transpose(1, 2)
+        hx, hc = blk.input_layernorm(x), blk.input_layernorm(ctx)
+        cos_c, sin_c, cos_x, sin_x = cos[..., :c, :], sin[..., :c, :], cos[..., c:, :], sin[..., c:, :]
+        q = apply_rope(heads(hx, a.q_proj), cos_x, sin_x)
+        k = torch.cat([apply_rope(heads(hc, a.k_proj), cos_c, sin_c), apply_rope(heads(hx, a.k_proj), cos_x, sin_x)], 2)
+        v = torch.cat([heads(hc, a.v_proj), heads(hx, a.v_proj)], 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        x = x + a.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + blk.mlp(blk.post_attention_layernorm(x))
+
     def head_targets(self, tgt):
         """Token ids as indices into the reduced head (-1: outside it, ignored by the loss)."""
         lut = torch.full((self.cfg.vocab_size,), -1, dtype=torch.long, device=tgt.device)
@@ -333,9 +355,15 @@ class Drafter(nn.Module):
             x = torch.cat([x, self.embed_tokens(suffix_ids[:, :self.cfg.suffix_window]) + self.suffix_embed], dim=1)
         pos = torch.arange(x.shape[1], device=input_ids.device)[None]
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
-        for blk in self.layers:
-            x, _ = blk(x, cos, sin, causal=False)
-        h = self.norm(x[:, c:c + k])                                   # (B, k, C)
+        if self.cfg.kv_context:
+            ctx, x = x[:, :c], x[:, c:]
+            for blk in self.layers:
+                x = self._kv_context_layer(blk, ctx, x, cos, sin, c)
+            h = self.norm(x[:, :k])
+        else:
+            for blk in self.layers:
+                x, _ = blk(x, cos, sin, causal=False)
+            h = self.norm(x[:, c:c + k])                               # (B, k, C)
         if self.cfg.head_tokens <= 0:
             return h @ self.embed_tokens.weight.t()                    # (B, k, V)
         sub = h @ self.embed_tokens.weight[self.head_ids].t()          # (B, k, N)

@@ -9,6 +9,8 @@ Stage II (scribe refinement): R ~ U(1, k); the first k - R block tokens are reve
          alpha^(R - i), so the positions nearest the prefix, which decide acceptance, count most.
 With --hidden, the drafter also sees the verifier's hidden states of its context
 (DFlash-style); the last context row (the pending bonus token) is zeros, as in the engine.
+With --kv-context, the context enters each drafter layer as keys and values only (DFlash-style):
+only the block positions run attention and MLP, so a pass (and a training step) costs about a third.
 With --suffix S, it also sees the first S tokens after the cursor (FIM drafting; distill.py's
 `suf`, all <|endoftext|> for cuts in plain text); each batch truncates them to a random length
 1..S, as the engine may send fewer.
@@ -43,6 +45,7 @@ class DrafterTrainConfig:
     hidden: bool = False          # condition on verifier hidden states
     suffix: int = 0               # > 0: also condition on this many tokens after the cursor
     head_tokens: int = 0          # > 0: score only the this many tokens the verifier writes most
+    kv_context: bool = False      # the context enters each layer as keys/values only (cheaper pass)
     fresh_layers: bool = False    # do not start the drafter's blocks from the verifier's first blocks
     stage: int = 1                # 1: full-block masking; 2: scribe refinement
     alpha: float = 1.01           # stage II position weight base
@@ -136,7 +139,8 @@ def train(cfg: DrafterTrainConfig, log=print):
         dcfg = DrafterConfig(vocab_size=v.vocab_size, n_layer=cfg.n_layer, n_head=v.n_head, n_embd=v.n_embd,
                              ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
                              hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK,
-                             suffix_window=cfg.suffix, head_tokens=cfg.head_tokens)
+                             suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
+                             kv_context=cfg.kv_context)
         model = Drafter(dcfg)
         model.init_from_verifier(verifier, copy_layers=not cfg.fresh_layers)
         if cfg.head_tokens:

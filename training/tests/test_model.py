@@ -131,3 +131,31 @@ def test_reduced_head_scores_its_tokens_exactly_and_nothing_else(tmp_path):
     sess = export._session(path)                     # another block size through the same graph
     short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
     assert np.allclose(sess.run(None, {"input_ids": short.numpy()})[0], head(short, k=3).numpy(), atol=1e-4)
+
+
+@torch.no_grad()
+def test_kv_context_drafter_is_the_full_drafter_in_one_layer_and_exports(tmp_path):
+    from training import export
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=97, n_head=4, n_embd=32, ffn_hidden=64, block_size=6, context_window=16, hidden_size=32,
+               mask_id=4)
+    ids = torch.tensor([torch.randint(7, 97, (10,)).tolist() + [4] * 6])
+    h = torch.randn(1, 10, 32)
+    full, kv = (Drafter(DrafterConfig(**cfg, n_layer=1, kv_context=c)).eval() for c in (False, True))
+    kv.load_state_dict(full.state_dict())
+    # one layer: the block sees the same context keys/values either way; the context rows' own updates are unused
+    assert torch.allclose(full(ids, h, k=6), kv(ids, h, k=6), atol=1e-5)
+    full2, kv2 = (Drafter(DrafterConfig(**cfg, n_layer=2, kv_context=c)).eval() for c in (False, True))
+    kv2.load_state_dict(full2.state_dict())
+    out = kv2(ids, h, k=6)
+    assert not torch.allclose(full2(ids, h, k=6), out, atol=1e-3)    # deeper, the context is not re-encoded
+    other = ids.clone()
+    other[0, 3] = 50
+    assert not torch.allclose(out, kv2(other, h, k=6))                # it still reads the context
+    path = str(tmp_path / "drafter.onnx")
+    export.export_drafter(kv2, path)
+    assert export.check_drafter(kv2, path, ids[0, :10].tolist(), h)["max_abs_logit_diff"] < 1e-4
+    sess = export._session(path)                                      # another block size through the same graph
+    short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
+    got = sess.run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
+    assert np.allclose(got, kv2(short, h, k=3).numpy(), atol=1e-4)
