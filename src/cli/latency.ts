@@ -93,7 +93,7 @@ function pick<T>(xs: T[], n: number): T[] {
 
 async function main(): Promise<void> {
   if (!existsSync(join(MODEL, 'config.json'))) throw new Error(`no model folder at ${MODEL} (use --model DIR)`);
-  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER };
+  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER, promptLookup: LOOKUP };
   const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
   const t0 = performance.now();
   const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined }, config.drafter);
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   let aborted = 0;
   /** A new suggestion cache (a fresh editor session). */
-  const fresh = (): InlinePipeline => new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING, lookup: LOOKUP });
+  const fresh = (): InlinePipeline => new InlinePipeline(client, () => config, undefined, { whileDebouncing: WHILE_DEBOUNCING });
   let pipeline = fresh();
 
   /** One keystroke: the request VS Code would make; resolves with the answer or undefined (cancelled/none). */

@@ -20,6 +20,8 @@ export interface DeerConfig {
   blockSize: number;
   /** deer: verify draft trees when the model supports them (off: chains). */
   draftTrees: boolean;
+  /** deer: each pass also try the n-gram continuation from the document (CompletionRequest.lookup). */
+  promptLookup: boolean;
   inlineMaxNewTokens: number;
   generateMaxNewTokens: number;
   temperature: number;
@@ -41,6 +43,7 @@ export const SETTINGS: Readonly<Record<keyof DeerConfig, { key: string; kind: Ki
   drafter: { key: 'drafter', kind: 'drafter' },
   blockSize: { key: 'blockSize', kind: 'int' },
   draftTrees: { key: 'draftTrees', kind: 'boolean' },
+  promptLookup: { key: 'promptLookup', kind: 'boolean' },
   inlineMaxNewTokens: { key: 'inline.maxNewTokens', kind: 'int' },
   generateMaxNewTokens: { key: 'generate.maxNewTokens', kind: 'int' },
   temperature: { key: 'temperature', kind: 'number' },
@@ -120,16 +123,17 @@ export function inlineEnabledFor(config: Pick<DeerConfig, 'enabled' | 'languages
  * The request fields the settings decide, the same for inline completion and Generate: the
  * configured drafter, or the engine's fallback for it when the model lacks it (availableDrafter:
  * the one fallback table); the block size only when set (0 leaves it to deer.json and the
- * drafter's default).
+ * drafter's default); prompt lookup as set (the engine uses it with deer only).
  */
 export function requestSettings(
   cfg: DeerConfig,
   info?: Pick<ModelInfo, 'drafters'>,
-): Pick<CompletionRequest, 'drafter' | 'blockSize' | 'treeBudget' | 'temperature'> {
+): Pick<CompletionRequest, 'drafter' | 'blockSize' | 'treeBudget' | 'lookup' | 'temperature'> {
   return {
     drafter: info ? availableDrafter(cfg.drafter, info.drafters) : cfg.drafter,
     blockSize: cfg.blockSize > 0 ? cfg.blockSize : undefined,
     treeBudget: cfg.draftTrees ? undefined : 0,
+    lookup: cfg.promptLookup,
     temperature: cfg.temperature,
   };
 }

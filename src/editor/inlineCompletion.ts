@@ -44,8 +44,6 @@ export interface PipelineOptions {
    * debounce only delays showing it). A keystroke aborts either.
    */
   whileDebouncing?: 'wait' | 'prefill' | 'complete';
-  /** With the deer drafter, also try prompt lookup each pass (CompletionRequest.lookup). */
-  lookup?: boolean;
 }
 
 export class InlinePipeline {
@@ -100,7 +98,6 @@ export class InlinePipeline {
       suffix: ctx.suffix,
       maxNewTokens: cfg.inlineMaxNewTokens,
       ...requestSettings(cfg, info),
-      lookup: this.options.lookup,
       logprobs: true,
       stopSpec: spec,
     };

@@ -82,6 +82,8 @@ test('requestSettings: the drafter the model has (the engine\'s fallback table),
   assert.equal(requestSettings(DEFAULT_CONFIG).blockSize, undefined, 'the default leaves the block to deer.json');
   assert.equal(requestSettings({ ...DEFAULT_CONFIG, blockSize: 7 }).blockSize, 7);
   assert.equal(requestSettings({ ...DEFAULT_CONFIG, draftTrees: false }).treeBudget, 0);
+  assert.equal(requestSettings(DEFAULT_CONFIG).lookup, true, 'prompt lookup is on by default');
+  assert.equal(requestSettings({ ...DEFAULT_CONFIG, promptLookup: false }).lookup, false);
 });
 
 function stats(over: Partial<RunStats>): RunStats {
