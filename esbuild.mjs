@@ -22,6 +22,7 @@ const entries = [
   { in: 'src/cli/deer.ts', out: 'cli' },
   { in: 'src/cli/latency.ts', out: 'bench-latency' },
   { in: 'src/cli/soak.ts', out: 'bench-soak' },
+  { in: 'src/cli/confidence.ts', out: 'bench-confidence' },
 ].filter((e) => existsSync(e.in));
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });

@@ -1,0 +1,93 @@
+// Calibrates deer.inline.minConfidence: asks for inline suggestions, as the extension does, at
+// random points of real files the model never saw (this repository's own sources by default),
+// scores each (suggestionConfidence) and checks it against what the file really says next. For
+// each threshold: how many suggestions would show, and how many of those are right.
+// "Right": the file continues with the suggestion's first line (at least 3 non-blank characters).
+//   node dist/bench-confidence.js [--model DIR] [--files a,b] [--points N] [--out bench/confidence]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
+import { docFromString } from '../editor/context';
+import { InlinePipeline } from '../editor/inlineCompletion';
+import { EngineClient } from '../worker/engineClient';
+import { DEFAULT_MODEL, ROOT, scriptOptions } from './common';
+import { isRight } from './rightSuggestion';
+
+const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts',
+  'src/cli/bench.ts', 'training/model.py', 'training/tokenizer.py', 'training/evaluate.py'];
+const { MODEL, OUT, POINTS, FILES } = scriptOptions(process.argv.slice(2), [], (o) => ({
+  MODEL: o.str('model', DEFAULT_MODEL),
+  OUT: o.str('out', join(ROOT, 'bench', 'confidence')),
+  POINTS: o.num('points', 200),
+  FILES: o.str('files', DEFAULT_FILES.map((f) => join(ROOT, f)).join(',')).split(',').filter((f) => existsSync(f)),
+}));
+const THRESHOLDS = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6];
+
+let seed = 4242;
+const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
+interface Point { file: string; offset: number }
+interface Sample { file: string; confidence: number; right: boolean; text: string; truth: string }
+
+/** A cursor inside or at the end of a code line (not a comment, not blank), as while typing. */
+function points(files: readonly string[], n: number): Point[] {
+  const candidates: Point[] = [];
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    let start = 0;
+    for (const line of text.split('\n')) {
+      const t = line.trim();
+      if (t.length >= 8 && !/^(\/\/|#|\*|\/\*)/.test(t)) {
+        const indent = line.length - line.trimStart().length;
+        const col = rand() < 0.3 ? line.length : indent + 2 + Math.floor(rand() * (line.length - indent - 2));
+        candidates.push({ file, offset: start + col });
+      }
+      start += line.length + 1;
+    }
+  }
+  const out: Point[] = [];
+  while (out.length < n && candidates.length > 0) out.push(candidates.splice(Math.floor(rand() * candidates.length), 1)[0]);
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(MODEL, 'config.json'))) throw new Error(`no model folder at ${MODEL} (use --model DIR)`);
+  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: 'ngram' };   // the output is the same with every drafter
+  const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
+  const info = await client.load({ modelDir: MODEL }, config.drafter);
+  const pipeline = new InlinePipeline(client, () => config, undefined, { whileDebouncing: 'wait' });
+  const samples: Sample[] = [];
+  for (const p of points(FILES, POINTS)) {
+    const text = readFileSync(p.file, 'utf8');
+    const answer = await pipeline.suggest({ doc: docFromString(text), offset: p.offset, manual: true, signal: new AbortController().signal });
+    if (!answer || answer.source !== 'model' || answer.confidence === undefined || answer.text === '') continue;
+    const truth = text.slice(p.offset);
+    samples.push({ file: relative(ROOT, p.file), confidence: answer.confidence, right: isRight(answer.text, truth), text: answer.text, truth: truth.slice(0, 80) });
+  }
+  await client.dispose();
+  const right = samples.filter((s) => s.right).length;
+  const rows = THRESHOLDS.map((t) => {
+    const shown = samples.filter((s) => s.confidence >= t);
+    const shownRight = shown.filter((s) => s.right).length;
+    return { threshold: t, shown: shown.length, shownShare: shown.length / samples.length, rightAmongShown: shown.length ? shownRight / shown.length : 0, rightKept: right ? shownRight / right : 0 };
+  });
+  const report = { model: info.name, date: new Date().toISOString(), points: POINTS, suggestions: samples.length, right, default: DEFAULT_CONFIG.inlineMinConfidence, rows, samples };
+  writeFileSync(`${OUT}.json`, JSON.stringify(report, null, 2) + '\n');
+  const md = [
+    `# Inline suggestion confidence against correctness (${info.name})`,
+    '',
+    `${samples.length} suggestions at ${POINTS} random points of ${FILES.length} files; ${right} right (the file continues with the suggestion's first line). Default threshold ${DEFAULT_CONFIG.inlineMinConfidence}.`,
+    '',
+    '| threshold | shown | share shown | right among shown | right ones kept |',
+    '|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.threshold} | ${r.shown} | ${(r.shownShare * 100).toFixed(0)}% | ${(r.rightAmongShown * 100).toFixed(0)}% | ${(r.rightKept * 100).toFixed(0)}% |`),
+    '',
+  ].join('\n');
+  writeFileSync(`${OUT}.md`, md);
+  console.log(md);
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

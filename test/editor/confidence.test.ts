@@ -1,0 +1,12 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { isRight } from '../../src/cli/rightSuggestion';
+
+test('confidence calibration: a suggestion is right when the file continues with its first line', () => {
+  assert.equal(isRight('total + 1;\n  return x;', 'total + 1;\n  return y;'), true, 'only the first line counts');
+  assert.equal(isRight('total + 2;', 'total + 1;\n'), false);
+  assert.equal(isRight('\n  return total;', '\n  return total;\n}'), true, 'a suggestion on the next line');
+  assert.equal(isRight('\n  return total;', '\n  return sum;\n}'), false);
+  assert.equal(isRight(');', ');\n'), false, 'fewer than 3 non-blank characters say nothing');
+  assert.equal(isRight('', 'x'), false);
+});
