@@ -69,7 +69,7 @@ class Size:
 SIZES = {
     "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, long_seq_len=0, batch=8, v_minutes=0.2,
                  ar_minutes=0.05, distill_n=128, distill_minutes=0.5, ctx_len=32, row_len=96, cuts_per_row=4,
-                 window=32, K=16, blocks=[16], variants=["context", "hidden-suffix"], d_head_tokens=256, d_layers=1, d_batch=16,
+                 window=32, K=16, blocks=[16], variants=["context", "hidden-suffix", "hidden-kv"], d_head_tokens=256, d_layers=1, d_batch=16,
                  d1_minutes=0.05, d2_minutes=0.03, eval_prompts=2, pass_at_1=1),
     # what ships without a GPU: measured on a 2-core AMD EPYC (no AMX: fp32; bf16 was 80x slower)
     # (the drafter's window and head are cut so that its pass costs well under a verifier pass)
@@ -92,6 +92,41 @@ def sh(cmd, log):
 def _finished(path, total_tokens=0):
     extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
     return bool(extra.get("finished")) and extra.get("tokens", 0) >= total_tokens
+
+
+@torch.no_grad()
+def pass_costs_ms(verifier_path, drafter_paths, k, window, past_len=256, reps=50):
+    """PyTorch CPU time (fastest of reps calls, batch 1) of the verifier's pass over one token and over a
+    block of k+1 after past_len cached positions, and of each drafter's pass (window context, k masks)."""
+    from training.export import load_checkpoint
+    from training.tokenizer import MASK
+    gpt, _ = load_checkpoint(verifier_path)
+    cfg = gpt.cfg
+
+    def best_ms(fn):                       # the fastest call: robust to another process taking the CPU
+        fn()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000)
+        return min(times)
+
+    def verify(q):
+        past = [(torch.randn(1, cfg.n_kv_head, past_len, cfg.head_dim),) * 2 for _ in range(cfg.n_layer)]
+        ids = torch.randint(7, cfg.vocab_size, (1, q))
+        am = torch.ones(1, past_len + q, dtype=torch.long)
+        pos = torch.arange(past_len, past_len + q)[None]
+        return best_ms(lambda: gpt.forward_cached(ids, am, pos, past))
+    out = {"verify_one_ms": verify(1), "verify_block_ms": verify(k + 1), "drafters": {}}
+    for path in drafter_paths:
+        d, _ = load_checkpoint(path)
+        c = min(window, d.cfg.context_window)
+        ids = torch.tensor([torch.randint(7, cfg.vocab_size, (c,)).tolist() + [MASK] * k])
+        h = torch.randn(1, c, d.cfg.hidden_size) if d.cfg.hidden_size else None
+        suf = torch.full((1, d.cfg.suffix_window), MASK) if d.cfg.suffix_window else None
+        out["drafters"][path] = best_ms(lambda: d(ids, h, k=k, suffix_ids=suf))
+    return out
 
 
 def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, jobs=1, resume=False,
@@ -219,16 +254,24 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
         ev_cmd += ["--eval", eval_dir]
     stage("evaluate", ev, lambda: sh(ev_cmd, log))
 
-    # ship the drafter with the longest mean accepted length on the eval prompts at block 16 (or the first block)
+    # ship the drafter with the best estimated speedup at block 16 (or the first block): its mean accepted
+    # length on the eval prompts over the measured cost of a draft-and-verify pass
     res = json.load(open(ev))["accepted_length"]
     k0 = 16 if 16 in size.blocks else size.blocks[0]
 
-    def score(path):
+    def tau(path):
         name = os.path.basename(path)
         vals = [r["tau"] for key, r in res.items() if key.startswith(f"{name} k={k0} ")]
         return sum(vals) / max(1, len(vals))
-    best = max([d for d in drafters if f"-k{k0}-" in d], key=score)
-    log(f"best drafter: {best} ({score(best):.2f})")
+    costs = pass_costs_ms(v, [d for d in drafters if f"-k{k0}-" in d], k0, size.window)
+    choice = {d: {"tau": tau(d), "draft_ms": c, "estimated_speedup": tau(d) * costs["verify_one_ms"] /
+                  (costs["verify_block_ms"] + c)} for d, c in costs["drafters"].items()}
+    best = max(choice, key=lambda d: choice[d]["estimated_speedup"])
+    log(f"verifier pass: one token {costs['verify_one_ms']:.2f} ms, block {costs['verify_block_ms']:.2f} ms")
+    for d, r in choice.items():
+        log(f"  {os.path.basename(d)}: tau {r['tau']:.2f}, pass {r['draft_ms']:.2f} ms, "
+            f"estimated {r['estimated_speedup']:.2f}x")
+    log(f"best drafter: {best}")
 
     model_dir = os.path.join(out, "model")
 
@@ -237,6 +280,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
             "--out", model_dir, "--quantize", "--data", tdir, "--report", os.path.join(out, "export.json")], log)
     stage("export", os.path.join(out, "export.json"), export)
     summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "best_drafter": best,
+               "drafter_choice": choice, "pass_costs_ms": costs,
                "gpus": gpus, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     json.dump(summary, open(os.path.join(out, "pipeline.json"), "w"), indent=2)
     return summary
