@@ -48,9 +48,10 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
     L.append(f"| onnx/model.onnx | verifier: Llama-style, {cfg['num_hidden_layers']} layers, d={cfg['hidden_size']}, "
              f"{cfg['num_attention_heads']} heads / {cfg['num_key_value_heads']} KV heads, vocab {cfg['vocab_size']}, "
              f"int8 weights | {v.get('params', 0) / 1e6:.2f}M | {_mb(sizes.get('onnx/model.onnx', 0))} |")
+    kv_note = ", the context entering each layer as keys/values only" if "-kv-" in drafter_shipped else ""
     if d:
         L.append(f"| onnx/drafter.onnx | DEER drafter: block {d['block_size']}, context window {d['context_window']}, "
-                 f"conditioning {d['conditioning']}, int8 weights ({drafter_shipped}) | | "
+                 f"conditioning {d['conditioning']}{kv_note}, int8 weights ({drafter_shipped}) | | "
                  f"{_mb(sizes.get('onnx/drafter.onnx', 0))} |")
     if "ar" in deer["drafters"]:
         L.append(f"| onnx/ar.onnx | `ar` draft model, {deer['drafters']['ar']['num_layers']} layer(s), same tokenizer, int8 "
@@ -117,7 +118,8 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
                  "simulated in PyTorch before export (tau = 1 + drafted tokens accepted per pass; 64 new tokens per prompt). "
                  "`held_in`: prompts cut from held-out corpus documents; `eval_py`/`eval_ts`: the prompts of "
                  "`../shared/eval/mbpp-{py,ts}-reworded.jsonl`; `fim_py`/`fim_ts`: the same programs as fill-in-the-middle "
-                 "prompts (prefix = the prompt, suffix = the tests after it). Drafter names: conditioning (`-suffix`: "
+                 "prompts (prefix = the prompt, suffix = the tests after it). Drafter names: conditioning (`-kv`: the context enters each layer as keys/values only, "
+                 "so only the block runs attention and MLP; `-suffix`: "
                  "also sees the first tokens after the cursor), block k, after stage I (s1) or stage II (s2).\n")
         sets = sorted({key.split(" ")[2] for key in acc})
         L.append("| drafter | k | " + " | ".join(sets) + " |\n|---|---|" + "---|" * len(sets))
@@ -131,6 +133,17 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
         for key, r in sorted(acc.items()):
             if "accept_rate_by_position" in r and (drafter_shipped in key or key.startswith("ar")):
                 L.append(f"- {key}: " + " ".join(f"{x:.2f}" for x in r["accept_rate_by_position"][:8]) + " ...")
+        L.append("")
+    pj = os.path.join(run, "pipeline.json")
+    choice = json.load(open(pj)).get("drafter_choice") if os.path.exists(pj) else None
+    if choice:
+        costs = json.load(open(pj))["pass_costs_ms"]
+        L.append("Which drafter ships: the best estimated speedup = tau (mean over the prompt sets) x one-token verifier "
+                 "pass / (verifier pass over the block + drafter pass), pass times measured in PyTorch on this CPU "
+                 f"(verifier: one token {costs['verify_one_ms']:.2f} ms, block {costs['verify_block_ms']:.2f} ms):\n")
+        L.append("| drafter | tau | drafter pass (ms) | estimated speedup |\n|---|---:|---:|---:|")
+        for path, r in choice.items():
+            L.append(f"| {os.path.basename(path)[:-3]} | {r['tau']:.2f} | {r['draft_ms']:.2f} | {r['estimated_speedup']:.2f}x |")
         L.append("")
     ho = ev.get("held_out")
     if ho:
