@@ -347,7 +347,8 @@ export class Engine {
 
   private async run(req: CompletionRequest & { drafter: DrafterName }, cb: CompletionCallbacks): Promise<CompletionResult> {
     const name = req.drafter;
-    const lookup = name === 'deer' && req.lookup === true;
+    // Prompt lookup drafts greedily; sampled requests draft with deer alone (CompletionRequest.lookup).
+    const lookup = name === 'deer' && req.lookup === true && !((req.temperature ?? ENGINE_DEFAULTS.temperature) > 0);
     let drafter: Drafter;
     try {
       drafter = guarded(name, lookup ? await this.hybrid() : await this.drafter(name));
