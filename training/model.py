@@ -273,8 +273,7 @@ class Drafter(nn.Module):
     covers nearly all drafts at a quarter of the head's cost (the verifier still decides every token).
     With kv_context, the context positions are not run through the layers: each layer's keys and values
     for them come from its own norm and K/V projections of embedding + projected hidden state, and only
-    the block (and suffix) positions are queries, attention and MLP (at the shipped size: 2.7 vs 3.6 ms per
-    int8 ONNX pass, 1.7x the training steps per minute).
+    the block (and suffix) positions are queries, attention and MLP.
     """
 
     def __init__(self, cfg: DrafterConfig):

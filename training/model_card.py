@@ -135,9 +135,9 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
                 L.append(f"- {key}: " + " ".join(f"{x:.2f}" for x in r["accept_rate_by_position"][:8]) + " ...")
         L.append("")
     pj = os.path.join(run, "pipeline.json")
-    choice = json.load(open(pj)).get("drafter_choice") if os.path.exists(pj) else None
+    summary = json.load(open(pj)) if os.path.exists(pj) else {}
+    choice, costs = summary.get("drafter_choice"), summary.get("pass_costs_ms")
     if choice:
-        costs = json.load(open(pj))["pass_costs_ms"]
         L.append("Which drafter ships: the best estimated speedup = tau (mean over the prompt sets) x one-token verifier "
                  "pass / (verifier pass over the block + drafter pass), pass times measured in PyTorch on this CPU "
                  f"(verifier: one token {costs['verify_one_ms']:.2f} ms, block {costs['verify_block_ms']:.2f} ms):\n")

@@ -10,7 +10,7 @@ Stage II (scribe refinement): R ~ U(1, k); the first k - R block tokens are reve
 With --hidden, the drafter also sees the verifier's hidden states of its context
 (DFlash-style); the last context row (the pending bonus token) is zeros, as in the engine.
 With --kv-context, the context enters each drafter layer as keys and values only (DFlash-style):
-only the block positions run attention and MLP (shipped size: 1.7x the steps per minute, a pass 2.7 vs 3.6 ms).
+only the block positions run attention and MLP (the model card has its measured cost).
 With --suffix S, it also sees the first S tokens after the cursor (FIM drafting; distill.py's
 `suf`, all <|endoftext|> for cuts in plain text); each batch truncates them to a random length
 1..S, as the engine may send fewer.

@@ -39,6 +39,12 @@ export function describeStats(s: RunStats): string {
 }
 
 
+/** A deterministic generator of numbers in [0, 1) (a benchmark's choices repeat run to run). */
+export function seededRandom(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
 /** Nearest-rank percentile p (0-100) of `values` (any order); null when there are none. */
 export function percentile(values: readonly number[], p: number): number | null {
   if (values.length === 0) return null;

@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
 import { docFromString } from '../editor/context';
 import { InlinePipeline } from '../editor/inlineCompletion';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, ROOT, scriptOptions } from './common';
+import { DEFAULT_MODEL, ROOT, scriptOptions, seededRandom } from './common';
 import { isRight } from './rightSuggestion';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts',
@@ -23,10 +23,9 @@ const { MODEL, OUT, POINTS, FILES } = scriptOptions(process.argv.slice(2), [], (
 }));
 const THRESHOLDS = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6];
 
-let seed = 4242;
-const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = seededRandom(4242);
 
-interface Point { file: string; offset: number }
+interface Point { file: string; text: string; offset: number }
 interface Sample { file: string; confidence: number; right: boolean; text: string; truth: string }
 
 /** A cursor inside or at the end of a code line (not a comment, not blank), as while typing. */
@@ -40,7 +39,7 @@ function points(files: readonly string[], n: number): Point[] {
       if (t.length >= 8 && !/^(\/\/|#|\*|\/\*)/.test(t)) {
         const indent = line.length - line.trimStart().length;
         const col = rand() < 0.3 ? line.length : indent + 2 + Math.floor(rand() * (line.length - indent - 2));
-        candidates.push({ file, offset: start + col });
+        candidates.push({ file, text, offset: start + col });
       }
       start += line.length + 1;
     }
@@ -58,10 +57,9 @@ async function main(): Promise<void> {
   const pipeline = new InlinePipeline(client, () => config, undefined, { whileDebouncing: 'wait' });
   const samples: Sample[] = [];
   for (const p of points(FILES, POINTS)) {
-    const text = readFileSync(p.file, 'utf8');
-    const answer = await pipeline.suggest({ doc: docFromString(text), offset: p.offset, manual: true, signal: new AbortController().signal });
+    const answer = await pipeline.suggest({ doc: docFromString(p.text), offset: p.offset, manual: true, signal: new AbortController().signal });
     if (!answer || answer.source !== 'model' || answer.confidence === undefined || answer.text === '') continue;
-    const truth = text.slice(p.offset);
+    const truth = p.text.slice(p.offset);
     samples.push({ file: relative(ROOT, p.file), confidence: answer.confidence, right: isRight(answer.text, truth), text: answer.text, truth: truth.slice(0, 80) });
   }
   await client.dispose();

@@ -21,7 +21,7 @@ import { docFromString } from '../editor/context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
 import { opensBlock } from '../editor/policy';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, drafterName, percentile, ROOT, scriptOptions } from './common';
+import { DEFAULT_MODEL, drafterName, percentile, ROOT, scriptOptions, seededRandom } from './common';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
 const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['lookup'], (o) => ({
@@ -39,8 +39,7 @@ const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, WHILE_DEBOUNCING, FILES 
 }));
 
 /** Deterministic choices. */
-let seed = 12345;
-const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = seededRandom(12345);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 
 type Kind = 'single' | 'multi';

@@ -347,8 +347,9 @@ export class Engine {
 
   private async run(req: CompletionRequest & { drafter: DrafterName }, cb: CompletionCallbacks): Promise<CompletionResult> {
     const name = req.drafter;
+    const temperature = req.temperature ?? ENGINE_DEFAULTS.temperature;
     // Prompt lookup drafts greedily; sampled requests draft with deer alone (CompletionRequest.lookup).
-    const lookup = name === 'deer' && req.lookup === true && !((req.temperature ?? ENGINE_DEFAULTS.temperature) > 0);
+    const lookup = name === 'deer' && req.lookup === true && !(temperature > 0);
     let drafter: Drafter;
     try {
       drafter = guarded(name, lookup ? await this.hybrid() : await this.drafter(name));
@@ -383,7 +384,7 @@ export class Engine {
         suffixIds,
         maxNewTokens: maxNew,
         blockSize,
-        temperature: req.temperature ?? ENGINE_DEFAULTS.temperature,
+        temperature,
         topP: req.topP ?? ENGINE_DEFAULTS.topP,
         seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
         stop: req.stop ?? [],
@@ -391,7 +392,7 @@ export class Engine {
         holdback: guard ? repetitionHoldback : undefined,
         logprobs: req.logprobs,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
-        adaptive: req.adaptiveBlock ?? !((req.temperature ?? 0) > 0 && req.seed !== undefined),
+        adaptive: req.adaptiveBlock ?? !(temperature > 0 && req.seed !== undefined),
         treeBudget: name === 'deer' ? (req.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
       },
       this.policy(lookup ? 'deer+lookup' : name),
