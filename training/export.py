@@ -38,6 +38,15 @@ def save_checkpoint(path, model, extra=None):
                 "extra": extra or {}}, path)
 
 
+RUN_RECORD = "training_run.json"   # in a model folder: what its verifier was trained on, so that a run from it counts on
+
+
+def training_record(result):
+    """The cumulative record of a finished verifier checkpoint's `extra` (steps, tokens, minutes, sessions)."""
+    c = result.get("cumulative", result)
+    return {k: c[k] for k in ("steps", "tokens", "train_time_s", "sessions") if k in c}
+
+
 def load_checkpoint(path):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     if ck["kind"] == "drafter":
@@ -546,7 +555,7 @@ def main():
     ap.add_argument("--data", help="token dir: compare fp32 and int8 loss on validation rows")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    verifier, _ = load_checkpoint(args.verifier)
+    verifier, verifier_extra = load_checkpoint(args.verifier)
     drafter = load_checkpoint(args.drafter)[0] if args.drafter else None
     ar = load_checkpoint(args.ar)[0] if args.ar else None
     rows = None
@@ -555,6 +564,8 @@ def main():
         b = Batcher(TokenData(args.data, "val"), seq_len=256, seed=123)
         rows = [b.row() for _ in range(16)]
     rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize, quality_rows=rows)
+    if "tokens" in verifier_extra:
+        _json(os.path.join(args.out, RUN_RECORD), training_record(verifier_extra))
     print(json.dumps(rep, indent=2))
     if args.report:
         _json(args.report, rep)

@@ -87,12 +87,16 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
     L.append(f"Hardware: {hardware}.\n")
     if v:
         tc = v.get("train_config", {})
-        L.append(f"- verifier: {v['tokens'] / 1e6:.2f}M tokens ({v['steps']} steps of {tc.get('batch_size')}x{tc.get('seq_len')}), "
-                 f"{v['train_time_s'] / 60:.1f} min; next-token prediction with fill-in-the-middle on "
+        whole = v.get("cumulative", v)         # a run started from shipped weights counts on from them
+        L.append(f"- verifier: {whole['tokens'] / 1e6:.2f}M tokens ({whole['steps']} steps of {tc.get('batch_size')}x{tc.get('seq_len')}), "
+                 f"{whole['train_time_s'] / 60:.1f} min; next-token prediction with fill-in-the-middle on "
                  f"{tc.get('fim_rate', 0) * 100:.0f}% of documents ({tc.get('spm_rate', 0) * 100:.0f}% of those spm, the rest psm), "
                  f"every example ending in `<|endoftext|>`. **Validation loss {v['val_loss']:.3f} nats/token** "
                  f"(held-out documents, same FIM mix).")
-        for i, ses in enumerate(v.get("sessions", [])):
+        if "cumulative" in v:
+            L.append(f"  - this run started from the weights of the previous model ({tc.get('init')}) with a fresh "
+                     f"optimizer and a new warmup + cosine cycle (lr {tc.get('lr'):g} to {tc.get('min_lr'):g})")
+        for i, ses in enumerate(whole.get("sessions", [])):
             L.append(f"  - session {i + 1}: steps {ses['start_step']}-{ses['end_step']}, "
                      f"{(ses['end_tokens'] - ses['start_tokens']) / 1e6:.2f}M tokens in {ses['seconds'] / 60:.1f} min = "
                      f"**{ses['tokens_per_s']:.0f} tokens/s** ({ses['threads']} threads, {'bf16' if ses.get('bf16') else 'fp32'}, {ses['device']})")

@@ -45,6 +45,8 @@ class Size:
     lr: float = 3e-3
     v_tokens: int = 0              # the verifier's whole schedule in tokens (0: v_minutes decides)
     v_minutes: float = 45.0        # one invocation's budget (with v_tokens, resume to continue)
+    v_lr: float = 0.0              # the verifier's peak learning rate (0: lr); lower when continuing from v_init
+    v_init: str = ""               # start the verifier from these weights (e.g. models/default), counts carried on
     ar_minutes: float = 5.0
     distill_n: int = 100000
     distill_minutes: float = 10.0
@@ -195,8 +197,8 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     v = os.path.join(out, "verifier.pt")
     v_cfg = TrainConfig(preset=size.verifier, data=tdir, out=v, batch_size=size.batch, seq_len=size.seq_len,
                         long_seq_len=size.long_seq_len, long_from=size.long_from, total_tokens=size.v_tokens,
-                        minutes=size.v_minutes, lr=size.lr, min_lr=size.lr / 10, eval_every=100,
-                        compile=size.compile, resume=resume)
+                        minutes=size.v_minutes, lr=size.v_lr or size.lr, min_lr=(size.v_lr or size.lr) / 10, eval_every=100,
+                        compile=size.compile, resume=resume, init=size.v_init)
     if os.path.exists(v) and not _finished(v, size.v_tokens):
         if not resume:
             raise SystemExit(f"{v} is a stopped or extended run: continue it with --resume")

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from training.model import GPT, GPTConfig
 from training.data import TokenData, Batcher
 from training.cli import parse_config
-from training.export import save_checkpoint
+from training.export import save_checkpoint, RUN_RECORD, training_record
 from training.schedule import lr_at, progress_of
 
 # model presets: (GPTConfig kwargs). vocab_size is taken from the tokenizer stats at run time.
@@ -186,8 +186,11 @@ def train(cfg: TrainConfig, log=print):
             start, _ = load_checkpoint(cfg.init)
         assert asdict(start.cfg) == asdict(mcfg), f"{cfg.init} is a {start.cfg} model, not preset {cfg.preset}"
         model.load_state_dict(start.state_dict())
+        prior = prior_training(cfg.init)
+        if prior:
+            run["prior"] = prior
         if master:
-            log(f"weights from {cfg.init}")
+            log(f"weights from {cfg.init}" + (f" (trained on {prior['tokens'] / 1e6:.2f}M tokens before)" if prior else ""))
     if cfg.resume and os.path.exists(state_path(cfg)):
         st = torch.load(state_path(cfg), map_location=device, weights_only=False)
         assert st["config"] == asdict(mcfg), f"{state_path(cfg)} is a {st['config']} model, not preset {cfg.preset}"
@@ -274,11 +277,32 @@ def train(cfg: TrainConfig, log=print):
                   "tokens_per_s_last_session": session["tokens_per_s"], "device": device, "world": world,
                   "finished": progress >= 1.0,
                   "history": run["history"], "sessions": run["sessions"], "train_config": asdict(cfg)}
+        if run.get("prior"):
+            result["cumulative"] = cumulative(run["prior"], run)
         log(f"done: {json.dumps({k: v for k, v in result.items() if k not in ('history', 'sessions')})}")
         save_checkpoint(cfg.out, raw.cpu(), extra=result)
     if ddp:
         dist.destroy_process_group()
     return raw, result
+
+
+def prior_training(init):
+    """What the weights of --init were trained on before, or None when the source does not say."""
+    if os.path.isdir(init):
+        path = os.path.join(init, RUN_RECORD)
+        return json.load(open(path)) if os.path.exists(path) else None
+    extra = torch.load(init, map_location="cpu", weights_only=False).get("extra", {})
+    return training_record(extra) if "tokens" in extra else None
+
+
+def cumulative(prior, run):
+    """This run's counts on top of what the --init weights had seen (the schedule itself restarts)."""
+    def shifted(s):
+        return dict(s, start_step=s["start_step"] + prior["steps"], end_step=s["end_step"] + prior["steps"],
+                    start_tokens=s["start_tokens"] + prior["tokens"], end_tokens=s["end_tokens"] + prior["tokens"])
+    return {"steps": prior["steps"] + run["step"], "tokens": prior["tokens"] + run["tokens"],
+            "train_time_s": prior["train_time_s"] + run["train_time_s"],
+            "sessions": prior.get("sessions", []) + [shifted(s) for s in run["sessions"]]}
 
 
 def main():

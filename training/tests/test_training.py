@@ -86,7 +86,31 @@ def test_hf_weights_round_trip_and_continue_training(tokens, tmp_path):
         assert torch.allclose(a, b, rtol=1e-2, atol=1e-2), k        # bf16 on disk
         assert torch.equal(a.to(torch.bfloat16).float(), b), k
     cont, res = train(cfg(tokens, tmp_path / "c.pt", max_steps=2, init=str(tmp_path)), log=lambda *a: None)
-    assert res["steps"] == 2
+    assert res["steps"] == 2 and "cumulative" not in res            # a folder without a run record: nothing to count on
+
+
+def test_a_run_from_shipped_weights_counts_on_from_them(tokens, tmp_path):
+    """The model card reports what the weights saw in all runs, so a run started from a model folder adds to
+    the folder's training_run.json, and keeps adding when it is stopped and resumed."""
+    from training.export import hf_config, training_record, RUN_RECORD
+    import json
+    gpt, first = train(cfg(tokens, tmp_path / "v.pt", max_steps=3), log=lambda *a: None)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    json.dump(hf_config(gpt.cfg, toklib.EOS), open(folder / "config.json", "w"))
+    save_verifier(gpt, str(folder))
+    json.dump(training_record(first), open(folder / RUN_RECORD, "w"))
+    total = 5 * 4 * 64
+    _, part = train(cfg(tokens, tmp_path / "c.pt", total_tokens=total, minutes=0.002, init=str(folder)),
+                    log=lambda *a: None)
+    assert part["cumulative"]["steps"] == 3 + part["steps"] and not part["finished"]
+    _, res = train(cfg(tokens, tmp_path / "c.pt", total_tokens=total, resume=True, init=str(folder)),
+                   log=lambda *a: None)
+    whole = res["cumulative"]
+    assert res["steps"] == 5 and whole["steps"] == 8 and whole["tokens"] == first["tokens"] + total
+    assert whole["train_time_s"] == pytest.approx(first["train_time_s"] + res["train_time_s"])
+    assert [s["start_step"] for s in whole["sessions"]] == [0, 3, 3 + part["steps"]]
+    assert training_record(res) == whole                          # what export writes into the next model folder
 
 
 def test_suffix_of_a_cut_in_psm_spm_and_plain_rows():
