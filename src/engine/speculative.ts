@@ -176,7 +176,7 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
     const verifyMs = performance.now() - tv;
     passTime.observePass(tree.tokens.length + 1, past, verifyMs);
     let fresh = [...path.map((i) => tree.tokens[i]), next];
-    drafter.accept(accepted, fresh);
+    drafter.accept(accepted, fresh, { draftMs, verifyMs });
     policy.observe(tree, path, adaptive ? { asked: k, draftMs } : undefined);
 
     // End-of-text, or any other control token: it ends the completion and is never shown.

@@ -4,11 +4,13 @@
 // continuations after an n-token match were accepted so far. Greedy only; lossless like any draft.
 // With draft trees (ctx.candidates > 0) the lookup continuation is grafted onto the diffusion
 // tree as one more branch, so both are verified in the same pass; the drafter pass is skipped,
-// as above, when the lookup alone promises what the trees have been earning.
+// as above, when the lookup alone promises what the trees have been earning. In both modes the
+// drafter is skipped (but for the policy's probes) while the passes that ran it have been making
+// fewer tokens per millisecond than a plain pass would.
 import type { DraftPolicy } from '../draftPolicy';
 import type { DiffusionDrafter } from './diffusion';
 import { lookupMatch } from './ngram';
-import type { Draft, DraftContext, Drafter } from './types';
+import type { Draft, DraftContext, Drafter, PassTiming } from './types';
 
 export class LookupHybridDrafter implements Drafter {
   readonly name = 'deer' as const;
@@ -21,6 +23,8 @@ export class LookupHybridDrafter implements Drafter {
   private usedDeer = false;
   /** Moving average of drafted tokens accepted per pass when the diffusion draft was sent. */
   private deerEarned = 1;
+  /** Moving average of new tokens per ms (drafting and verifying) over passes that ran the drafter; null before the first. */
+  private deerTokensPerMs: number | null = null;
   /** Passes that used the lookup draft, and all passes (for stats and tests). */
   lookupPasses = 0;
   passes = 0;
@@ -51,12 +55,7 @@ export class LookupHybridDrafter implements Drafter {
     for (let j = 1; j <= look.tokens.length; j++) expectLookup += a ** j;
     // At least what the diffusion drafts have been earning: skip the drafter pass.
     if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
-    // Nothing to look up and diffusion drafts have not been paying: a plain pass (the policy's
-    // probes still draft, so the estimate can recover).
-    if (look.tokens.length === 0 && this.deerEarned < 0.25 && !this.policy.probe()) {
-      this.usedDeer = false;
-      return { tokens: [] };
-    }
+    if (this.skipDeer(ctx)) return this.useLookup(look);
     const d = await this.deer.draft(ctx, k);
     this.usedDeer = true;
     if (look.tokens.length === 0) return d;
@@ -77,6 +76,7 @@ export class LookupHybridDrafter implements Drafter {
     for (let j = 1; j <= look.tokens.length; j++) expectLookup += a0 ** j;
     // The lookup alone promises what the diffusion trees have been earning: skip the drafter pass.
     if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
+    if (this.skipDeer(ctx)) return this.useLookup(look);
     const d = await this.deer.draft(ctx, k);
     this.usedDeer = true;
     if (look.tokens.length > 0) {
@@ -88,14 +88,31 @@ export class LookupHybridDrafter implements Drafter {
     return d;
   }
 
+  /**
+   * The passes that ran the drafter have made fewer tokens per ms than a plain pass at this cache
+   * length would, and this pass is not one of the policy's probes (which keep the measure fresh).
+   */
+  private skipDeer(ctx: DraftContext): boolean {
+    const passTime = this.policy.passTime;
+    if (this.deerTokensPerMs === null || !passTime.calibrated) return false;
+    if (this.deerTokensPerMs >= 1 / passTime.predict(ctx.tokens.length - 1)) return false;
+    return !this.policy.probe();
+  }
+
+  /** The lookup continuation as this pass's draft; with none, a plain pass. */
   private useLookup(look: { tokens: number[]; n: number }): Draft {
     this.usedDeer = false;
+    if (look.tokens.length === 0) return { tokens: [] };
     this.lookupPasses++;
     this.last = { n: look.n, drafted: look.tokens.length };
     return { tokens: look.tokens };
   }
 
-  accept(accepted: number, added: readonly number[] = []): void {
+  accept(accepted: number, added: readonly number[] = [], timing?: PassTiming): void {
+    if (this.usedDeer && timing) {
+      const rate = (accepted + 1) / Math.max(1e-3, timing.draftMs + timing.verifyMs);
+      this.deerTokensPerMs = this.deerTokensPerMs === null ? rate : this.deerTokensPerMs + 0.1 * (rate - this.deerTokensPerMs);
+    }
     if (this.grafted) {
       const { n, tokens } = this.grafted;
       let m = 0;

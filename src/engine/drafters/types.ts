@@ -36,13 +36,22 @@ export interface Draft {
   branches?: { tokens: number[]; gains: number[] }[];
 }
 
+/** One pass's measured cost: drafting, then the verifier's pass (acceptance and cache roll-back included). */
+export interface PassTiming {
+  draftMs: number;
+  verifyMs: number;
+}
+
 export interface Drafter {
   readonly name: DrafterName;
   /** Called once per request, after the verifier's prefill (may prefill a draft model). */
   begin(ctx: DraftContext): Promise<void>;
   /** Proposes up to `k` tokens to follow ctx.tokens (fewer, or none, when it has nothing good). */
   draft(ctx: DraftContext, k: number): Promise<Draft>;
-  /** Told how many drafted tokens the verifier kept, after each pass, and the tokens that pass added (kept ones, then the verifier's). */
-  accept(accepted: number, added?: readonly number[]): void;
+  /**
+   * Told how many drafted tokens the verifier kept, after each pass, the tokens that pass added
+   * (kept ones, then the verifier's), and what the pass cost.
+   */
+  accept(accepted: number, added?: readonly number[], timing?: PassTiming): void;
   dispose(): Promise<void>;
 }

@@ -1,0 +1,56 @@
+// The lookup hybrid's choice to run the diffusion drafter, on its own (no model): it keeps
+// drafting while the passes that ran the drafter make more tokens per millisecond than a plain
+// pass, and skips the drafter (but for the policy's probes) while they make fewer.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DraftPolicy } from '../../src/engine/draftPolicy';
+import type { DiffusionDrafter } from '../../src/engine/drafters/diffusion';
+import { LookupHybridDrafter } from '../../src/engine/drafters/hybrid';
+import type { DraftContext } from '../../src/engine/drafters/types';
+import { PassTimeModel } from '../../src/engine/stats';
+
+/** Counts its passes; always drafts the same confident block. */
+class CountingDrafter {
+  passes = 0;
+  async begin(): Promise<void> {}
+  async draft(): Promise<{ tokens: number[]; confidence: number[] }> {
+    this.passes++;
+    return { tokens: [900, 901, 902], confidence: [0.9, 0.9, 0.9] };
+  }
+  accept(): void {}
+}
+
+/** 40 passes over a sequence with nothing to look up; each pass that ran the drafter costs `ms` and keeps `accepted`. */
+async function run(accepted: number, ms: number, candidates = 0): Promise<{ deerPasses: number; plain: number }> {
+  const deer = new CountingDrafter();
+  const plainPassMs = 10; // a one-token pass: 0.1 tokens per ms
+  const hybrid = new LookupHybridDrafter(deer as unknown as DiffusionDrafter, new DraftPolicy(new PassTimeModel(plainPassMs, 0), { sizeBeforeDraft: false }));
+  const tokens = Array.from({ length: 20 }, (_, i) => i); // no repeated token: no lookup match
+  let plain = 0;
+  for (let i = 0; i < 40; i++) {
+    const ctx: DraftContext = { tokens, promptLength: 10, suffixIds: [], temperature: 0, topP: 1, rng: Math.random, candidates };
+    const before = deer.passes;
+    const d = await hybrid.draft(ctx, 3);
+    const ran = deer.passes > before;
+    if (d.tokens.length === 0) plain++;
+    hybrid.accept(ran ? accepted : 0, [], { draftMs: ran ? ms / 2 : 0, verifyMs: ran ? ms / 2 : plainPassMs });
+  }
+  return { deerPasses: deer.passes, plain };
+}
+
+describe('the lookup hybrid runs its drafter while that pays', () => {
+  for (const candidates of [0, 8]) {
+    const mode = candidates > 0 ? 'tree' : 'chain';
+    it(`keeps drafting while drafted passes beat a plain pass (${mode})`, async () => {
+      const r = await run(2, 20); // 3 tokens in 20 ms = 0.15 per ms > 0.1
+      assert.equal(r.deerPasses, 40);
+      assert.equal(r.plain, 0);
+    });
+    it(`falls back to plain passes, probing on the policy's schedule, while they lose (${mode})`, async () => {
+      const r = await run(1, 40); // 2 tokens in 40 ms = 0.05 per ms < 0.1
+      // the first pass measures; then a probe every 8th skipped pass (the loop, not run here, would space failed probes further)
+      assert.ok(r.deerPasses >= 2 && r.deerPasses <= 6, `drafter ran ${r.deerPasses} times`);
+      assert.equal(r.plain, 40 - r.deerPasses);
+    });
+  }
+});
