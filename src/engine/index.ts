@@ -79,7 +79,7 @@ class DrafterFailedError extends Error {
 }
 
 /** The same drafter, with its failures marked as DrafterFailedError. */
-function guarded(name: DrafterName, d: Drafter): Drafter {
+export function guarded(name: DrafterName, d: Drafter): Drafter {
   const wrap = async <T>(f: () => Promise<T>): Promise<T> => {
     try {
       return await f();
@@ -91,9 +91,9 @@ function guarded(name: DrafterName, d: Drafter): Drafter {
     name: d.name,
     begin: (ctx) => wrap(() => d.begin(ctx)),
     draft: (ctx, k) => wrap(() => d.draft(ctx, k)),
-    accept: (n) => {
+    accept: (n, added, timing) => {
       try {
-        d.accept(n);
+        d.accept(n, added, timing);
       } catch (e) {
         throw new DrafterFailedError(name, e);
       }

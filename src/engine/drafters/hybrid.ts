@@ -6,7 +6,7 @@
 // tree as one more branch, so both are verified in the same pass; the drafter pass is skipped,
 // as above, when the lookup alone promises what the trees have been earning. In both modes the
 // drafter is skipped (but for the policy's probes) while the passes that ran it have been making
-// fewer tokens per millisecond than a plain pass would.
+// fewer tokens per millisecond than the passes that did not, or than a plain pass would.
 import type { DraftPolicy } from '../draftPolicy';
 import type { DiffusionDrafter } from './diffusion';
 import { lookupMatch } from './ngram';
@@ -23,8 +23,14 @@ export class LookupHybridDrafter implements Drafter {
   private usedDeer = false;
   /** Moving average of drafted tokens accepted per pass when the diffusion draft was sent. */
   private deerEarned = 1;
-  /** Moving average of new tokens per ms (drafting and verifying) over passes that ran the drafter; null before the first. */
+  /**
+   * Moving averages of new tokens per ms (drafting and verifying) over the passes that ran the
+   * drafter (whichever draft they sent) and over those that did not; null before the first.
+   */
   private deerTokensPerMs: number | null = null;
+  private skippedTokensPerMs: number | null = null;
+  private ranDeer = false;
+  private sinceSkip = 0;
   /** Passes that used the lookup draft, and all passes (for stats and tests). */
   lookupPasses = 0;
   passes = 0;
@@ -46,6 +52,7 @@ export class LookupHybridDrafter implements Drafter {
 
   async draft(ctx: DraftContext, k: number): Promise<Draft> {
     this.passes++;
+    this.ranDeer = false;
     this.last = null;
     this.grafted = null;
     if (ctx.candidates > 0) return this.draftTree(ctx, k);
@@ -57,7 +64,7 @@ export class LookupHybridDrafter implements Drafter {
     if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
     if (this.skipDeer(ctx)) return this.useLookup(look);
     const d = await this.deer.draft(ctx, k);
-    this.usedDeer = true;
+    this.usedDeer = this.ranDeer = true;
     if (look.tokens.length === 0) return d;
     let expectDeer = 0;
     let survive = 1;
@@ -78,7 +85,7 @@ export class LookupHybridDrafter implements Drafter {
     if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
     if (this.skipDeer(ctx)) return this.useLookup(look);
     const d = await this.deer.draft(ctx, k);
-    this.usedDeer = true;
+    this.usedDeer = this.ranDeer = true;
     if (look.tokens.length > 0) {
       const a = this.rate(look.n);
       this.grafted = look;
@@ -89,13 +96,20 @@ export class LookupHybridDrafter implements Drafter {
   }
 
   /**
-   * The passes that ran the drafter have made fewer tokens per ms than a plain pass at this cache
-   * length would, and this pass is not one of the policy's probes (which keep the measure fresh).
+   * The passes that ran the drafter have made fewer tokens per ms than those that did not (lookup
+   * or plain), or than a plain pass at this cache length would, and this pass is not one of the
+   * policy's probes (which keep the measure fresh).
    */
   private skipDeer(ctx: DraftContext): boolean {
     const passTime = this.policy.passTime;
     if (this.deerTokensPerMs === null || !passTime.calibrated) return false;
-    if (this.deerTokensPerMs >= 1 / passTime.predict(ctx.tokens.length - 1)) return false;
+    const without = Math.max(1 / passTime.predict(ctx.tokens.length - 1), this.skippedTokensPerMs ?? 0);
+    if (this.deerTokensPerMs >= without) {
+      // the other arm is measured too: every 16th such pass goes without the drafter
+      if (++this.sinceSkip < 16) return false;
+      this.sinceSkip = 0;
+      return true;
+    }
     return !this.policy.probe();
   }
 
@@ -109,9 +123,11 @@ export class LookupHybridDrafter implements Drafter {
   }
 
   accept(accepted: number, added: readonly number[] = [], timing?: PassTiming): void {
-    if (this.usedDeer && timing) {
+    if (timing) {
       const rate = (accepted + 1) / Math.max(1e-3, timing.draftMs + timing.verifyMs);
-      this.deerTokensPerMs = this.deerTokensPerMs === null ? rate : this.deerTokensPerMs + 0.1 * (rate - this.deerTokensPerMs);
+      const ema = (avg: number | null) => (avg === null ? rate : avg + 0.1 * (rate - avg));
+      if (this.ranDeer) this.deerTokensPerMs = ema(this.deerTokensPerMs);
+      else this.skippedTokensPerMs = ema(this.skippedTokensPerMs);
     }
     if (this.grafted) {
       const { n, tokens } = this.grafted;
