@@ -38,7 +38,8 @@ def cfg(tokens, out, **kw):
 def test_resume_continues_the_same_run(tokens, tmp_path):
     total = 12 * 4 * 64                                           # the schedule: 12 steps of 4 x 64 tokens
     whole, _ = train(cfg(tokens, tmp_path / "whole.pt", total_tokens=total), log=lambda *a: None)
-    _, first = train(cfg(tokens, tmp_path / "split.pt", total_tokens=total, minutes=0.002), log=lambda *a: None)
+    # a budget of 0.6 ms: the first step starts within it, the second does not (whatever the CPU)
+    _, first = train(cfg(tokens, tmp_path / "split.pt", total_tokens=total, minutes=1e-5), log=lambda *a: None)
     assert 0 < first["steps"] < 12 and not first["finished"]      # the session budget stopped it early
     split, res = train(cfg(tokens, tmp_path / "split.pt", total_tokens=total, resume=True), log=lambda *a: None)
     assert res["steps"] == 12 and res["finished"] and len(res["sessions"]) == 2
@@ -101,7 +102,7 @@ def test_a_run_from_shipped_weights_counts_on_from_them(tokens, tmp_path):
     save_verifier(gpt, str(folder))
     json.dump(training_record(first), open(folder / RUN_RECORD, "w"))
     total = 5 * 4 * 64
-    _, part = train(cfg(tokens, tmp_path / "c.pt", total_tokens=total, minutes=0.002, init=str(folder)),
+    _, part = train(cfg(tokens, tmp_path / "c.pt", total_tokens=total, minutes=1e-5, init=str(folder)),
                     log=lambda *a: None)
     assert part["cumulative"]["steps"] == 3 + part["steps"] and not part["finished"]
     _, res = train(cfg(tokens, tmp_path / "c.pt", total_tokens=total, resume=True, init=str(folder)),
