@@ -73,7 +73,8 @@ SIZES = {
                  ar_minutes=0.05, distill_n=128, distill_minutes=0.5, ctx_len=32, row_len=96, cuts_per_row=4,
                  window=32, K=16, blocks=[16], variants=["context", "hidden-suffix", "hidden-kv"], d_head_tokens=256, d_layers=1, d_batch=16,
                  d1_minutes=0.05, d2_minutes=0.03, eval_prompts=2, pass_at_1=1),
-    # what ships without a GPU: measured on a 2-core AMD EPYC (no AMX: fp32; bf16 was 80x slower)
+    # what ships without a GPU: 2-core AMD EPYC; bf16 autocast where the CPU has AVX512-BF16 or AMX (--dtype auto),
+    # fp32 elsewhere (emulated bf16 was 80x slower on Zen 3); speeds per CPU in training/README.md
     # (the drafter's window and head are cut so that its pass costs well under a verifier pass)
     "cpu": Size(verifier="cpu-s", batch=8, v_minutes=75.0, ar_minutes=4.0, distill_minutes=15.0, row_len=256,
                 cuts_per_row=32, window=32, variants=["hidden-kv"], d_head_tokens=2048,

@@ -178,15 +178,18 @@ def train(cfg: TrainConfig, log=print):
                             fused=device.startswith("cuda"))
     run = {"step": 0, "tokens": 0, "train_time_s": 0.0, "history": [], "sessions": []}
     if cfg.init and not (cfg.resume and os.path.exists(state_path(cfg))):
+        # what the weights were trained on before: a model folder's run record, a checkpoint's own result
         if os.path.isdir(cfg.init):
             from training.hf import load_verifier
             start = load_verifier(cfg.init)
+            record = os.path.join(cfg.init, RUN_RECORD)
+            prior = json.load(open(record)) if os.path.exists(record) else None
         else:
             from training.export import load_checkpoint
-            start, _ = load_checkpoint(cfg.init)
+            start, extra = load_checkpoint(cfg.init)
+            prior = training_record(extra) if "tokens" in extra else None
         assert asdict(start.cfg) == asdict(mcfg), f"{cfg.init} is a {start.cfg} model, not preset {cfg.preset}"
         model.load_state_dict(start.state_dict())
-        prior = prior_training(cfg.init)
         if prior:
             run["prior"] = prior
         if master:
@@ -284,15 +287,6 @@ def train(cfg: TrainConfig, log=print):
     if ddp:
         dist.destroy_process_group()
     return raw, result
-
-
-def prior_training(init):
-    """What the weights of --init were trained on before, or None when the source does not say."""
-    if os.path.isdir(init):
-        path = os.path.join(init, RUN_RECORD)
-        return json.load(open(path)) if os.path.exists(path) else None
-    extra = torch.load(init, map_location="cpu", weights_only=False).get("extra", {})
-    return training_record(extra) if "tokens" in extra else None
 
 
 def cumulative(prior, run):
