@@ -81,7 +81,9 @@ class VerifierOnnx(nn.Module):
 
 class DrafterOnnx(nn.Module):
     """input_ids (1, c+k) ending in k mask tokens [, hidden_states (1, c, H)] [, suffix_ids (1, s)]
-    -> logits (1, k, V). k is the number of <|mask|> tokens in input_ids (they are the last k)."""
+    -> logits (1, k, V). k is the number of <|mask|> tokens in input_ids (they are the last k).
+    A drafter with a reduced head returns its N scores instead, logits (1, k, N), and head_ids (N,),
+    the token id of each score (docs/model-folder.md): no scatter into a (k, V) row of -1e9 per pass."""
 
     def __init__(self, drafter: Drafter):
         super().__init__()
@@ -90,6 +92,8 @@ class DrafterOnnx(nn.Module):
     def forward(self, input_ids, hidden_states=None, suffix_ids=None):
         k = (input_ids[0] == self.d.cfg.mask_id).sum()
         c = input_ids.shape[1] - k
+        if self.d.cfg.head_tokens > 0:
+            return self.d.block_logits(input_ids, hidden_states, c, k, suffix_ids, full=False), self.d.head_ids + 0
         return self.d.block_logits(input_ids, hidden_states, c, k, suffix_ids)
 
 
@@ -148,20 +152,39 @@ def export_drafter(drafter: Drafter, path):
         args = (*args, torch.randint(7, cfg.vocab_size, (1, 3)))
         in_names.append("suffix_ids")
         dyn["suffix_ids"] = {1: "suffix"}
-    _export(DrafterOnnx(drafter).eval(), args, path, in_names, ["logits"], dyn)
-    declare_logits_vocab(path, cfg.vocab_size)
+    out_names = ["logits", "head_ids"] if cfg.head_tokens > 0 else ["logits"]
+    _export(DrafterOnnx(drafter).eval(), args, path, in_names, out_names, dyn)
+    fix_drafter_outputs(path, cfg.head_tokens if cfg.head_tokens > 0 else cfg.vocab_size)
 
 
-def declare_logits_vocab(path, vocab):
-    """The reduced head's scatter leaves the logits' last dim unknown to shape inference; declare it
-    (the engine checks it at load against config.json's vocab_size)."""
+def fix_drafter_outputs(path, size):
+    """Declare the logits' last dim where shape inference left it unknown (the engine checks it at
+    load against config.json's vocab_size, or against head_ids), and give the constant head_ids,
+    which the export leaves as a bare initializer under a number, a node and its name."""
     import onnx
+    from onnx import helper
     m = onnx.load(path)
     dim = m.graph.output[0].type.tensor_type.shape.dim
     if len(dim) == 3 and not dim[2].HasField("dim_value"):
         dim[2].Clear()
-        dim[2].dim_value = vocab
-        onnx.save(m, path)
+        dim[2].dim_value = size
+    if len(m.graph.output) == 2:
+        produced = {o for n in m.graph.node for o in n.output}
+        ids = m.graph.output[1]
+        if ids.name not in produced:
+            m.graph.node.append(helper.make_node("Identity", [ids.name], ["head_ids"]))
+            ids.name = "head_ids"
+    onnx.save(m, path)
+
+
+def drafter_vocab_logits(outputs, vocab):
+    """A drafter pass's outputs as (.., k, vocab) logits: a reduced head's scores scattered to their ids."""
+    if len(outputs) == 1:
+        return outputs[0]
+    sub, ids = outputs
+    full = np.full(sub.shape[:-1] + (vocab,), -1e9, dtype=sub.dtype)
+    full[..., ids] = sub
+    return full
 
 
 def _int8_rows(w, block):
@@ -354,7 +377,7 @@ def check_drafter(drafter: Drafter, path, ctx_ids, hidden=None):
     if cfg.suffix_window > 0:   # longer than the window: the graph must use only its first suffix_window
         suffix = torch.tensor([list(ctx_ids[:3]) * (cfg.suffix_window // 3 + 2)])
         feed["suffix_ids"] = suffix.numpy()
-    ort_logits = sess.run(None, feed)[0]
+    ort_logits = drafter_vocab_logits(sess.run(None, feed), cfg.vocab_size)
     pt_logits = drafter(ids, hidden, k=k, suffix_ids=suffix)
     diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
     same = (ort_logits.argmax(-1) == pt_logits.numpy().argmax(-1)).mean()

@@ -323,17 +323,17 @@ class Drafter(nn.Module):
     @staticmethod
     def _kv_context_layer(blk, ctx, x, cos, sin, c):
         """One layer with the context (B, c, C) as keys/values only; x (B, T, C) the query positions
-        (block, then suffix), at positions c.. of cos/sin."""
+        (block, then suffix), at positions c.. of cos/sin. Context and queries share one norm and
+        one K and one V projection (RMSNorm is per position), which keeps the exported pass short."""
         a = blk.self_attn
         B, T, C = x.shape
+        h = blk.input_layernorm(torch.cat([ctx, x], 1))                           # (B, c+T, C)
 
         def heads(t, proj):
             return proj(t).view(B, t.shape[1], a.n_head, a.hs).transpose(1, 2)
-        hx, hc = blk.input_layernorm(x), blk.input_layernorm(ctx)
-        cos_c, sin_c, cos_x, sin_x = cos[..., :c, :], sin[..., :c, :], cos[..., c:, :], sin[..., c:, :]
-        q = apply_rope(heads(hx, a.q_proj), cos_x, sin_x)
-        k = torch.cat([apply_rope(heads(hc, a.k_proj), cos_c, sin_c), apply_rope(heads(hx, a.k_proj), cos_x, sin_x)], 2)
-        v = torch.cat([heads(hc, a.v_proj), heads(hx, a.v_proj)], 2)
+        q = apply_rope(heads(h[:, c:], a.q_proj), cos[..., c:, :], sin[..., c:, :])
+        k = apply_rope(heads(h, a.k_proj), cos, sin)
+        v = heads(h, a.v_proj)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
         x = x + a.o_proj(y.transpose(1, 2).reshape(B, T, C))
         return x + blk.mlp(blk.post_attention_layernorm(x))

@@ -130,7 +130,10 @@ def test_reduced_head_scores_its_tokens_exactly_and_nothing_else(tmp_path):
     assert export.check_drafter(head, path, ids[0, :10].tolist())["max_abs_logit_diff"] < 1e-4
     sess = export._session(path)                     # another block size through the same graph
     short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
-    assert np.allclose(sess.run(None, {"input_ids": short.numpy()})[0], head(short, k=3).numpy(), atol=1e-4)
+    logits, head_ids = sess.run(None, {"input_ids": short.numpy()})   # only the head's scores, and their ids
+    assert logits.shape == (1, 3, 20) and head_ids.tolist() == head.head_ids.tolist()
+    assert np.allclose(logits, head(short, k=3, full=False).numpy(), atol=1e-4)
+    assert not any(n.op_type.startswith("Scatter") for n in __import__("onnx").load(path).graph.node)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 // The DEER drafter: one ONNX pass fills a block of k masked positions after the verified sequence,
 // conditioned (as deer.json declares) on the last context tokens, the verifier's hidden states of
-// those tokens, and the first tokens after the cursor. No KV cache of its own.
+// those tokens, and the first tokens after the cursor. No KV cache of its own. A drafter with a
+// reduced head scores only the tokens listed by its head_ids output (docs/model-folder.md).
 import * as ort from 'onnxruntime-node';
 import { argmax, maxProb, sample, toProbs } from '../acceptance';
 import { PositionCandidates, PositionSource, topCandidates } from '../tree';
@@ -20,12 +21,15 @@ export interface DiffusionOptions extends SessionOptions {
 
 type Meta = { name: string; shape?: readonly (number | string)[] };
 
+/** The optional output naming the token id of each logit of a reduced head. */
+const HEAD_IDS = 'head_ids';
+
 /** Static dims the graph declares, against config.json and deer.json. */
 function checkShapes(session: ort.InferenceSession, spec: DiffusionDrafterSpec, opts: DiffusionOptions): void {
   const meta = (which: 'inputMetadata' | 'outputMetadata', name: string) =>
     (((session as unknown as Record<string, unknown>)[which] ?? []) as Meta[]).find((m) => m.name === name)?.shape;
   const vocab = meta('outputMetadata', 'logits')?.at(-1);
-  if (typeof vocab === 'number' && vocab !== opts.vocabSize) {
+  if (!session.outputNames.includes(HEAD_IDS) && typeof vocab === 'number' && vocab !== opts.vocabSize) {
     throw new ModelFolderError(spec.file, `logits have vocabulary ${vocab} but config.json says vocab_size ${opts.vocabSize}: the drafter was made for another verifier`);
   }
   const hidden = spec.conditioning.includes('hidden') ? meta('inputMetadata', 'hidden_states')?.at(-1) : undefined;
@@ -45,16 +49,22 @@ export class DiffusionDrafter implements Drafter {
     private readonly opts: DiffusionOptions,
   ) {}
 
+  /** Token id of each logit when the head is reduced (read once, at load); undefined: logits cover the vocabulary. */
+  private headIds?: Int32Array;
+  /** Index of the mask token among the logits, -1 when it has none. */
+  private maskIndex = -1;
+
   static async create(spec: DiffusionDrafterSpec, opts: DiffusionOptions): Promise<DiffusionDrafter> {
     const session = await createSession(spec.file, opts);
     const need = ['input_ids', ...(spec.conditioning.includes('hidden') ? ['hidden_states'] : []), ...(spec.conditioning.includes('suffix') ? ['suffix_ids'] : [])];
     const missing = need.filter((n) => !session.inputNames.includes(n));
     const extra = session.inputNames.filter((n) => !need.includes(n));
-    if (missing.length > 0 || extra.length > 0 || !session.outputNames.includes('logits')) {
+    const extraOut = session.outputNames.filter((n) => n !== 'logits' && n !== HEAD_IDS);
+    if (missing.length > 0 || extra.length > 0 || !session.outputNames.includes('logits') || extraOut.length > 0) {
       throw new ModelFolderError(
         spec.file,
         `unknown layout for a drafter conditioned on [${spec.conditioning.join(', ')}]: inputs [${session.inputNames.join(', ')}], ` +
-          `outputs [${session.outputNames.join(', ')}]; expected inputs [${need.join(', ')}] and output logits`,
+          `outputs [${session.outputNames.join(', ')}]; expected inputs [${need.join(', ')}] and output logits (and optionally ${HEAD_IDS})`,
       );
     }
     checkShapes(session, spec, opts);
@@ -76,9 +86,9 @@ export class DiffusionDrafter implements Drafter {
     const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', ids, [1, c + k]) };
     if (conditioning.includes('hidden')) feeds.hidden_states = new ort.Tensor('float32', new Float32Array(c * h), [1, c, h]);
     if (conditioning.includes('suffix')) feeds.suffix_ids = new ort.Tensor('int64', BigInt64Array.from([BigInt(this.opts.eosId)]), [1, 1]);
-    let dims: readonly number[];
+    let out: ort.InferenceSession.ReturnType;
     try {
-      dims = (await this.session.run(feeds)).logits.dims;
+      out = await this.session.run(feeds);
     } catch (e) {
       throw new ModelFolderError(
         this.spec.file,
@@ -87,9 +97,29 @@ export class DiffusionDrafter implements Drafter {
           'the drafter was probably made for another verifier',
       );
     }
-    if (dims.length !== 3 || dims[1] !== k || dims[2] !== v) {
-      throw new ModelFolderError(this.spec.file, `logits of a trial pass have shape [${dims.join(', ')}], expected [1, ${k}, ${v}] (deer.json block_size, config.json vocab_size)`);
+    const dims = out.logits.dims;
+    if (out[HEAD_IDS] !== undefined) this.headIds = this.readHeadIds(out[HEAD_IDS]);
+    const width = this.headIds?.length ?? v;
+    if (dims.length !== 3 || dims[1] !== k || dims[2] !== width) {
+      const what = this.headIds ? `${HEAD_IDS} length` : 'config.json vocab_size';
+      throw new ModelFolderError(this.spec.file, `logits of a trial pass have shape [${dims.join(', ')}], expected [1, ${k}, ${width}] (deer.json block_size, ${what})`);
     }
+    this.maskIndex = this.headIds ? this.headIds.indexOf(maskId) : maskId < v ? maskId : -1;
+  }
+
+  /** head_ids must be distinct token ids of the verifier's vocabulary. */
+  private readHeadIds(t: ort.Tensor): Int32Array {
+    const v = this.opts.vocabSize;
+    const bad = (why: string) => new ModelFolderError(this.spec.file, `output ${HEAD_IDS} ${why}`);
+    if (t.dims.length !== 1 || (t.type !== 'int64' && t.type !== 'int32')) throw bad(`must be a 1-D int64 tensor, got ${t.type} [${t.dims.join(', ')}]`);
+    const ids = Int32Array.from(t.data as ArrayLike<number | bigint>, Number);
+    const seen = new Uint8Array(v);
+    for (const id of ids) {
+      if (!(id >= 0 && id < v)) throw bad(`holds token id ${id}, outside config.json vocab_size ${v}: the drafter was made for another verifier`);
+      if (seen[id]) throw bad(`lists token id ${id} twice`);
+      seen[id] = 1;
+    }
+    return ids;
   }
 
   get blockSize(): number {
@@ -118,26 +148,27 @@ export class DiffusionDrafter implements Drafter {
       feeds.suffix_ids = new ort.Tensor('int64', BigInt64Array.from(s, BigInt), [1, s.length]);
     }
     const t0 = performance.now();
-    const out = await this.session.run(feeds);
+    const out = await this.session.run(feeds, ['logits']);
     this.lastPassMs = performance.now() - t0;
     const logits = out.logits.data as Float32Array;
-    const vocab = out.logits.dims[2];
+    const width = out.logits.dims[2];
+    const head = this.headIds;
     const tokens: number[] = [];
     const probs: Float32Array[] = [];
     const confidence: number[] = [];
     let joint = 1; // the chance that every token so far is accepted, by the drafter's own account
-    const mask = this.opts.maskId;
     for (let i = 0; i < k; i++) {
-      const row = logits.subarray(i * vocab, (i + 1) * vocab);
-      if (mask < vocab) row[mask] = -Infinity; // the mask token is never a completion
+      const row = logits.subarray(i * width, (i + 1) * width);
+      if (this.maskIndex >= 0) row[this.maskIndex] = -Infinity; // the mask token is never a completion
       if (ctx.temperature > 0) {
         const p = toProbs(row, ctx.temperature, ctx.topP);
         const x = sample(p, ctx.rng);
-        tokens.push(x);
-        probs.push(p);
+        tokens.push(head ? head[x] : x);
+        probs.push(head ? spread(p, head, this.opts.vocabSize) : p);
         confidence.push(p[x]);
       } else {
-        tokens.push(argmax(row));
+        const x = argmax(row);
+        tokens.push(head ? head[x] : x);
         if (joint > 1e-3) {
           const c = maxProb(row);
           confidence.push(c);
@@ -146,7 +177,7 @@ export class DiffusionDrafter implements Drafter {
       }
     }
     const draft: Draft = ctx.temperature > 0 ? { tokens, probs, confidence } : { tokens, confidence };
-    if (ctx.candidates > 0) draft.positions = lazyCandidates(logits, vocab, k, ctx.candidates);
+    if (ctx.candidates > 0) draft.positions = lazyCandidates(logits, width, k, ctx.candidates, head);
     return draft;
   }
 
@@ -157,13 +188,21 @@ export class DiffusionDrafter implements Drafter {
   }
 }
 
+/** A reduced head's distribution over the whole vocabulary (zero outside the head). */
+function spread(p: Float32Array, head: Int32Array, vocab: number): Float32Array {
+  const full = new Float32Array(vocab);
+  for (let j = 0; j < head.length; j++) full[head[j]] = p[j];
+  return full;
+}
+
 /** Each position's candidates, computed when a tree first reaches it (most trees stay shallow). */
-function lazyCandidates(logits: Float32Array, vocab: number, k: number, n: number): PositionSource {
+function lazyCandidates(logits: Float32Array, width: number, k: number, n: number, head?: Int32Array): PositionSource {
   const memo: PositionCandidates[] = [];
-  return {
-    length: k,
-    at: (d) => (d >= 0 && d < k ? (memo[d] ??= softmaxTop(logits.subarray(d * vocab, (d + 1) * vocab), n)) : undefined),
+  const at = (d: number): PositionCandidates => {
+    const top = softmaxTop(logits.subarray(d * width, (d + 1) * width), n);
+    return head ? { tokens: top.tokens.map((j) => head[j]), probs: top.probs } : top;
   };
+  return { length: k, at: (d) => (d >= 0 && d < k ? (memo[d] ??= at(d)) : undefined) };
 }
 
 /** Logits this far below the row's maximum add under 1e-7 each to the softmax sum: skipped. */
