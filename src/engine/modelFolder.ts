@@ -39,7 +39,8 @@ export interface SpecialTokenNames {
   fimPrefix?: string;
   fimSuffix?: string;
   fimMiddle?: string;
-  mask?: string;
+  /** A token string, or an embedding row's id where the tokenizer has no mask token (a foreign verifier's drafter). */
+  mask?: string | number;
   fileSeparator?: string;
 }
 
@@ -237,7 +238,7 @@ export function readModelFolder(dirIn: string): ModelSpec {
     fimPrefix: str('fim_prefix'),
     fimSuffix: str('fim_suffix'),
     fimMiddle: str('fim_middle'),
-    mask: str('mask'),
+    mask: Number.isInteger(st.mask) ? (st.mask as number) : str('mask'),
     fileSeparator: str('file_separator'),
   };
   if (spec.deer && !spec.special.mask) throw new ModelFolderError(manifestFile, 'special_tokens.mask is required by drafters.deer');

@@ -73,8 +73,12 @@ export class DeerTokenizer {
       throw new ModelFolderError(file, `cannot be loaded by @huggingface/tokenizers (${(e as Error).message})`);
     }
     const manifest = join(spec.dir, spec.hasManifest ? 'deer.json' : 'tokenizer_config.json');
-    const lookup = (name: string | undefined, what: string): number | undefined => {
+    const lookup = (name: string | number | undefined, what: string): number | undefined => {
       if (name === undefined) return undefined;
+      if (typeof name === 'number') {
+        if (name < 0 || name >= spec.vocabSize) throw new ModelFolderError(manifest, `${what} id ${name} is outside the model's vocabulary (config.json vocab_size ${spec.vocabSize})`);
+        return name;
+      }
       const id = this.tok.token_to_id(name);
       if (id === undefined) throw new ModelFolderError(manifest, `${what} token ${JSON.stringify(name)} is not in tokenizer.json`);
       if (id >= spec.vocabSize) {

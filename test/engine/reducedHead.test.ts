@@ -84,7 +84,7 @@ describe('a drafter with a reduced head (head_ids)', { skip: !hasModel(TINY_MODE
       assert.equal(draft.probs?.length, 4);
       for (let i = 0; i < 4; i++) {
         const want = toProbs(ref[i], 0.8, 0.95);
-        const got = draft.probs![i];
+        const got: Float32Array = draft.probs![i];
         assert.equal(got.length, VOCAB);
         for (let t = 0; t < VOCAB; t++) assert.ok(Math.abs(got[t] - want[t]) < 1e-6, `position ${i}, token ${t}: ${got[t]} vs ${want[t]}`);
         assert.ok(got[draft.tokens[i]] > 0, 'the drawn token has probability');
