@@ -55,6 +55,16 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
       pattern: /mask token "<\|no such token\|>" is not in tokenizer\.json/,
     },
     {
+      name: 'a mask given as an id outside the vocabulary',
+      edit: (d) => {
+        const m = json(d, 'deer.json');
+        m.special_tokens.mask = json(d, 'config.json').vocab_size;
+        write(d, 'deer.json', m);
+      },
+      file: 'deer.json',
+      pattern: /mask id \d+ is outside the model's vocabulary \(config\.json vocab_size \d+\)/,
+    },
+    {
       name: 'hidden conditioning without verifier hidden states',
       edit: (d) => {
         const m = json(d, 'deer.json');
