@@ -64,7 +64,8 @@ class DrafterTrainConfig:
 class DistillData:
     def __init__(self, path, val_frac):
         z = np.load(path)
-        self.ctx, self.gen, self.hid = z["ctx"], z["gen"], z["hid"]
+        self.ctx, self.gen = z["ctx"], z["gen"]
+        self.hid = z["hid"] if "hid" in z.files else None     # absent: distilled without hidden states
         self.suf = z["suf"] if "suf" in z.files else None
         self.W, self.K = int(z["window"]), int(z["K"])
         self.Lc = self.ctx.shape[1]
@@ -73,14 +74,15 @@ class DistillData:
         self.val_idx = np.arange(n - n_val, n)
         self.train_idx = np.arange(0, n - n_val)
 
-    def batch(self, idx, k, R, c, hidden, device="cpu", suffix=0):
+    def batch(self, idx, k, R, c, hidden, device="cpu", suffix=0, mask_id=MASK):
         """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R), suffix_ids (B, suffix) or None"""
         seq = np.concatenate([self.ctx[idx], self.gen[idx]], 1)      # (B, Lc+K+1)
         e = self.Lc + 1 + (k - R)                                     # end of verified part
-        ids = np.concatenate([seq[:, e - c:e], np.full((len(idx), R), MASK)], 1)
+        ids = np.concatenate([seq[:, e - c:e], np.full((len(idx), R), mask_id)], 1)
         tgt = seq[:, e:e + R]
         h = None
         if hidden:
+            assert self.hid is not None, "distillation data without hidden states (hid)"
             rows = np.arange(e - c, e) - self.Lc + self.W
             h = torch.from_numpy(self.hid[idx][:, rows].astype(np.float32))
             h[:, -1] = 0.0                                            # the pending bonus token
@@ -92,10 +94,10 @@ class DistillData:
         return torch.from_numpy(ids).long().to(device), h, torch.from_numpy(tgt).long().to(device), suf
 
 
-def most_written(data, n, vocab):
+def most_written(data, n, vocab, mask_id=MASK):
     """The n tokens the verifier writes most in the training continuations (ascending ids)."""
     counts = np.bincount(data.gen[data.train_idx].ravel(), minlength=vocab).astype(np.float64)
-    counts[MASK] = -1
+    counts[mask_id] = -1
     return torch.from_numpy(np.sort(np.argsort(-counts, kind="stable")[:n])).long()
 
 
@@ -111,7 +113,7 @@ def evaluate(model, data, cfg, k, n=512):
     model.eval()
     idx = data.val_idx[:n]
     dev = next(model.parameters()).device
-    ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix)
+    ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix, model.cfg.mask_id)
     logits = model(ids, h, k=k, suffix_ids=suf).float()
     if model.cfg.head_tokens:                   # the loss the head is trained on: targets outside it ignored
         sub = logits[..., model.head_ids]
@@ -123,18 +125,22 @@ def evaluate(model, data, cfg, k, n=512):
     return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
 
 
-def train(cfg: DrafterTrainConfig, log=print):
+def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
+    """model: a drafter built by the caller (training/hf_drafter.py: for a verifier that is not a
+    GPT checkpoint), trained as it is; else one from cfg.init or started from cfg.verifier."""
     torch.set_num_threads(cfg.threads or os.cpu_count())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     data = DistillData(cfg.distill, cfg.val_frac)
     assert cfg.k <= data.K and cfg.window <= data.W
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    verifier, _ = load_checkpoint(cfg.verifier)
-    if cfg.init:
+    if model is not None:
+        model.train()
+    elif cfg.init:
         model, _ = load_checkpoint(cfg.init)
         model.train()
     else:
+        verifier, _ = load_checkpoint(cfg.verifier)
         v = verifier.cfg
         dcfg = DrafterConfig(vocab_size=v.vocab_size, n_layer=cfg.n_layer, n_head=v.n_head, n_embd=v.n_embd,
                              ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
@@ -164,7 +170,7 @@ def train(cfg: DrafterTrainConfig, log=print):
         c = cfg.window if rng.random() < 0.7 else int(rng.integers(4, cfg.window + 1))
         idx = rng.choice(data.train_idx, size=cfg.batch_size)
         s = int(rng.integers(1, cfg.suffix + 1)) if cfg.suffix else 0
-        ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s)
+        ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s, model.cfg.mask_id)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
             logits = model(ids, h, k=R, suffix_ids=suf, full=not model.cfg.head_tokens)  # (B, R, V or head)
         if model.cfg.head_tokens:

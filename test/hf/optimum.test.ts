@@ -100,3 +100,45 @@ describe('Optimum export default-hf with a deer.json naming a drafter', () => {
     assert.ok(accepted > 0, 'the drafter trained for this verifier got drafted tokens accepted');
   });
 });
+
+// A DEER drafter trained for a foreign verifier, as a user trains one for their model
+// (training/hf_drafter.py: distilled from the transformers model, context-only, the mask token an
+// embedding row the tokenizer does not use): the Optimum export with it gives the verifier's own
+// output and gets drafted tokens accepted.
+describe('Optimum export qwen2-random with a DEER drafter trained for it (training/hf_drafter.py)', () => {
+  const dir = join(EXPORTS, 'qwen2-random-deer');
+  let engine: Engine;
+  before(async () => {
+    assert.ok(existsSync(join(dir, 'deer.json')), `${dir}/deer.json is missing: npm run test:hf trains it (training/hf_exports.sh)`);
+    engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+  });
+  after(() => engine?.dispose());
+
+  it('loads with deer.json: the mask is an unused embedding row given by id', () => {
+    const spec = readModelFolder(dir);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const tokenizer = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    const tokenizerSize = Object.keys(tokenizer.model.vocab).length;
+    assert.equal(spec.hasManifest, true);
+    assert.equal(spec.deer?.conditioning.join(), 'context');
+    assert.equal(typeof spec.special.mask, 'number');
+    assert.ok((spec.special.mask as number) >= tokenizerSize && (spec.special.mask as number) < config.vocab_size);
+    assert.deepEqual(engine.info.drafters, ['none', 'ngram', 'deer']);
+  });
+
+  it('deer gives the same tokens as plain decoding and accepts drafted tokens', async (t) => {
+    let accepted = 0;
+    for (const p of prompts) {
+      const req = { ...p, maxNewTokens: 32, stopOnRepeat: false };
+      const plain = await engine.complete({ ...req, drafter: 'none' });
+      for (const lookup of [false, true]) {
+        const deer = await engine.complete({ ...req, drafter: 'deer', lookup, adaptiveBlock: false });
+        assert.deepEqual(deer.tokens, plain.tokens, `lookup ${lookup}`);
+        assert.equal(deer.text, plain.text);
+        if (!lookup) accepted += deer.stats.acceptedHistogram.reduce((sum, passes, n) => sum + passes * n, 0);
+        t.diagnostic(`${plain.tokens.length} tokens, deer${lookup ? '+lookup' : ''} ${deer.stats.meanAccepted.toFixed(2)} tokens/pass`);
+      }
+    }
+    assert.ok(accepted > 0, 'no drafted token was accepted');
+  });
+});
