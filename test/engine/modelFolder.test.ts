@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Engine, ModelFolderError } from '../../src/engine';
 import { readModelFolder } from '../../src/engine/modelFolder';
-import { CONDITIONED_MODEL, DEFAULT_MODEL, TINY_MODEL, evalPrompts, hasModel } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, ROOT, TINY_MODEL, evalPrompts, hasModel } from './support';
 
 const SRC = CONDITIONED_MODEL;
 const temps: string[] = [];
@@ -101,13 +101,24 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
     {
       name: 'a DEER drafter with another vocabulary',
       edit: (d) => {
-        copyFileSync(join(DEFAULT_MODEL, 'onnx', 'drafter.onnx'), join(d, 'onnx', 'drafter.onnx'));
+        copyFileSync(join(TINY_MODEL, 'onnx', 'drafter.onnx'), join(d, 'onnx', 'drafter.onnx'));
         const m = json(d, 'deer.json');
-        m.drafters.deer.conditioning = ['context', 'hidden'];
+        m.drafters.deer.conditioning = ['context'];
         write(d, 'deer.json', m);
       },
       file: 'onnx/drafter.onnx',
-      pattern: new RegExp(`logits have vocabulary ${json(DEFAULT_MODEL, 'config.json').vocab_size} but config\\.json says vocab_size 512`),
+      pattern: new RegExp(`logits have vocabulary ${json(TINY_MODEL, 'config.json').vocab_size} but config\\.json says vocab_size 512`),
+    },
+    {
+      name: 'a DEER drafter with a reduced head made for another vocabulary',
+      edit: (d) => {
+        copyFileSync(join(ROOT, 'test', 'fixtures', 'samples', 'reduced-head-drafter.onnx'), join(d, 'onnx', 'drafter.onnx'));
+        const m = json(d, 'deer.json');
+        m.drafters.deer.conditioning = ['context'];
+        write(d, 'deer.json', m);
+      },
+      file: 'onnx/drafter.onnx',
+      pattern: /output head_ids holds token id \d+, outside config\.json vocab_size 512: the drafter was made for another verifier/,
     },
     {
       name: 'verifier hidden states of another size than deer.json says',
