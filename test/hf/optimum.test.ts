@@ -91,7 +91,8 @@ describe('Optimum export default-hf with a deer.json naming a drafter', () => {
     for (const p of prompts) {
       const req = { ...p, maxNewTokens: 32, stopOnRepeat: false };
       const plain = await engine.complete({ ...req, drafter: 'none' });
-      const ar = await engine.complete({ ...req, drafter: 'ar' });
+      // full blocks: the block policy may otherwise stop drafting where it does not pay on this machine
+      const ar = await engine.complete({ ...req, drafter: 'ar', adaptiveBlock: false });
       assert.equal(ar.stats.drafter, 'ar');
       assert.deepEqual(ar.tokens, plain.tokens);
       accepted += ar.stats.newTokens - ar.stats.passes;
