@@ -111,17 +111,14 @@ def distil(model, ctx, n_new, batch, log=print):
     return np.concatenate(gens)
 
 
-def build_drafter(model, cfg: HFDrafterConfig, mask_id):
+def build_drafter(model, train_cfg, mask_id):
     """A drafter shaped like the verifier's layers (heads, width, MLP), starting from its token embedding
     and final norm; its blocks start fresh (a foreign layer layout does not copy over)."""
+    from training.train_drafter import drafter_config
     c = model.config
-    n_head = c.num_attention_heads
-    dcfg = DrafterConfig(vocab_size=c.vocab_size, n_layer=cfg.n_layer, n_head=n_head, n_embd=c.hidden_size,
-                         ffn_hidden=c.intermediate_size, block_size=cfg.k, context_window=cfg.window,
-                         mask_id=mask_id, head_tokens=cfg.head_tokens, kv_context=True,
-                         rope_theta=float(getattr(c, "rope_theta", 10000.0)),
-                         norm_eps=float(getattr(c, "rms_norm_eps", 1e-5)))
-    d = Drafter(dcfg)
+    d = Drafter(drafter_config(train_cfg, c.vocab_size, c.num_attention_heads, c.hidden_size, c.intermediate_size,
+                               mask_id, rope_theta=float(getattr(c, "rope_theta", 10000.0)),
+                               norm_eps=float(getattr(c, "rms_norm_eps", 1e-5))))
     with torch.no_grad():
         d.embed_tokens.weight.copy_(model.get_input_embeddings().weight.float())
         d.norm.weight.copy_(model.model.norm.weight.float())
@@ -175,14 +172,14 @@ def run(cfg: HFDrafterConfig, log=print):
     distill_s = time.time() - t0
     log(f"distilled {len(ctx)} continuations of {cfg.k + 1} tokens in {distill_s:.0f}s")
 
-    d = build_drafter(model, cfg, mask_id)
-    if cfg.head_tokens:
-        d.head_ids.copy_(most_written(DistillData(dist, 0.05), cfg.head_tokens, d.cfg.vocab_size, mask_id))
     common = dict(distill=dist, k=cfg.k, window=cfg.window, n_layer=cfg.n_layer, head_tokens=cfg.head_tokens,
                   kv_context=True, batch_size=cfg.d_batch, seed=cfg.seed, threads=cfg.threads, log_every=50)
     s1, s2 = os.path.join(work, "drafter-s1.pt"), os.path.join(work, "drafter-s2.pt")
-    d, r1 = train(DrafterTrainConfig(out=s1, stage=1, minutes=cfg.minutes1, max_steps=cfg.steps1 or 10**9, **common),
-                  log, model=d)
+    stage1 = DrafterTrainConfig(out=s1, stage=1, minutes=cfg.minutes1, max_steps=cfg.steps1 or 10**9, **common)
+    d = build_drafter(model, stage1, mask_id)
+    if cfg.head_tokens:
+        d.head_ids.copy_(most_written(DistillData(dist, 0.05), cfg.head_tokens, d.cfg.vocab_size, mask_id))
+    d, r1 = train(stage1, log, model=d)
     d, r2 = train(DrafterTrainConfig(out=s2, stage=2, init=s1, lr=5e-4, min_lr=5e-5, minutes=cfg.minutes2,
                                      max_steps=cfg.steps2 or 10**9, **common), log)
     d.eval()

@@ -125,6 +125,15 @@ def evaluate(model, data, cfg, k, n=512):
     return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
 
 
+def drafter_config(cfg: DrafterTrainConfig, vocab_size, n_head, n_embd, ffn_hidden, mask_id=MASK, **extra):
+    """The drafter's shape: the verifier's width, heads and MLP; block, window and conditioning from cfg."""
+    return DrafterConfig(vocab_size=vocab_size, n_layer=cfg.n_layer, n_head=n_head, n_embd=n_embd,
+                         ffn_hidden=ffn_hidden, block_size=cfg.k, context_window=cfg.window,
+                         hidden_size=n_embd if cfg.hidden else 0, mask_id=mask_id,
+                         suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
+                         kv_context=cfg.kv_context, **extra)
+
+
 def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     """model: a drafter built by the caller (training/hf_drafter.py: for a verifier that is not a
     GPT checkpoint), trained as it is; else one from cfg.init or started from cfg.verifier."""
@@ -142,12 +151,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     else:
         verifier, _ = load_checkpoint(cfg.verifier)
         v = verifier.cfg
-        dcfg = DrafterConfig(vocab_size=v.vocab_size, n_layer=cfg.n_layer, n_head=v.n_head, n_embd=v.n_embd,
-                             ffn_hidden=v.ffn_hidden, block_size=cfg.k, context_window=cfg.window,
-                             hidden_size=v.n_embd if cfg.hidden else 0, mask_id=MASK,
-                             suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
-                             kv_context=cfg.kv_context)
-        model = Drafter(dcfg)
+        model = Drafter(drafter_config(cfg, v.vocab_size, v.n_head, v.n_embd, v.ffn_hidden))
         model.init_from_verifier(verifier, copy_layers=not cfg.fresh_layers)
         if cfg.head_tokens:
             model.head_ids.copy_(most_written(data, cfg.head_tokens, v.vocab_size))

@@ -241,7 +241,7 @@ export function readModelFolder(dirIn: string): ModelSpec {
     mask: Number.isInteger(st.mask) ? (st.mask as number) : str('mask'),
     fileSeparator: str('file_separator'),
   };
-  if (spec.deer && !spec.special.mask) throw new ModelFolderError(manifestFile, 'special_tokens.mask is required by drafters.deer');
+  if (spec.deer && spec.special.mask === undefined) throw new ModelFolderError(manifestFile, 'special_tokens.mask is required by drafters.deer');
   const order = manifest.fim_order ?? 'spm';
   if (order !== 'psm' && order !== 'spm') throw new ModelFolderError(manifestFile, `fim_order must be "psm" or "spm", got ${JSON.stringify(order)}`);
   spec.fimOrder = order;
