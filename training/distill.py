@@ -4,9 +4,13 @@ prefixes cut at random points (continuation distillation), with the verifier's h
 states so a drafter can also be conditioned on them.
 
 For each sample:
-  ctx  (Lc,)        the prompt: Lc tokens of a packed training row (plain or FIM), ending at a random cut
+  ctx  (Lc,)        the prompt: Lc tokens of a packed training row (plain or FIM), ending at a random cut,
+                    then, for a cut inside a continuation (--self-cuts), the verifier's own greedy
+                    tokens up to that point: in the engine every block after the first is drafted
+                    after text the verifier wrote (repetitions included), so the drafter learns that too
   gen  (K+1,)       greedy tokens g0..gK; g0 plays the engine's pending "bonus" token
   hid  (W+K, H)     fp16 verifier hidden states of the last W prompt tokens, then of g0..g(K-1)
+  depth ()          how many of the verifier's own tokens end ctx (0: a cut in the corpus row itself)
   suf  (S,)         when the cut falls in the middle of a FIM example: the first S tokens of its
                     suffix (the text after the cursor), <|endoftext|> after its end; all
                     <|endoftext|> for a cut in plain text (for drafters that see the suffix)
@@ -79,11 +83,14 @@ def choose_cuts(row, ctx_len, m, middle_share, rng):
 
 
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
-         split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, middle_share=0.5, log=print):
+         split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, middle_share=0.5,
+         self_span=0, self_cuts=0, log=print):
     """n samples of (ctx, gen, hid). With cuts_per_row > 1, one prefill of a row of row_len tokens
     serves that many cut points (the verifier's KV cache up to a cut is the row's prefix, so each
     continuation sees up to row_len tokens of context for a fraction of the cost); batch counts
-    continuations decoded together. About middle_share of the cuts fall inside FIM middles."""
+    continuations decoded together. About middle_share of the cuts fall inside FIM middles.
+    With self_cuts > 0, each continuation runs self_span tokens longer and gives self_cuts more
+    samples, cut 1..self_span tokens into it (never past its first EOS)."""
     if threads:
         torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
@@ -93,27 +100,37 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
     b = Batcher(TokenData(data_dir, split), seq_len=max(row_len, 256), seed=seed)
     rng = np.random.default_rng(seed)
     rows_per_batch = max(1, batch // cuts_per_row)
-    ctxs, gens, hids, sufs = [], [], [], []
+    ctxs, gens, hids, sufs, depths = [], [], [], [], []
     t0, made = time.time(), 0
     while made < n:
         rows = torch.tensor([b.row()[:row_len] for _ in range(rows_per_batch)], dtype=torch.long, device=dev)
         cuts = np.stack([choose_cuts(r, ctx_len, cuts_per_row, middle_share, rng) for r in rows.tolist()])  # (rows, cuts)
+        span = self_span if self_cuts else 0
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1, window)
+            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window)
         r_idx = np.repeat(np.arange(rows_per_batch), cuts_per_row)
         c_flat = cuts.reshape(-1)
         rows_np = rows.cpu().numpy()
-        ctxs.append(np.stack([rows_np[r, c - ctx_len:c] for r, c in zip(r_idx, c_flat)]).astype(np.int32))
-        gens.append(toks.cpu().numpy().astype(np.int32))
-        hids.append(hid_rows.float().half().cpu().numpy())
-        sufs.append(np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32))
-        made += len(c_flat)
+        toks_np = toks.cpu().numpy().astype(np.int32)                             # (B, K+1+span)
+        hid_np = hid_rows.float().half().cpu().numpy()                            # (B, W+K+span, C)
+        suf = np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32)
+        first_eos = np.where((toks_np == EOS).any(1), (toks_np == EOS).argmax(1), toks_np.shape[1])
+        for s in range(1 + (self_cuts if span else 0)):
+            off = np.zeros(len(c_flat), dtype=np.int64) if s == 0 else \
+                np.minimum(rng.integers(1, span + 1, size=len(c_flat)), first_eos)
+            ctxs.append(np.stack([np.concatenate([rows_np[r, c - ctx_len:c], toks_np[j, :o]])[-ctx_len:]
+                                  for j, (r, c, o) in enumerate(zip(r_idx, c_flat, off))]).astype(np.int32))
+            gens.append(np.stack([toks_np[j, o:o + K + 1] for j, o in enumerate(off)]))
+            hids.append(np.stack([hid_np[j, o:o + window + K] for j, o in enumerate(off)]))
+            sufs.append(suf)
+            depths.append(off.astype(np.int32))
+            made += len(c_flat)
         if len(ctxs) % 10 == 0:
             log(f"distill {made}/{n} {time.time() - t0:.0f}s")
         if minutes and time.time() - t0 > minutes * 60:
             break
     np.savez(out, ctx=np.concatenate(ctxs)[:n], gen=np.concatenate(gens)[:n], hid=np.concatenate(hids)[:n],
-             suf=np.concatenate(sufs)[:n], window=window, K=K)
+             suf=np.concatenate(sufs)[:n], depth=np.concatenate(depths)[:n], window=window, K=K)
     log(f"distill: {min(made, n)} samples in {time.time() - t0:.0f}s -> {out}")
 
 
@@ -214,9 +231,12 @@ def main():
     ap.add_argument("--row-len", type=int, default=0, help="verifier context per row (default ctx-len)")
     ap.add_argument("--cuts-per-row", type=int, default=1, help="continuations sharing one row's prefill")
     ap.add_argument("--middle-share", type=float, default=0.5, help="share of cuts inside FIM middles (rows that have one)")
+    ap.add_argument("--self-span", type=int, default=32, help="how deep into a continuation --self-cuts may cut")
+    ap.add_argument("--self-cuts", type=int, default=0, help="more samples per continuation, cut inside it")
     args = ap.parse_args()
     make(args.verifier, args.data, args.out, args.n, args.ctx_len, args.window, args.K, args.batch,
-         args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads, args.middle_share)
+         args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads, args.middle_share,
+         args.self_span, args.self_cuts)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,8 @@ def run(cfg: HFDrafterConfig, log=print):
     log(f"distilled {len(ctx)} continuations of {cfg.k + 1} tokens in {distill_s:.0f}s")
 
     common = dict(distill=dist, k=cfg.k, window=cfg.window, n_layer=cfg.n_layer, head_tokens=cfg.head_tokens,
-                  kv_context=True, batch_size=cfg.d_batch, seed=cfg.seed, threads=cfg.threads, log_every=50)
+                  kv_context=True, batch_size=cfg.d_batch, seed=cfg.seed, threads=cfg.threads, log_every=50,
+                  eos_id=-1)                               # generated without stopping: no padding
     s1, s2 = os.path.join(work, "drafter-s1.pt"), os.path.join(work, "drafter-s2.pt")
     stage1 = DrafterTrainConfig(out=s1, stage=1, minutes=cfg.minutes1, max_steps=cfg.steps1 or 10**9, **common)
     d = build_drafter(model, stage1, mask_id)

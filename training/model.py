@@ -339,10 +339,10 @@ class Drafter(nn.Module):
         return x + blk.mlp(blk.post_attention_layernorm(x))
 
     def head_targets(self, tgt):
-        """Token ids as indices into the reduced head (-1: outside it, ignored by the loss)."""
+        """Token ids as indices into the reduced head (-1: outside it, or an ignored target, -1 already)."""
         lut = torch.full((self.cfg.vocab_size,), -1, dtype=torch.long, device=tgt.device)
         lut[self.head_ids] = torch.arange(self.cfg.head_tokens, device=tgt.device)
-        return lut[tgt]
+        return torch.where(tgt >= 0, lut[tgt.clamp(min=0)], -1)
 
     def block_logits(self, input_ids, hidden, c, k, suffix_ids=None, full=True):
         """Logits (B, k, V) of the k positions after the first c of input_ids (B, c + k); with

@@ -47,12 +47,15 @@ class Size:
     v_minutes: float = 45.0        # one invocation's budget (with v_tokens, resume to continue)
     v_lr: float = 0.0              # the verifier's peak learning rate (0: lr); lower when continuing from v_init
     v_init: str = ""               # start the verifier from these weights (e.g. models/default), counts carried on
+    v_seed: int = 0                # the verifier's data order: a new value per continued run, or it sees the same windows again
     ar_minutes: float = 5.0
     distill_n: int = 100000
     distill_minutes: float = 10.0
     ctx_len: int = 64              # prompt tokens kept per sample (>= window)
     row_len: int = 512             # verifier context per distillation row
     cuts_per_row: int = 16         # continuations sharing one row's prefill
+    self_span: int = 32            # distillation also cuts up to this many tokens into the verifier's continuations ...
+    self_cuts: int = 2             # ... this many more samples per continuation (DEER: truncate the target's own answers)
     window: int = 64               # drafter context window
     K: int = 16                    # longest block generated
     blocks: list = field(default_factory=lambda: [16])
@@ -199,7 +202,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     v_cfg = TrainConfig(preset=size.verifier, data=tdir, out=v, batch_size=size.batch, seq_len=size.seq_len,
                         long_seq_len=size.long_seq_len, long_from=size.long_from, total_tokens=size.v_tokens,
                         minutes=size.v_minutes, lr=size.v_lr or size.lr, min_lr=(size.v_lr or size.lr) / 10, eval_every=100,
-                        compile=size.compile, resume=resume, init=size.v_init)
+                        compile=size.compile, resume=resume, init=size.v_init, seed=size.v_seed)
     if os.path.exists(v) and not _finished(v, size.v_tokens):
         if not resume:
             raise SystemExit(f"{v} is a stopped or extended run: continue it with --resume")
@@ -216,6 +219,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                                        "--n", str(size.distill_n), "--ctx-len", str(size.ctx_len),
                                        "--row-len", str(size.row_len), "--cuts-per-row", str(size.cuts_per_row),
                                        "--window", str(size.window), "--K", str(size.K),
+                                       "--self-span", str(size.self_span), "--self-cuts", str(size.self_cuts),
                                        "--minutes", str(size.distill_minutes),
                                        "--batch", "1024" if torch.cuda.is_available() else "256"], log))
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from training.model import Drafter, DrafterConfig
 from training.cli import parse_config
 from training.export import load_checkpoint, save_checkpoint
-from training.tokenizer import MASK
+from training.tokenizer import EOS, MASK
 from training.schedule import lr_at, progress_of
 
 
@@ -57,6 +57,8 @@ class DrafterTrainConfig:
     warmup: int = 30
     val_frac: float = 0.05
     seed: int = 0
+    eos_id: int = EOS             # targets after this token in a continuation are ignored: distill.py pads a
+                                  # continuation with it once the text has ended (-1: none, for data without padding)
     threads: int = 0              # 0: all cores
     log_every: int = 20
 
@@ -74,12 +76,17 @@ class DistillData:
         self.val_idx = np.arange(n - n_val, n)
         self.train_idx = np.arange(0, n - n_val)
 
-    def batch(self, idx, k, R, c, hidden, device="cpu", suffix=0, mask_id=MASK):
-        """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R), suffix_ids (B, suffix) or None"""
+    def batch(self, idx, k, R, c, hidden, device="cpu", suffix=0, mask_id=MASK, eos_id=-1):
+        """-> input_ids (B, c+R), hidden (B, c, H) or None, targets (B, R), suffix_ids (B, suffix) or None.
+        Targets after an eos_id in the continuation are -1 (ignored): once the verifier has ended the
+        text nothing more is drafted, and the padding would only teach the drafter to repeat it."""
         seq = np.concatenate([self.ctx[idx], self.gen[idx]], 1)      # (B, Lc+K+1)
         e = self.Lc + 1 + (k - R)                                     # end of verified part
         ids = np.concatenate([seq[:, e - c:e], np.full((len(idx), R), mask_id)], 1)
-        tgt = seq[:, e:e + R]
+        tgt = seq[:, e:e + R].copy()
+        if eos_id >= 0:
+            ended = np.cumsum(seq[:, self.Lc:] == eos_id, 1) > 0    # (B, K+1): at or after the first EOS
+            tgt[ended[:, e - self.Lc - 1:e - self.Lc - 1 + R]] = -1
         h = None
         if hidden:
             assert self.hid is not None, "distillation data without hidden states (hid)"
@@ -103,7 +110,8 @@ def most_written(data, n, vocab, mask_id=MASK):
 
 def acceptance(logits, tgt):
     """Greedy acceptance of a block: mean over the batch of (longest correct prefix) and
-    per-position accuracy. logits (B, k, V), tgt (B, k)."""
+    per-position accuracy. logits (B, k, V), tgt (B, k); an ignored target (-1, after the text
+    ended) counts as not accepted, as nothing is drafted there."""
     ok = (logits.argmax(-1) == tgt).float()
     return ok.cumprod(1).sum(1).mean().item(), ok.mean(0).tolist()
 
@@ -113,13 +121,14 @@ def evaluate(model, data, cfg, k, n=512):
     model.eval()
     idx = data.val_idx[:n]
     dev = next(model.parameters()).device
-    ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix, model.cfg.mask_id)
+    ids, h, tgt, suf = data.batch(idx, k, k, min(cfg.window, data.W), cfg.hidden, dev, cfg.suffix, model.cfg.mask_id,
+                                  cfg.eos_id)
     logits = model(ids, h, k=k, suffix_ids=suf).float()
     if model.cfg.head_tokens:                   # the loss the head is trained on: targets outside it ignored
         sub = logits[..., model.head_ids]
         loss = F.cross_entropy(sub.reshape(-1, sub.size(-1)), model.head_targets(tgt).reshape(-1), ignore_index=-1).item()
     else:
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)).item()
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-1).item()
     acc_len, per_pos = acceptance(logits, tgt)
     model.train()
     return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
@@ -174,7 +183,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
         c = cfg.window if rng.random() < 0.7 else int(rng.integers(4, cfg.window + 1))
         idx = rng.choice(data.train_idx, size=cfg.batch_size)
         s = int(rng.integers(1, cfg.suffix + 1)) if cfg.suffix else 0
-        ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s, model.cfg.mask_id)
+        ids, h, tgt, suf = data.batch(idx, k, R, c, cfg.hidden, dev, s, model.cfg.mask_id, cfg.eos_id)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
             logits = model(ids, h, k=R, suffix_ids=suf, full=not model.cfg.head_tokens)  # (B, R, V or head)
         if model.cfg.head_tokens:

@@ -132,3 +132,48 @@ def test_suffix_of_a_cut_in_psm_spm_and_plain_rows():
     cuts = np.concatenate([choose_cuts(psm, 2, 3, 0.5, rng) for _ in range(400)])
     share = in_middle(psm)[cuts].mean()
     assert 0.4 < share < 0.6, share                            # 4 of 18 positions, but half of the cuts
+
+
+def test_cuts_inside_a_continuation_are_slices_of_it(tokens, tmp_path):
+    """A sample cut `depth` tokens into a continuation is that continuation seen from later on:
+    its context ends with the verifier's first `depth` tokens, its tokens and hidden states are
+    the same ones shifted (distilled once, never recomputed)."""
+    from training import distill
+    from training.tokenizer import EOS
+    train(cfg(tokens, tmp_path / "v.pt", max_steps=20), log=lambda *a: None)
+    W, K, m = 8, 6, 4
+    out = str(tmp_path / "d.npz")
+    distill.make(str(tmp_path / "v.pt"), tokens, out, n=3 * 2 * m, ctx_len=16, window=W, K=K, batch=2 * m,
+                 row_len=64, cuts_per_row=m, threads=1, self_span=5, self_cuts=2, log=lambda *a: None)
+    z = np.load(out)
+    B = 2 * m                                          # one batch: continuations 0..B-1, then two deeper cuts of each
+    assert len(z["ctx"]) == 3 * B and (z["depth"][:B] == 0).all() and (z["depth"][B:] >= 0).all()
+    assert (z["depth"][B:] > 0).any()
+    for i in range(B, 3 * B):
+        j, o = i % B, int(z["depth"][i])
+        base = z["gen"][j]
+        if o == 0:
+            continue
+        assert EOS not in base[:o]                     # never cut past the end of the text
+        assert (z["ctx"][i][-o:] == base[:o]).all() and (z["ctx"][i][:-o] == z["ctx"][j][o:]).all()
+        assert (z["gen"][i][:K + 1 - o] == base[o:]).all()
+        assert np.allclose(z["hid"][i][:W + K - o].astype(np.float32), z["hid"][j][o:].astype(np.float32))
+        assert (z["suf"][i] == z["suf"][j]).all()
+
+
+def test_targets_after_the_end_of_the_text_are_ignored(tmp_path):
+    from training.train_drafter import DistillData
+    from training.tokenizer import EOS
+    K, W, Lc = 6, 4, 5
+    gen = np.array([[10, 11, EOS, EOS, EOS, EOS, EOS], [10, 11, 12, 13, 14, 15, 16]], dtype=np.int32)
+    ctx = np.full((2, Lc), 20, dtype=np.int32)
+    np.savez(tmp_path / "d.npz", ctx=ctx, gen=gen, window=W, K=K)
+    d = DistillData(str(tmp_path / "d.npz"), val_frac=0.5)
+    idx = np.array([0, 1])
+    _, _, tgt, _ = d.batch(idx, K, K, 4, hidden=False, eos_id=EOS)               # stage I: targets g1..g6
+    assert tgt[0].tolist() == [11, EOS, -1, -1, -1, -1]                         # the end itself is drafted
+    assert tgt[1].tolist() == [11, 12, 13, 14, 15, 16]
+    _, _, tgt, _ = d.batch(idx, K, 3, 4, hidden=False, eos_id=EOS)               # stage II, R=3: g4..g6
+    assert tgt[0].tolist() == [-1, -1, -1] and tgt[1].tolist() == [14, 15, 16]
+    _, _, tgt, _ = d.batch(idx, K, K, 4, hidden=False)                          # eos_id -1: nothing ignored
+    assert tgt[0].tolist() == [11, EOS, EOS, EOS, EOS, EOS]
