@@ -34,11 +34,11 @@ SUFFIX_STORED = 32
 
 
 @torch.no_grad()
-def greedy_with_hidden(gpt, idx, n_new):
+def greedy_with_hidden(gpt, idx, n_new, taps=()):
     """idx (B, T) -> tokens (B, n_new), prompt hidden (B, T, C), hidden of generated (B, n_new-1, C).
-    After an EOS a row keeps emitting EOS. (One cut at the end of each row.)"""
+    After an EOS a row keeps emitting EOS. (One cut at the end of each row.) taps: GPT.features."""
     B, T = idx.shape
-    toks, hid = greedy_from_cuts(gpt, idx, torch.full((B, 1), T, device=idx.device), n_new, T)
+    toks, hid = greedy_from_cuts(gpt, idx, torch.full((B, 1), T, device=idx.device), n_new, T, taps)
     return toks, hid[:, :T], hid[:, T:]
 
 
@@ -84,13 +84,14 @@ def choose_cuts(row, ctx_len, m, middle_share, rng):
 
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
          split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, middle_share=0.5,
-         self_span=0, self_cuts=0, log=print):
+         self_span=0, self_cuts=0, taps=(), log=print):
     """n samples of (ctx, gen, hid). With cuts_per_row > 1, one prefill of a row of row_len tokens
     serves that many cut points (the verifier's KV cache up to a cut is the row's prefix, so each
     continuation sees up to row_len tokens of context for a fraction of the cost); batch counts
     continuations decoded together. About middle_share of the cuts fall inside FIM middles.
     With self_cuts > 0, each continuation runs self_span tokens longer and gives self_cuts more
-    samples, cut 1..self_span tokens into it (never past its first EOS)."""
+    samples, cut 1..self_span tokens into it (never past its first EOS). taps: the verifier blocks
+    whose outputs make the hidden states (GPT.features; () = the final state)."""
     if threads:
         torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
@@ -107,7 +108,8 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
         cuts = np.stack([choose_cuts(r, ctx_len, cuts_per_row, middle_share, rng) for r in rows.tolist()])  # (rows, cuts)
         span = self_span if self_cuts else 0
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window)
+            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window,
+                                              tuple(taps))
         r_idx = np.repeat(np.arange(rows_per_batch), cuts_per_row)
         c_flat = cuts.reshape(-1)
         rows_np = rows.cpu().numpy()
@@ -130,16 +132,18 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
         if minutes and time.time() - t0 > minutes * 60:
             break
     np.savez(out, ctx=np.concatenate(ctxs)[:n], gen=np.concatenate(gens)[:n], hid=np.concatenate(hids)[:n],
-             suf=np.concatenate(sufs)[:n], depth=np.concatenate(depths)[:n], window=window, K=K)
+             suf=np.concatenate(sufs)[:n], depth=np.concatenate(depths)[:n], window=window, K=K,
+             taps=np.array(list(taps), dtype=np.int32))
     log(f"distill: {min(made, n)} samples in {time.time() - t0:.0f}s -> {out}")
 
 
 @torch.no_grad()
-def greedy_from_cuts(gpt, rows, cuts, n_new, window):
+def greedy_from_cuts(gpt, rows, cuts, n_new, window, taps=()):
     """rows (R, L) token rows; cuts (R, m) cut points. One prefill per row, then greedy decoding of
     every (row, cut) continuation at once, each attending only to its row's first `cut` tokens.
     Returns tokens (R*m, n_new) and hidden rows (R*m, window + n_new - 1, C): the verifier's hidden
-    states of the `window` tokens before the cut, then of the generated g0..g(n_new-2).
+    states of the `window` tokens before the cut, then of the generated g0..g(n_new-2) (with taps,
+    GPT.features: C * len(taps) wide).
     After an EOS a continuation keeps emitting EOS.
 
     The rows' keys and values are computed once and shared by their cuts (never copied per
@@ -168,17 +172,20 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window):
 
     cos, sin = rope_cos_sin(torch.arange(L, device=dev)[None], hs, cfg.rope_theta)
     x = gpt.embed_tokens(rows)
-    row_k, row_v = [], []                                                      # per layer (R, nkv, L, hs)
+    row_k, row_v, outputs = [], [], []                                         # per layer (R, nkv, L, hs)
     for blk in gpt.layers:
         q, k, v = qkv(blk, x, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=rep > 1)
         x = finish(blk, x, y.transpose(1, 2).reshape(R, L, -1))
         row_k.append(k)
         row_v.append(v)
+        outputs.append(x)
     h = gpt.norm(x)
+    feats = gpt.features(outputs, taps) if taps else h
     c = cuts.reshape(-1).long()                                                # (B,)
     r_idx = torch.arange(R, device=dev).repeat_interleave(m)
-    prompt_h = h[r_idx[:, None], c[:, None] - window + torch.arange(window, device=dev)[None]]  # (B, W, C)
+    prompt_h = feats[r_idx[:, None], c[:, None] - window + torch.arange(window, device=dev)[None]]  # (B, W, C)
+    del outputs, feats
     nxt = gpt.lm_head(h[r_idx, c - 1]).argmax(-1)
     row_visible = (torch.arange(L, device=dev)[None] < c[:, None]).view(R, 1, m, 1, 1, L)
     gen_k = [torch.empty(B, nkv, n_new, hs, dtype=x.dtype, device=dev) for _ in gpt.layers]
@@ -193,6 +200,7 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window):
             break
         cos, sin = rope_cos_sin((c + t)[:, None], hs, cfg.rope_theta)
         x = gpt.embed_tokens(nxt[:, None])                                     # (B, 1, C)
+        outputs = []
         for i, blk in enumerate(gpt.layers):
             q, k, v = qkv(blk, x, cos, sin)                                    # q (B, nh, 1, hs)
             gen_k[i][:, :, t] = k[:, :, 0]
@@ -208,8 +216,9 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window):
             y = (p_row @ row_v[i]).view(R, nkv, m, rep, hs).transpose(1, 2).reshape(B, nkv, rep, hs)
             y = y + p[..., L:] @ gen_v[i][:, :, :t + 1]
             x = finish(blk, x, y.reshape(B, 1, -1))
+            outputs.append(x)
         hn = gpt.norm(x)
-        gen_h.append(hn[:, 0])
+        gen_h.append((gpt.features(outputs, taps) if taps else hn)[:, 0])
         nxt = gpt.lm_head(hn[:, -1]).argmax(-1)
     return torch.stack(toks, 1), torch.cat([prompt_h, torch.stack(gen_h, 1)], 1)
 
@@ -233,10 +242,12 @@ def main():
     ap.add_argument("--middle-share", type=float, default=0.5, help="share of cuts inside FIM middles (rows that have one)")
     ap.add_argument("--self-span", type=int, default=32, help="how deep into a continuation --self-cuts may cut")
     ap.add_argument("--self-cuts", type=int, default=0, help="more samples per continuation, cut inside it")
+    ap.add_argument("--taps", type=int, nargs="*", default=[], help="verifier blocks (1..n_layer) whose outputs make "
+                    "the hidden states, concatenated (default: the final state)")
     args = ap.parse_args()
     make(args.verifier, args.data, args.out, args.n, args.ctx_len, args.window, args.K, args.batch,
          args.seed, args.split, args.minutes, args.row_len, args.cuts_per_row, args.threads, args.middle_share,
-         args.self_span, args.self_cuts)
+         args.self_span, args.self_cuts, args.taps)
 
 
 if __name__ == "__main__":

@@ -55,13 +55,13 @@ def draft_ar(ar, ctx_ids, k, window=256):
 
 
 @torch.no_grad()
-def trajectories(verifier, prompts_ids, n_new=64):
+def trajectories(verifier, prompts_ids, n_new=64, taps=()):
     """The verifier's greedy continuation of each prompt (cut after EOS) and the hidden states
-    of prompt + continuation. Computed once, shared by every drafter evaluated."""
+    (taps: GPT.features) of prompt + continuation. Computed once, shared by every drafter evaluated."""
     out = []
     for p in prompts_ids:
         idx = torch.tensor([p], device=next(verifier.parameters()).device)
-        g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1)
+        g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1, taps)
         g = g[0].tolist()
         if EOS in g:
             g = g[:g.index(EOS) + 1]
@@ -247,6 +247,7 @@ def main():
         sets[f"fim_{lang}"], suffixes[f"fim_{lang}"] = fim_prompts(tok, args.eval, lang, args.n_prompts)
     res = {"accepted_length": {}}
     trajs = {name: trajectories(verifier, prompts, args.n_new) for name, prompts in sets.items()}
+    tapped = {(): trajs}                                       # per set of tapped blocks (drafters reading several)
     for name, t in trajs.items():
         res[f"repetition_{name}"] = repetition_share(t)
         print(f"repetition loops {name}: {res[f'repetition_{name}']}", flush=True)
@@ -258,12 +259,15 @@ def main():
         m = m.to(dev)
         is_ar = path == args.ar
         name = os.path.basename(path)
+        taps = () if is_ar else tuple(m.cfg.hidden_layers)
+        if taps not in tapped:
+            tapped[taps] = {name: trajectories(verifier, prompts, args.n_new, taps) for name, prompts in sets.items()}
         for k in args.k:
             if not is_ar and k > m.cfg.block_size:
                 continue
             for sname, prompts in sets.items():
                 r = accepted_length(verifier, prompts, drafter=None if is_ar else m, ar=m if is_ar else None,
-                                    k=k, n_new=args.n_new, trajs=trajs[sname], suffixes=suffixes.get(sname))
+                                    k=k, n_new=args.n_new, trajs=tapped[taps][sname], suffixes=suffixes.get(sname))
                 res["accepted_length"][f"{name} k={k} {sname}"] = r
                 print(f"{name} k={k} {sname}: tau {r['tau']:.2f} hist {r['accepted_hist']}", flush=True)
     if args.pass_at_1:

@@ -63,14 +63,14 @@ def load_checkpoint(path):
 class VerifierOnnx(nn.Module):
     """Flat-argument wrapper: (input_ids, attention_mask, position_ids[, tree_mask], k0, v0, k1, v1, ...)."""
 
-    def __init__(self, gpt: GPT, with_hidden: bool, with_tree: bool = False):
+    def __init__(self, gpt: GPT, with_hidden: bool, with_tree: bool = False, taps=()):
         super().__init__()
-        self.gpt, self.with_hidden, self.with_tree = gpt, with_hidden, with_tree
+        self.gpt, self.with_hidden, self.with_tree, self.taps = gpt, with_hidden, with_tree, tuple(taps)
 
     def forward(self, input_ids, attention_mask, position_ids, *rest):
         tree_mask, past_flat = (rest[0], rest[1:]) if self.with_tree else (None, rest)
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, presents, h = self.gpt.forward_cached(input_ids, attention_mask, position_ids, past, tree_mask)
+        logits, presents, h = self.gpt.forward_cached(input_ids, attention_mask, position_ids, past, tree_mask, self.taps)
         outs = [logits]
         for k, v in presents:
             outs += [k, v]
@@ -105,8 +105,9 @@ def _export(module, args, path, input_names, output_names, dynamic_axes):
                           dynamo=False)
 
 
-def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False):
-    """with_tree: the graph also takes tree_mask (batch, q, q) int64 (docs/model-folder.md)."""
+def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False, taps=()):
+    """with_tree: the graph also takes tree_mask (batch, q, q) int64 (docs/model-folder.md);
+    taps: the blocks whose outputs make hidden_states (GPT.features)."""
     cfg = gpt.cfg
     B, q, P = 1, 3, 2
     ids = torch.randint(0, cfg.vocab_size, (B, q))
@@ -133,7 +134,7 @@ def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False):
     if with_hidden:
         out_names.append("hidden_states")
         dyn["hidden_states"] = {0: "batch", 1: "seq"}
-    _export(VerifierOnnx(gpt, with_hidden, with_tree).eval(), (ids, am, pos, *tree, *past), path, in_names,
+    _export(VerifierOnnx(gpt, with_hidden, with_tree, taps).eval(), (ids, am, pos, *tree, *past), path, in_names,
             out_names, dyn)
 
 
@@ -324,15 +325,16 @@ def ort_greedy(path, gpt_cfg, prompt_ids, n_new, chunk=None):
 
 
 @torch.no_grad()
-def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None):
-    """Parity: logits of the full prompt (past 0) and greedy continuations (PyTorch vs ORT).
+def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None, taps=()):
+    """Parity: logits of the full prompt (past 0) and greedy continuations (PyTorch vs ORT), and the
+    hidden states (with taps, GPT.features) where the graph has them.
     Returns a dict with max_abs_diff and whether the greedy tokens match."""
     sess = _session(path)
     cfg = gpt.cfg
     ids = np.array([prompt_ids], dtype=np.int64)
     past0 = [np.zeros((1, cfg.n_kv_head, 0, cfg.head_dim), dtype=np.float32) for _ in range(2 * cfg.n_layer)]
-    ort_logits, _, _ = ort_verifier_step(sess, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, ids, past0, 0)
-    pt_logits, _ = gpt(torch.from_numpy(ids))
+    ort_logits, _, ort_hidden = ort_verifier_step(sess, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, ids, past0, 0)
+    pt_logits, _, pt_hidden = gpt(torch.from_numpy(ids), return_hidden=True, taps=taps)
     diff = float(np.abs(ort_logits - pt_logits.numpy()).max())
     pt_greedy = gpt.generate_greedy(torch.from_numpy(ids), n_new)[0].tolist()
     ort_g = ort_greedy(path, cfg, prompt_ids, n_new)
@@ -341,6 +343,9 @@ def check_verifier(gpt: GPT, path, prompt_ids, n_new=16, atol=None):
     rep = {"max_abs_logit_diff": diff, "greedy_match": pt_greedy == ort_g == ort_g_chunked,
            "greedy_agree_prefix": _agree(pt_greedy, ort_g), "n_new": n_new,
            "max_abs_multi_vs_single_diff": batch_diff}
+    if ort_hidden is not None:
+        assert ort_hidden.shape == tuple(pt_hidden.shape), f"hidden_states {ort_hidden.shape}, PyTorch {tuple(pt_hidden.shape)}"
+        rep["max_abs_hidden_diff"] = float(np.abs(ort_hidden - pt_hidden.numpy()).max())
     if "tree_mask" in {i.name for i in sess.get_inputs()}:
         rep["tree_max_abs_logit_diff"] = check_tree(gpt, path, prompt_ids)
     return rep
@@ -473,6 +478,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     os.makedirs(tmp, exist_ok=True)
     if verifier_hidden is None:
         verifier_hidden = drafter is not None and drafter.cfg.hidden_size > 0
+    taps = tuple(drafter.cfg.hidden_layers) if verifier_hidden and drafter is not None else ()
     report = {"files": {}, "parity": {}}
     cfg = verifier.cfg
     shutil.copyfile(tokenizer_path, os.path.join(out, "tokenizer.json"))
@@ -493,7 +499,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         fp32 = os.path.join(tmp, name)
         final = os.path.join(out, "onnx", name)
         if role == "verifier":
-            export_verifier(m, fp32, with_hidden=verifier_hidden, with_tree=tree_attention)
+            export_verifier(m, fp32, with_hidden=verifier_hidden, with_tree=tree_attention, taps=taps)
         elif role == "ar":
             export_verifier(m, fp32, with_hidden=False)
         else:
@@ -513,12 +519,12 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
                 hid = None
                 if m.cfg.hidden_size > 0:
                     with torch.no_grad():
-                        _, _, hid = verifier(torch.tensor([probe]), return_hidden=True)
+                        _, _, hid = verifier(torch.tensor([probe]), return_hidden=True, taps=taps)
                     hid = hid.clone()
                     hid[:, -1] = 0.0
                 report["parity"][role] = check_drafter(m, final, probe, hid)
             else:
-                report["parity"][role] = check_verifier(m, final, probe)
+                report["parity"][role] = check_verifier(m, final, probe, taps=taps if role == "verifier" else ())
             log(f"parity {role} ({'int8' if quantize_int8 else 'fp32'}): {report['parity'][role]}")
     shutil.rmtree(tmp)
 
@@ -535,7 +541,9 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     if tree_attention:
         deer["verifier"]["tree_attention"] = True
     if verifier_hidden:
-        deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd}
+        deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd * max(1, len(taps))}
+        if taps:
+            deer["verifier"]["hidden_states"]["layers"] = list(taps)
     if drafter is not None:
         conditioning = ["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else []) + \
             (["suffix"] if drafter.cfg.suffix_window > 0 else [])

@@ -50,6 +50,7 @@ class DrafterConfig:
     suffix_window: int = 0    # > 0: also sees the first this many tokens after the cursor (FIM drafting)
     head_tokens: int = 0      # > 0: logits only for this many tokens (head_ids), the rest never drafted
     kv_context: bool = False  # the context enters each layer as keys and values only (DFlash-style)
+    hidden_layers: tuple = () # the verifier blocks whose outputs make the hidden states (GPT.features); () = the final state
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
 
@@ -72,6 +73,12 @@ class RMSNorm(nn.Module):
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return x32.type_as(x) * self.weight
+
+
+def rms_normalized(x, eps):
+    """RMSNorm without a weight."""
+    x32 = x.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).type_as(x)
 
 
 def rope_cos_sin(position_ids, head_dim, theta):
@@ -179,14 +186,27 @@ class GPT(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx, targets=None, loss_mask=None, return_hidden=False):
-        """idx (B, T) -> logits (B, T, V); with targets, also the mean cross-entropy."""
+    def features(self, outputs, taps=()):
+        """The hidden states a drafter is conditioned on, from `outputs`, the residual stream after
+        each block. No taps: the final normed state (what the LM head reads). Taps (block numbers
+        1..n_layer; EAGLE-3 and DFlash read low, middle and top layers): each tapped block's output
+        RMS-normalised, the top one by the final norm, concatenated (..., len(taps) * C)."""
+        if not taps:
+            return self.norm(outputs[-1])
+        return torch.cat([self.norm(outputs[i - 1]) if i == self.cfg.n_layer
+                          else rms_normalized(outputs[i - 1], self.cfg.norm_eps) for i in taps], -1)
+
+    def forward(self, idx, targets=None, loss_mask=None, return_hidden=False, taps=()):
+        """idx (B, T) -> logits (B, T, V); with targets, also the mean cross-entropy; with
+        return_hidden, also the features (taps) of every position."""
         B, T = idx.shape
         pos = torch.arange(T, device=idx.device)[None].expand(B, T)
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
         x = self.embed_tokens(idx)
+        outputs = []
         for blk in self.layers:
             x, _ = blk(x, cos, sin, causal=True)
+            outputs.append(x)
         h = self.norm(x)                                         # (B, T, C)
         logits = self.lm_head(h)                                 # (B, T, V)
         loss = None
@@ -199,14 +219,15 @@ class GPT(nn.Module):
                 loss_mask = loss_mask.reshape(-1).float()
             loss = (ce * loss_mask).sum() / loss_mask.sum().clamp(min=1)
         if return_hidden:
-            return logits, loss, h
+            return logits, loss, self.features(outputs, taps) if taps else h
         return logits, loss
 
-    def forward_cached(self, input_ids, attention_mask, position_ids, past, tree_mask=None):
+    def forward_cached(self, input_ids, attention_mask, position_ids, past, tree_mask=None, taps=()):
         """
         Inference with a KV cache (the ONNX graph).
         input_ids, position_ids (B, q); attention_mask (B, P+q); past: list of (k, v),
-        each (B, nkv, P, hs). Returns logits (B, q, V), presents, hidden (B, q, C).
+        each (B, nkv, P, hs). Returns logits (B, q, V), presents, hidden (B, q, C; with taps the
+        features, (B, q, len(taps) * C)).
         tree_mask (B, q, q), optional: new token j is visible to new token i iff
         tree_mask[:, i, j] != 0 (a draft tree: j is i or one of its ancestors; position_ids are
         then P + depth). The past is visible to every new token wherever attention_mask is 1.
@@ -225,12 +246,13 @@ class GPT(nn.Module):
             mask = seen & (new > 0)                                                 # (B, q, P+q)
         mask = mask[:, None, None]                                                  # (B, 1, 1, q, P+q)
         x = self.embed_tokens(input_ids)
-        presents = []
+        presents, outputs = [], []
         for blk, kv in zip(self.layers, past):
             x, present = blk(x, cos, sin, past=kv, mask=mask)
             presents.append(present)
+            outputs.append(x)
         h = self.norm(x)
-        return self.lm_head(h), presents, h
+        return self.lm_head(h), presents, self.features(outputs, taps) if taps else h
 
     @torch.no_grad()
     def generate_greedy(self, idx, max_new_tokens, eos_id=None):

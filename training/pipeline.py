@@ -56,6 +56,7 @@ class Size:
     cuts_per_row: int = 16         # continuations sharing one row's prefill
     self_span: int = 32            # distillation also cuts up to this many tokens into the verifier's continuations ...
     self_cuts: int = 2             # ... this many more samples per continuation (DEER: truncate the target's own answers)
+    d_taps: list = field(default_factory=list)  # verifier blocks (1..n_layer) the drafter's hidden states come from ([]: the final state)
     window: int = 64               # drafter context window
     K: int = 16                    # longest block generated
     blocks: list = field(default_factory=lambda: [16])
@@ -220,6 +221,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                                        "--row-len", str(size.row_len), "--cuts-per-row", str(size.cuts_per_row),
                                        "--window", str(size.window), "--K", str(size.K),
                                        "--self-span", str(size.self_span), "--self-cuts", str(size.self_cuts),
+                                       "--taps", *map(str, size.d_taps),
                                        "--minutes", str(size.distill_minutes),
                                        "--batch", "1024" if torch.cuda.is_available() else "256"], log))
 

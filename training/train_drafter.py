@@ -69,6 +69,7 @@ class DistillData:
         self.ctx, self.gen = z["ctx"], z["gen"]
         self.hid = z["hid"] if "hid" in z.files else None     # absent: distilled without hidden states
         self.suf = z["suf"] if "suf" in z.files else None
+        self.taps = tuple(int(t) for t in z["taps"]) if "taps" in z.files else ()   # which verifier blocks hid is from
         self.W, self.K = int(z["window"]), int(z["K"])
         self.Lc = self.ctx.shape[1]
         n = len(self.ctx)
@@ -134,11 +135,14 @@ def evaluate(model, data, cfg, k, n=512):
     return {"val_loss": loss, "accepted": acc_len, "tau_one_step": acc_len + 1, "per_position_acc": per_pos}
 
 
-def drafter_config(cfg: DrafterTrainConfig, vocab_size, n_head, n_embd, ffn_hidden, mask_id=MASK, **extra):
-    """The drafter's shape: the verifier's width, heads and MLP; block, window and conditioning from cfg."""
+def drafter_config(cfg: DrafterTrainConfig, vocab_size, n_head, n_embd, ffn_hidden, mask_id=MASK, hidden_layers=(),
+                   **extra):
+    """The drafter's shape: the verifier's width, heads and MLP; block, window and conditioning from cfg;
+    hidden_layers: the verifier blocks its hidden states come from (the distillation data's taps)."""
     return DrafterConfig(vocab_size=vocab_size, n_layer=cfg.n_layer, n_head=n_head, n_embd=n_embd,
                          ffn_hidden=ffn_hidden, block_size=cfg.k, context_window=cfg.window,
-                         hidden_size=n_embd if cfg.hidden else 0, mask_id=mask_id,
+                         hidden_size=n_embd * max(1, len(hidden_layers)) if cfg.hidden else 0, mask_id=mask_id,
+                         hidden_layers=tuple(hidden_layers) if cfg.hidden else (),
                          suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
                          kv_context=cfg.kv_context, **extra)
 
@@ -160,10 +164,13 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     else:
         verifier, _ = load_checkpoint(cfg.verifier)
         v = verifier.cfg
-        model = Drafter(drafter_config(cfg, v.vocab_size, v.n_head, v.n_embd, v.ffn_hidden))
+        model = Drafter(drafter_config(cfg, v.vocab_size, v.n_head, v.n_embd, v.ffn_hidden, hidden_layers=data.taps))
         model.init_from_verifier(verifier, copy_layers=not cfg.fresh_layers)
         if cfg.head_tokens:
             model.head_ids.copy_(most_written(data, cfg.head_tokens, v.vocab_size))
+    if cfg.hidden:
+        assert tuple(model.cfg.hidden_layers) == data.taps, \
+            f"{cfg.distill} has hidden states from blocks {data.taps or 'final'}, the drafter reads {model.cfg.hidden_layers}"
     model = model.to(dev)
     log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)

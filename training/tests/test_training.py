@@ -177,3 +177,40 @@ def test_targets_after_the_end_of_the_text_are_ignored(tmp_path):
     assert tgt[0].tolist() == [-1, -1, -1] and tgt[1].tolist() == [14, 15, 16]
     _, _, tgt, _ = d.batch(idx, K, K, 4, hidden=False)                          # eos_id -1: nothing ignored
     assert tgt[0].tolist() == [11, EOS, EOS, EOS, EOS, EOS]
+
+
+def test_drafter_reads_several_verifier_blocks_from_distillation_to_export(tokens, tmp_path):
+    """taps: the hidden states are the outputs of several verifier blocks, concatenated (EAGLE-3,
+    DFlash); the shared-prefix decoder, a plain forward pass and the exported graph agree on them."""
+    from training import distill, export
+    from training.train_drafter import DrafterTrainConfig, train as train_drafter
+    gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=20), log=lambda *a: None)
+    taps = (1, gpt.cfg.n_layer)
+    C = gpt.cfg.n_embd
+    g64 = gpt.double()
+    b = data.Batcher(data.TokenData(tokens, "train"), 128, seed=3)
+    rows = torch.tensor([b.row()[:80]])
+    toks, hid = greedy_from_cuts(g64, rows, torch.tensor([[50, 80]]), 5, 8, taps)
+    assert hid.shape == (2, 8 + 4, 2 * C)
+    for i, c in enumerate((50, 80)):
+        seq = torch.cat([rows[0, :c], toks[i, :4]])
+        _, _, h = g64(seq[None], return_hidden=True, taps=taps)
+        assert torch.allclose(hid[i], h[0, c - 8:c + 4], atol=1e-9), i
+        _, _, top = g64(seq[None], return_hidden=True)
+        assert torch.allclose(h[0, :, C:], top[0], atol=1e-9)       # the top tap is the untapped state
+    gpt = gpt.float()
+    d = str(tmp_path / "d.npz")
+    distill.make(str(tmp_path / "v.pt"), tokens, d, n=64, ctx_len=16, window=8, K=6, batch=32, row_len=64,
+                 cuts_per_row=8, threads=1, taps=taps, log=lambda *a: None)
+    drafter, _ = train_drafter(DrafterTrainConfig(verifier=str(tmp_path / "v.pt"), distill=d, out=str(tmp_path / "dr.pt"),
+                                                  k=6, window=8, n_layer=1, hidden=True, kv_context=True,
+                                                  max_steps=3, minutes=0, threads=1), log=lambda *a: None)
+    assert drafter.cfg.hidden_size == 2 * C and tuple(drafter.cfg.hidden_layers) == taps
+    folder = tmp_path / "model"
+    rep = export.write_folder(str(folder), gpt, os.path.join(os.path.dirname(tokens), "tok.json"), drafter,
+                              log=lambda *a: None)
+    assert rep["parity"]["verifier"]["max_abs_hidden_diff"] < 1e-4
+    assert rep["parity"]["drafter"]["max_abs_logit_diff"] < 1e-3
+    import json
+    deer = json.load(open(folder / "deer.json"))
+    assert deer["verifier"]["hidden_states"] == {"output": "hidden_states", "size": 2 * C, "layers": list(taps)}
