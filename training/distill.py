@@ -95,6 +95,8 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
     if threads:
         torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
+    assert not taps or list(taps) == sorted(set(taps)) and taps[-1] == gpt.cfg.n_layer, \
+        f"taps {taps}: distinct blocks in ascending order, the last one {gpt.cfg.n_layer} (the final state)"
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     gpt = gpt.to(dev)
     row_len = max(row_len, ctx_len)

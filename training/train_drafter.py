@@ -43,6 +43,8 @@ class DrafterTrainConfig:
     window: int = 64              # context window c (<= distill window)
     n_layer: int = 2
     hidden: bool = False          # condition on verifier hidden states
+    taps: bool = False            # read every verifier block the distillation data has (distill --taps); else
+                                  # only the top one, the final state (one distillation serves both in an A/B)
     suffix: int = 0               # > 0: also condition on this many tokens after the cursor
     head_tokens: int = 0          # > 0: score only the this many tokens the verifier writes most
     kv_context: bool = False      # the context enters each layer as keys/values only (cheaper pass)
@@ -64,12 +66,16 @@ class DrafterTrainConfig:
 
 
 class DistillData:
-    def __init__(self, path, val_frac):
+    def __init__(self, path, val_frac, top_only=False):
+        """top_only: of data distilled with taps, keep only the top block's states (the final state)."""
         z = np.load(path)
         self.ctx, self.gen = z["ctx"], z["gen"]
         self.hid = z["hid"] if "hid" in z.files else None     # absent: distilled without hidden states
         self.suf = z["suf"] if "suf" in z.files else None
         self.taps = tuple(int(t) for t in z["taps"]) if "taps" in z.files else ()   # which verifier blocks hid is from
+        if top_only and self.taps:
+            self.hid = self.hid[..., -self.hid.shape[-1] // len(self.taps):]          # distill.py puts the top block last
+            self.taps = ()
         self.W, self.K = int(z["window"]), int(z["K"])
         self.Lc = self.ctx.shape[1]
         n = len(self.ctx)
@@ -153,7 +159,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     torch.set_num_threads(cfg.threads or os.cpu_count())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    data = DistillData(cfg.distill, cfg.val_frac)
+    data = DistillData(cfg.distill, cfg.val_frac, top_only=not cfg.taps)
     assert cfg.k <= data.K and cfg.window <= data.W
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if model is not None:

@@ -183,7 +183,7 @@ def test_drafter_reads_several_verifier_blocks_from_distillation_to_export(token
     """taps: the hidden states are the outputs of several verifier blocks, concatenated (EAGLE-3,
     DFlash); the shared-prefix decoder, a plain forward pass and the exported graph agree on them."""
     from training import distill, export
-    from training.train_drafter import DrafterTrainConfig, train as train_drafter
+    from training.train_drafter import DistillData, DrafterTrainConfig, train as train_drafter
     gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=20), log=lambda *a: None)
     taps = (1, gpt.cfg.n_layer)
     C = gpt.cfg.n_embd
@@ -203,9 +203,11 @@ def test_drafter_reads_several_verifier_blocks_from_distillation_to_export(token
     distill.make(str(tmp_path / "v.pt"), tokens, d, n=64, ctx_len=16, window=8, K=6, batch=32, row_len=64,
                  cuts_per_row=8, threads=1, taps=taps, log=lambda *a: None)
     drafter, _ = train_drafter(DrafterTrainConfig(verifier=str(tmp_path / "v.pt"), distill=d, out=str(tmp_path / "dr.pt"),
-                                                  k=6, window=8, n_layer=1, hidden=True, kv_context=True,
+                                                  k=6, window=8, n_layer=1, hidden=True, kv_context=True, taps=True,
                                                   max_steps=3, minutes=0, threads=1), log=lambda *a: None)
     assert drafter.cfg.hidden_size == 2 * C and tuple(drafter.cfg.hidden_layers) == taps
+    top = DistillData(d, 0.05, top_only=True)                         # the A/B's other arm: the final state alone
+    assert top.taps == () and np.array_equal(top.hid, np.load(d)["hid"][..., C:])
     folder = tmp_path / "model"
     rep = export.write_folder(str(folder), gpt, os.path.join(os.path.dirname(tokens), "tok.json"), drafter,
                               log=lambda *a: None)
