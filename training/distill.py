@@ -103,12 +103,13 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
     b = Batcher(TokenData(data_dir, split), seq_len=max(row_len, 256), seed=seed)
     rng = np.random.default_rng(seed)
     rows_per_batch = max(1, batch // cuts_per_row)
+    span = self_span if self_cuts else 0                  # extra tokens decoded per continuation
+    deeper = self_cuts if span else 0                     # samples cut inside each continuation
     ctxs, gens, hids, sufs, depths = [], [], [], [], []
     t0, made = time.time(), 0
     while made < n:
         rows = torch.tensor([b.row()[:row_len] for _ in range(rows_per_batch)], dtype=torch.long, device=dev)
         cuts = np.stack([choose_cuts(r, ctx_len, cuts_per_row, middle_share, rng) for r in rows.tolist()])  # (rows, cuts)
-        span = self_span if self_cuts else 0
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
             toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window,
                                               tuple(taps))
@@ -119,7 +120,7 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
         hid_np = hid_rows.float().half().cpu().numpy()                            # (B, W+K+span, C)
         suf = np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32)
         first_eos = np.where((toks_np == EOS).any(1), (toks_np == EOS).argmax(1), toks_np.shape[1])
-        for s in range(1 + (self_cuts if span else 0)):
+        for s in range(1 + deeper):
             off = np.zeros(len(c_flat), dtype=np.int64) if s == 0 else \
                 np.minimum(rng.integers(1, span + 1, size=len(c_flat)), first_eos)
             ctxs.append(np.stack([np.concatenate([rows_np[r, c - ctx_len:c], toks_np[j, :o]])[-ctx_len:]
@@ -183,7 +184,7 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window, taps=()):
         row_v.append(v)
         outputs.append(x)
     h = gpt.norm(x)
-    feats = gpt.features(outputs, taps) if taps else h
+    feats = gpt.features(outputs, h, taps)
     c = cuts.reshape(-1).long()                                                # (B,)
     r_idx = torch.arange(R, device=dev).repeat_interleave(m)
     prompt_h = feats[r_idx[:, None], c[:, None] - window + torch.arange(window, device=dev)[None]]  # (B, W, C)
@@ -220,7 +221,7 @@ def greedy_from_cuts(gpt, rows, cuts, n_new, window, taps=()):
             x = finish(blk, x, y.reshape(B, 1, -1))
             outputs.append(x)
         hn = gpt.norm(x)
-        gen_h.append((gpt.features(outputs, taps) if taps else hn)[:, 0])
+        gen_h.append(gpt.features(outputs, hn, taps)[:, 0])
         nxt = gpt.lm_head(hn[:, -1]).argmax(-1)
     return torch.stack(toks, 1), torch.cat([prompt_h, torch.stack(gen_h, 1)], 1)
 

@@ -70,9 +70,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return x32.type_as(x) * self.weight
+        return rms_normalized(x, self.eps) * self.weight
 
 
 def rms_normalized(x, eps):
@@ -186,14 +184,14 @@ class GPT(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
-    def features(self, outputs, taps=()):
+    def features(self, outputs, final, taps=()):
         """The hidden states a drafter is conditioned on, from `outputs`, the residual stream after
-        each block. No taps: the final normed state (what the LM head reads). Taps (block numbers
-        1..n_layer; EAGLE-3 and DFlash read low, middle and top layers): each tapped block's output
-        RMS-normalised, the top one by the final norm, concatenated (..., len(taps) * C)."""
+        each block, and `final`, the final normed state (what the LM head reads). No taps: `final`.
+        Taps (block numbers 1..n_layer; EAGLE-3 and DFlash read low, middle and top layers): each
+        tapped block's output RMS-normalised, the top one as `final`, concatenated (..., len(taps) * C)."""
         if not taps:
-            return self.norm(outputs[-1])
-        return torch.cat([self.norm(outputs[i - 1]) if i == self.cfg.n_layer
+            return final
+        return torch.cat([final if i == self.cfg.n_layer
                           else rms_normalized(outputs[i - 1], self.cfg.norm_eps) for i in taps], -1)
 
     def forward(self, idx, targets=None, loss_mask=None, return_hidden=False, taps=()):
@@ -219,7 +217,7 @@ class GPT(nn.Module):
                 loss_mask = loss_mask.reshape(-1).float()
             loss = (ce * loss_mask).sum() / loss_mask.sum().clamp(min=1)
         if return_hidden:
-            return logits, loss, self.features(outputs, taps) if taps else h
+            return logits, loss, self.features(outputs, h, taps)
         return logits, loss
 
     def forward_cached(self, input_ids, attention_mask, position_ids, past, tree_mask=None, taps=()):
@@ -252,7 +250,7 @@ class GPT(nn.Module):
             presents.append(present)
             outputs.append(x)
         h = self.norm(x)
-        return self.lm_head(h), presents, self.features(outputs, taps) if taps else h
+        return self.lm_head(h), presents, self.features(outputs, h, taps)
 
     @torch.no_grad()
     def generate_greedy(self, idx, max_new_tokens, eos_id=None):
