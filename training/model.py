@@ -50,6 +50,8 @@ class DrafterConfig:
     suffix_window: int = 0    # > 0: also sees the first this many tokens after the cursor (FIM drafting)
     head_tokens: int = 0      # > 0: logits only for this many tokens (head_ids), the rest never drafted
     kv_context: bool = False  # the context enters each layer as keys and values only (DFlash-style)
+    anchor: bool = False      # with kv_context: the last context token (the pending bonus token) runs through the
+                              # layers with the block, so the masks read it from a residual stream, not only as K/V
     hidden_layers: tuple = () # the verifier blocks whose outputs make the hidden states (GPT.features); () = the final state
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
@@ -293,7 +295,10 @@ class Drafter(nn.Module):
     covers nearly all drafts at a quarter of the head's cost (the verifier still decides every token).
     With kv_context, the context positions are not run through the layers: each layer's keys and values
     for them come from its own norm and K/V projections of embedding + projected hidden state, and only
-    the block (and suffix) positions are queries, attention and MLP.
+    the block (and suffix) positions are queries, attention and MLP. With anchor too, the last context
+    position (the bonus token, whose hidden row is zero) is a query position as well (DFlash's block starts
+    with that token): the next token depends most on it, and as K/V alone it is only an uncontextualised
+    embedding. The pass's inputs and outputs stay the same.
     """
 
     def __init__(self, cfg: DrafterConfig):
@@ -376,10 +381,11 @@ class Drafter(nn.Module):
         pos = torch.arange(x.shape[1], device=input_ids.device)[None]
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
         if self.cfg.kv_context:
-            ctx, x = x[:, :c], x[:, c:]
+            a = 1 if self.cfg.anchor else 0                          # query positions before the block
+            ctx, x = x[:, :c - a], x[:, c - a:]
             for blk in self.layers:
-                x = self._kv_context_layer(blk, ctx, x, cos, sin, c)
-            h = self.norm(x[:, :k])
+                x = self._kv_context_layer(blk, ctx, x, cos, sin, c - a)
+            h = self.norm(x[:, a:a + k])
         else:
             for blk in self.layers:
                 x, _ = blk(x, cos, sin, causal=False)

@@ -61,10 +61,12 @@ class Size:
     K: int = 16                    # longest block generated
     blocks: list = field(default_factory=lambda: [16])
     variants: list = field(default_factory=lambda: ["hidden"])  # context | hidden, "-kv": context as K/V only, "-suffix": FIM,
-                                                                # "-taps": every block of d_taps (else the final state only)
+                                                                # "-taps": every block of d_taps (else the final state only),
+                                                                # "-anchor" (with -kv): the bonus token a query position
     suffix_window: int = 16        # tokens after the cursor a "-suffix" drafter sees
     d_head_tokens: int = 0         # > 0: drafters score only the this many tokens the verifier writes most
     d_layers: int = 2
+    d_decay: float = 0.0           # > 0: drafter loss weight of block position i is exp(-(i-1)/d_decay) (DFlash)
     d_batch: int = 64
     d1_minutes: float = 12.0       # stage I per drafter
     d2_minutes: float = 5.0        # stage II per drafter
@@ -240,8 +242,8 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
             common = dict(verifier=v, distill=dist, k=k, window=size.window, n_layer=size.d_layers,
                           batch_size=size.d_batch, hidden=var.startswith("hidden"),
                           suffix=size.suffix_window if var.endswith("-suffix") else 0,
-                          kv_context="-kv" in var, taps="-taps" in var,
-                          head_tokens=size.d_head_tokens, log_every=50)
+                          kv_context="-kv" in var, anchor="-anchor" in var, taps="-taps" in var,
+                          head_tokens=size.d_head_tokens, decay=size.d_decay, log_every=50)
             chains.append([(f"drafter {var} k={k} I", s1,
                             DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes, **common)),
                            (f"drafter {var} k={k} II", s2,

@@ -10,7 +10,9 @@ Stage II (scribe refinement): R ~ U(1, k); the first k - R block tokens are reve
 With --hidden, the drafter also sees the verifier's hidden states of its context
 (DFlash-style); the last context row (the pending bonus token) is zeros, as in the engine.
 With --kv-context, the context enters each drafter layer as keys and values only (DFlash-style):
-only the block positions run attention and MLP (the model card has its measured cost).
+only the block positions run attention and MLP (the model card has its measured cost); with --anchor
+too, the pending bonus token runs through the layers with the block (DFlash's block starts with it).
+With --decay G, block position i weighs exp(-(i-1)/G) on top of the stage's weights (DFlash's loss decay).
 With --suffix S, it also sees the first S tokens after the cursor (FIM drafting; distill.py's
 `suf`, all <|endoftext|> for cuts in plain text); each batch truncates them to a random length
 1..S, as the engine may send fewer.
@@ -48,9 +50,12 @@ class DrafterTrainConfig:
     suffix: int = 0               # > 0: also condition on this many tokens after the cursor
     head_tokens: int = 0          # > 0: score only the this many tokens the verifier writes most
     kv_context: bool = False      # the context enters each layer as keys/values only (cheaper pass)
+    anchor: bool = False          # with kv_context: the pending bonus token is a query position too (DrafterConfig)
     fresh_layers: bool = False    # do not start the drafter's blocks from the verifier's first blocks
     stage: int = 1                # 1: full-block masking; 2: scribe refinement
     alpha: float = 1.01           # stage II position weight base
+    decay: float = 0.0            # > 0: masked position i (1..R) also weighs exp(-(i-1)/decay) (DFlash's loss decay):
+                                  # a small drafter's capacity goes to the first positions, which decide acceptance
     batch_size: int = 64
     max_steps: int = 100000
     minutes: float = 10.0
@@ -115,6 +120,13 @@ def most_written(data, n, vocab, mask_id=MASK):
     return torch.from_numpy(np.sort(np.argsort(-counts, kind="stable")[:n])).long()
 
 
+def position_weights(R, stage, alpha, decay):
+    """Loss weight of masked positions 1..R: stage II's alpha^(R-i), times exp(-(i-1)/decay) when decay > 0."""
+    i = torch.arange(1, R + 1, dtype=torch.float32)
+    w = torch.ones(R) if stage == 1 else alpha ** (R - i)
+    return w * torch.exp(-(i - 1) / decay) if decay > 0 else w
+
+
 def acceptance(logits, tgt):
     """Greedy acceptance of a block: mean over the batch of (longest correct prefix) and
     per-position accuracy. logits (B, k, V), tgt (B, k); an ignored target (-1, after the text
@@ -153,7 +165,7 @@ def drafter_config(cfg: DrafterTrainConfig, vocab_size, n_head, n_embd, ffn_hidd
                          hidden_size=n_embd * max(1, len(hidden_layers)) if cfg.hidden else 0, mask_id=mask_id,
                          hidden_layers=tuple(hidden_layers) if cfg.hidden else (),
                          suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
-                         kv_context=cfg.kv_context, **extra)
+                         kv_context=cfg.kv_context, anchor=cfg.anchor and cfg.kv_context, **extra)
 
 
 def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
@@ -206,7 +218,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
             tgt = model.head_targets(tgt)
         ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="none",
                              ignore_index=-1)
-        w = torch.ones(R) if cfg.stage == 1 else cfg.alpha ** (R - torch.arange(1, R + 1, dtype=torch.float32))
+        w = position_weights(R, cfg.stage, cfg.alpha, cfg.decay)
         w = w.to(dev)
         loss = (ce.view(-1, R) * w).sum() / (w.sum() * len(idx))
         opt.zero_grad(set_to_none=True)

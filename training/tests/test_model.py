@@ -162,3 +162,29 @@ def test_kv_context_drafter_is_the_full_drafter_in_one_layer_and_exports(tmp_pat
     short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
     got = sess.run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
     assert np.allclose(got, kv2(short, h, k=3).numpy(), atol=1e-4)
+
+
+@torch.no_grad()
+def test_anchored_kv_drafter_reads_the_bonus_token_through_the_layers_and_exports(tmp_path):
+    from training import export
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=97, n_head=4, n_embd=32, ffn_hidden=64, block_size=6, context_window=16, hidden_size=32,
+               mask_id=4, kv_context=True)
+    ids = torch.tensor([torch.randint(7, 97, (10,)).tolist() + [4] * 6])
+    h = torch.randn(1, 10, 32)
+    h[:, -1] = 0.0                                                    # the pending bonus token, as the engine sends it
+    kv, anchored = (Drafter(DrafterConfig(**cfg, n_layer=1, anchor=a)).eval() for a in (False, True))
+    anchored.load_state_dict(kv.state_dict())
+    # one layer: the block reads the same keys and values either way (the anchor's own update is unused)
+    assert torch.allclose(kv(ids, h, k=6), anchored(ids, h, k=6), atol=1e-5)
+    kv2, anchored2 = (Drafter(DrafterConfig(**cfg, n_layer=2, anchor=a)).eval() for a in (False, True))
+    anchored2.load_state_dict(kv2.state_dict())
+    out = anchored2(ids, h, k=6)
+    assert (kv2(ids, h, k=6) - out).abs().max() > 1e-4                # deeper, the block reads the anchor's update
+                                                                      # (small at init: residual outputs start small)
+    path = str(tmp_path / "drafter.onnx")
+    export.export_drafter(anchored2, path)
+    assert export.check_drafter(anchored2, path, ids[0, :10].tolist(), h)["max_abs_logit_diff"] < 1e-4
+    short = torch.tensor([ids[0, :10].tolist() + [4] * 3])           # another block size through the same graph
+    got = export._session(path).run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
+    assert np.allclose(got, anchored2(short, h, k=3).numpy(), atol=1e-4)
