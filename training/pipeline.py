@@ -84,7 +84,7 @@ SIZES = {
     # fp32 elsewhere (emulated bf16 was 80x slower on Zen 3); speeds per CPU in training/README.md
     # (the drafter's window and head are cut so that its pass costs well under a verifier pass)
     "cpu": Size(verifier="cpu-s", batch=8, v_minutes=75.0, ar_minutes=4.0, distill_minutes=15.0, row_len=256,
-                cuts_per_row=32, window=32, variants=["hidden-kv"], d_head_tokens=2048,
+                cuts_per_row=32, window=32, variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0,
                 d1_minutes=15.0, d2_minutes=5.0, compile=True),
     "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, long_seq_len=2048, batch=64,
                    lr=1.5e-3, v_minutes=3.5, ar_minutes=0.5, distill_n=200000, distill_minutes=0.7, ctx_len=128,
