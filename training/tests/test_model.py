@@ -136,55 +136,56 @@ def test_reduced_head_scores_its_tokens_exactly_and_nothing_else(tmp_path):
     assert not any(n.op_type.startswith("Scatter") for n in __import__("onnx").load(path).graph.node)
 
 
+def twin_drafters(cfg, n_layer, flag):
+    """Two drafters with the same weights, `flag` off and on."""
+    off, on = (Drafter(DrafterConfig(**cfg, n_layer=n_layer, **{flag: v})).eval() for v in (False, True))
+    on.load_state_dict(off.state_dict())
+    return off, on
+
+
+def assert_exports_exactly(model, ids, h, c, tmp_path):
+    """The ONNX drafter equals PyTorch, at its block size and at a shorter one through the same graph."""
+    from training import export
+    path = str(tmp_path / "drafter.onnx")
+    export.export_drafter(model, path)
+    assert export.check_drafter(model, path, ids[0, :c].tolist(), h)["max_abs_logit_diff"] < 1e-4
+    short = torch.tensor([ids[0, :c].tolist() + [4] * 3])
+    got = export._session(path).run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
+    assert np.allclose(got, model(short, h, k=3).numpy(), atol=1e-4)
+
+
 @torch.no_grad()
 def test_kv_context_drafter_is_the_full_drafter_in_one_layer_and_exports(tmp_path):
-    from training import export
     torch.manual_seed(0)
     cfg = dict(vocab_size=97, n_head=4, n_embd=32, ffn_hidden=64, block_size=6, context_window=16, hidden_size=32,
                mask_id=4)
     ids = torch.tensor([torch.randint(7, 97, (10,)).tolist() + [4] * 6])
     h = torch.randn(1, 10, 32)
-    full, kv = (Drafter(DrafterConfig(**cfg, n_layer=1, kv_context=c)).eval() for c in (False, True))
-    kv.load_state_dict(full.state_dict())
+    full, kv = twin_drafters(cfg, 1, "kv_context")
     # one layer: the block sees the same context keys/values either way; the context rows' own updates are unused
     assert torch.allclose(full(ids, h, k=6), kv(ids, h, k=6), atol=1e-5)
-    full2, kv2 = (Drafter(DrafterConfig(**cfg, n_layer=2, kv_context=c)).eval() for c in (False, True))
-    kv2.load_state_dict(full2.state_dict())
+    full2, kv2 = twin_drafters(cfg, 2, "kv_context")
     out = kv2(ids, h, k=6)
     assert not torch.allclose(full2(ids, h, k=6), out, atol=1e-3)    # deeper, the context is not re-encoded
     other = ids.clone()
     other[0, 3] = 50
     assert not torch.allclose(out, kv2(other, h, k=6))                # it still reads the context
-    path = str(tmp_path / "drafter.onnx")
-    export.export_drafter(kv2, path)
-    assert export.check_drafter(kv2, path, ids[0, :10].tolist(), h)["max_abs_logit_diff"] < 1e-4
-    sess = export._session(path)                                      # another block size through the same graph
-    short = torch.tensor([ids[0, :10].tolist() + [4] * 3])
-    got = sess.run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
-    assert np.allclose(got, kv2(short, h, k=3).numpy(), atol=1e-4)
+    assert_exports_exactly(kv2, ids, h, 10, tmp_path)
 
 
 @torch.no_grad()
 def test_anchored_kv_drafter_reads_the_bonus_token_through_the_layers_and_exports(tmp_path):
-    from training import export
     torch.manual_seed(0)
     cfg = dict(vocab_size=97, n_head=4, n_embd=32, ffn_hidden=64, block_size=6, context_window=16, hidden_size=32,
                mask_id=4, kv_context=True)
     ids = torch.tensor([torch.randint(7, 97, (10,)).tolist() + [4] * 6])
     h = torch.randn(1, 10, 32)
     h[:, -1] = 0.0                                                    # the pending bonus token, as the engine sends it
-    kv, anchored = (Drafter(DrafterConfig(**cfg, n_layer=1, anchor=a)).eval() for a in (False, True))
-    anchored.load_state_dict(kv.state_dict())
+    kv, anchored = twin_drafters(cfg, 1, "anchor")
     # one layer: the block reads the same keys and values either way (the anchor's own update is unused)
     assert torch.allclose(kv(ids, h, k=6), anchored(ids, h, k=6), atol=1e-5)
-    kv2, anchored2 = (Drafter(DrafterConfig(**cfg, n_layer=2, anchor=a)).eval() for a in (False, True))
-    anchored2.load_state_dict(kv2.state_dict())
+    kv2, anchored2 = twin_drafters(cfg, 2, "anchor")
     out = anchored2(ids, h, k=6)
     assert (kv2(ids, h, k=6) - out).abs().max() > 1e-4                # deeper, the block reads the anchor's update
                                                                       # (small at init: residual outputs start small)
-    path = str(tmp_path / "drafter.onnx")
-    export.export_drafter(anchored2, path)
-    assert export.check_drafter(anchored2, path, ids[0, :10].tolist(), h)["max_abs_logit_diff"] < 1e-4
-    short = torch.tensor([ids[0, :10].tolist() + [4] * 3])           # another block size through the same graph
-    got = export._session(path).run(None, {"input_ids": short.numpy(), "hidden_states": h.numpy()})[0]
-    assert np.allclose(got, anchored2(short, h, k=3).numpy(), atol=1e-4)
+    assert_exports_exactly(anchored2, ids, h, 10, tmp_path)
