@@ -303,6 +303,7 @@ class Drafter(nn.Module):
 
     def __init__(self, cfg: DrafterConfig):
         super().__init__()
+        assert cfg.kv_context or not cfg.anchor, "anchor: a query position before the block exists only with kv_context"
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])

@@ -165,7 +165,7 @@ def drafter_config(cfg: DrafterTrainConfig, vocab_size, n_head, n_embd, ffn_hidd
                          hidden_size=n_embd * max(1, len(hidden_layers)) if cfg.hidden else 0, mask_id=mask_id,
                          hidden_layers=tuple(hidden_layers) if cfg.hidden else (),
                          suffix_window=cfg.suffix, head_tokens=cfg.head_tokens,
-                         kv_context=cfg.kv_context, anchor=cfg.anchor and cfg.kv_context, **extra)
+                         kv_context=cfg.kv_context, anchor=cfg.anchor, **extra)
 
 
 def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):

@@ -1,5 +1,6 @@
 """The KV-cache path equals the training path; the drafter's shapes follow the contract."""
 import numpy as np
+import pytest
 import torch
 
 from training.model import GPT, GPTConfig, Drafter, DrafterConfig
@@ -189,3 +190,5 @@ def test_anchored_kv_drafter_reads_the_bonus_token_through_the_layers_and_export
     assert (kv2(ids, h, k=6) - out).abs().max() > 1e-4                # deeper, the block reads the anchor's update
                                                                       # (small at init: residual outputs start small)
     assert_exports_exactly(anchored2, ids, h, 10, tmp_path)
+    with pytest.raises(AssertionError, match="kv_context"):          # without kv_context every position is a query
+        Drafter(DrafterConfig(**{**cfg, "kv_context": False}, n_layer=1, anchor=True))
