@@ -132,6 +132,10 @@ export type StopReason = 'eos' | 'control' | 'max_tokens' | 'stop' | 'rule' | 'r
 
 export interface CompletionResult {
   text: string;
+  /**
+   * The generated ids: their text is `text`, except where a stop string or rule (stopReason 'stop',
+   * 'rule', 'repeat') cut inside the last one; then the shortest run whose text starts with `text`.
+   */
   tokens: number[];
   stopReason: StopReason;
   stats: RunStats;

@@ -307,6 +307,24 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
     }
   });
 
+  it('a rule that cuts inside a token, mid-block, returns the tokens covering the text: the cut one last', async () => {
+    const prompt = tokenizer.encode(PROMPT);
+    const req = { prompt, suffixIds: [], maxNewTokens: 33, blockSize: 8, temperature: 0, topP: 1, seed: 1, stop: [] };
+    const none = await runLoop({ verifier, drafter: new ScriptedDrafter([], prompt.length, 'wrong'), tokenizer }, { ...req, blockSize: 0 }, policy());
+    const ends = none.tokens.map((_, i) => tokenizer.decode(none.tokens.slice(0, i + 1)).length);
+    // a token of two or more characters with more after it, so a block runs past the cut
+    const inside = ends.findIndex((end, i) => i > 0 && i < ends.length - 2 && end - ends[i - 1] >= 2);
+    assert.ok(inside > 0, `no token of two or more characters in ${JSON.stringify(none.text)}`);
+    const cut = ends[inside] - 1;
+    const stopAt = (g: string) => (g.length >= cut ? cut : null);
+    const r = await runLoop({ verifier, drafter: new ScriptedDrafter(none.tokens, prompt.length, 'perfect'), tokenizer }, { ...req, stopAt }, policy());
+    assert.equal(r.stopReason, 'rule');
+    assert.equal(r.text, none.text.slice(0, cut));
+    assert.ok(r.stats.newTokens > inside + 1, `the pass that hit the cut went past it (${r.stats.newTokens} tokens)`);
+    assert.deepEqual(r.tokens, none.tokens.slice(0, inside + 1));
+    assertTokensCoverText(tokenizer, r, 'perfect drafter');
+  });
+
   it("a draft tree accepts the verifier's tokens from the drafter's second choices, where a chain accepts none", async (t) => {
     if (!verifier.treeAttention) {
       t.skip('verifier without tree_mask');
@@ -327,6 +345,20 @@ describe('the loop with scripted drafters', { skip: !hasModel(MODEL) && 'model f
     }
   });
 });
+
+/**
+ * CompletionResult.tokens: exactly the text's tokens, except where a stop string or rule cut inside
+ * the last one; then the shortest run of tokens whose text starts with the result's.
+ */
+function assertTokensCoverText(tokenizer: DeerTokenizer, r: CompletionResult, label: string): void {
+  const full = tokenizer.decode(r.tokens);
+  if (r.stopReason !== 'stop' && r.stopReason !== 'rule' && r.stopReason !== 'repeat') {
+    assert.equal(r.text, full, `${label}: the text is exactly the tokens' text`);
+    return;
+  }
+  assert.ok(full.startsWith(r.text), `${label}: ${JSON.stringify(full)} does not start with ${JSON.stringify(r.text)}`);
+  assert.ok(tokenizer.decode(r.tokens.slice(0, -1)).length < r.text.length || r.tokens.length === 0, `${label}: the last token is past the text`);
+}
 
 /** Printable ASCII soup with newlines, from a seeded generator. */
 function randomDoc(seed: number, length: number): string {
@@ -362,7 +394,7 @@ describe('no control token reaches the output (models/default)', { skip: !hasMod
           const r = await engine.complete({ prefix, suffix, maxNewTokens: 24, drafter, temperature, seed });
           const bad = r.tokens.filter((t) => tokenizer.isControl(t));
           assert.deepEqual(bad, [], `${drafter} t=${temperature}: control ids in ${JSON.stringify(r.text)}`);
-          assert.equal(r.text, tokenizer.decode(r.tokens), `${drafter}: the text is exactly the tokens' text`);
+          assertTokensCoverText(tokenizer, r, `${drafter} t=${temperature}`);
         }
       }
     });
