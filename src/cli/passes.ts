@@ -1,7 +1,10 @@
 // `deer passes`: the verifier's per-pass time by cached length and tokens per pass, with and
-// without IO binding: the numbers behind docs/engine.md's "Per-pass floor".
+// without IO binding: the numbers behind docs/engine.md's "Per-pass floor"; and, where the model has
+// a DEER drafter, its pass against the verifier's pass over the block it drafts.
 import { defaultThreads } from '../engine';
-import { readModelFolder } from '../engine/modelFolder';
+import { DiffusionDrafter } from '../engine/drafters/diffusion';
+import { ModelSpec, readModelFolder } from '../engine/modelFolder';
+import { DeerTokenizer } from '../engine/tokenizer';
 import { DecoderSession } from '../engine/verifier';
 import { Options } from './args';
 import { commonOptions } from './common';
@@ -58,4 +61,69 @@ export async function runPasses(o: Options): Promise<void> {
     }
   }
   for (const s of sessions) await s.dispose();
+  if (spec.deer) await drafterPasses(spec, threads, common.spinning, pasts, reps, ids);
+}
+
+/**
+ * The drafter's whole draft (its pass, the hidden states fed in, the argmax over the block) against
+ * the verifier's pass over [pending, block], measured turn by turn at each cached length.
+ */
+async function drafterPasses(spec: ModelSpec, threads: number, spinning: boolean, pasts: number[], reps: number, ids: number[]): Promise<void> {
+  const deer = spec.deer!;
+  const k = deer.blockSize;
+  const tokenizer = new DeerTokenizer(spec);
+  const hidden = deer.conditioning.includes('hidden') ? spec.verifier.hiddenStates : undefined;
+  const verifier = await DecoderSession.create(spec.verifier.file, spec.verifier, {
+    threads,
+    spinning,
+    vocabSize: spec.vocabSize,
+    maxPositions: spec.maxPositions,
+    hiddenOutput: hidden?.output,
+    hiddenSize: hidden?.size,
+  });
+  const drafter = await DiffusionDrafter.create(deer, {
+    threads,
+    spinning,
+    maskId: tokenizer.special.mask!,
+    eosId: [...tokenizer.special.eos][0],
+    vocabSize: spec.vocabSize,
+    hiddenSize: hidden?.size ?? 0,
+  });
+  process.stdout.write(`\n| past | deer draft of ${k} ms | verifier pass of ${k + 1} ms | one-token pass ms | draft / block pass |\n|---:|---:|---:|---:|---:|\n`);
+  for (const past of pasts) {
+    if (past + k + 1 > spec.maxPositions) continue;
+    await verifier.prefill(ids.slice(0, past));
+    const ctx = {
+      tokens: ids.slice(0, past + 1),
+      promptLength: past + 1,
+      suffixIds: [],
+      hiddenAt: verifier.hiddenSize > 0 ? (pos: number) => verifier.hiddenAt(pos) : undefined,
+      temperature: 0,
+      topP: 1,
+      rng: Math.random,
+      candidates: 0,
+    };
+    const draftMs: number[] = [];
+    const blockMs: number[] = [];
+    const oneMs: number[] = [];
+    for (let r = 0; r < reps + 1; r++) {
+      const t0 = performance.now();
+      await drafter.draft(ctx, k);
+      const t1 = performance.now();
+      await verifier.forward(ids.slice(past, past + k + 1));
+      const t2 = performance.now();
+      verifier.rollback(past);
+      await verifier.forward(ids.slice(past, past + 1));
+      const t3 = performance.now();
+      verifier.rollback(past);
+      if (r === 0) continue;
+      draftMs.push(t1 - t0);
+      blockMs.push(t2 - t1);
+      oneMs.push(t3 - t2);
+    }
+    const [d, b, o] = [median(draftMs), median(blockMs), median(oneMs)];
+    process.stdout.write(`| ${past} | ${d.toFixed(2)} | ${b.toFixed(2)} | ${o.toFixed(2)} | ${(d / b).toFixed(2)} |\n`);
+  }
+  await drafter.dispose();
+  await verifier.dispose();
 }
