@@ -6,15 +6,15 @@ from typing import Type, TypeVar
 C = TypeVar("C")
 
 
-def parse_config(config_cls: Type[C]) -> C:
+def parse_config(config_cls: Type[C], argv=None) -> C:
     ap = argparse.ArgumentParser()
     for key, default in asdict(config_cls()).items():
         flag = f"--{key.replace('_', '-')}"
-        if isinstance(default, bool):
-            ap.add_argument(flag, action="store_true", default=default)
+        if isinstance(default, bool):                  # --flag / --no-flag, so a default-True field can be turned off
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
             ap.add_argument(flag, type=type(default), default=default)
-    return config_cls(**vars(ap.parse_args()))
+    return config_cls(**vars(ap.parse_args(argv)))
 
 
 def to_flags(cfg) -> list:
@@ -25,7 +25,7 @@ def to_flags(cfg) -> list:
             continue
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, bool):
-            out += [flag] if value else []
+            out += [flag if value else f"--no-{key.replace('_', '-')}"]
         else:
             out += [flag, str(value)]
     return out

@@ -216,3 +216,14 @@ def test_drafter_reads_several_verifier_blocks_from_distillation_to_export(token
     import json
     deer = json.load(open(folder / "deer.json"))
     assert deer["verifier"]["hidden_states"] == {"output": "hidden_states", "size": 2 * C, "layers": list(taps)}
+
+
+def test_config_flags_round_trip_every_field_including_a_default_true_bool_turned_off():
+    from training.cli import parse_config, to_flags
+    from training.hf_drafter import HFDrafterConfig
+    from training.train_drafter import DrafterTrainConfig
+    for cfg in (DrafterTrainConfig(kv_context=True, anchor=True, decay=2.0, minutes=0.5, out="d.pt"),
+                HFDrafterConfig(anchor=False, decay=0.0, minutes1=0.25, texts="a/**/*.ts")):
+        flags = to_flags(cfg)
+        assert parse_config(type(cfg), flags) == cfg, flags
+    assert "--no-anchor" in to_flags(HFDrafterConfig(anchor=False))
