@@ -42,6 +42,9 @@ class HFDrafterConfig:
     batch: int = 64               # continuations generated at once
     n_layer: int = 2
     head_tokens: int = 0          # > 0: score only the this many tokens the verifier writes most
+    anchor: bool = True           # the pending token runs through the layers with the block (DrafterConfig.anchor)
+    decay: float = 4.0            # block position i weighs exp(-(i-1)/decay) in the loss (0: off)
+                                  # (both won an equal-time A/B on this project's hidden-state drafter: training/README.md)
     minutes1: float = 1.0         # stage I
     minutes2: float = 0.5         # stage II
     steps1: int = 0               # > 0: stage I stops after this many steps (or minutes1, whichever first)
@@ -173,7 +176,7 @@ def run(cfg: HFDrafterConfig, log=print):
     log(f"distilled {len(ctx)} continuations of {cfg.k + 1} tokens in {distill_s:.0f}s")
 
     common = dict(distill=dist, k=cfg.k, window=cfg.window, n_layer=cfg.n_layer, head_tokens=cfg.head_tokens,
-                  kv_context=True, batch_size=cfg.d_batch, seed=cfg.seed, threads=cfg.threads, log_every=50,
+                  kv_context=True, anchor=cfg.anchor, decay=cfg.decay, batch_size=cfg.d_batch, seed=cfg.seed, threads=cfg.threads, log_every=50,
                   eos_id=-1)                               # generated without stopping: no padding
     s1, s2 = os.path.join(work, "drafter-s1.pt"), os.path.join(work, "drafter-s2.pt")
     stage1 = DrafterTrainConfig(out=s1, stage=1, minutes=cfg.minutes1, max_steps=cfg.steps1 or 10**9, **common)
