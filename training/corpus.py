@@ -113,6 +113,15 @@ def minhash(text: str, n=5):
     return v.min(axis=0)
 
 
+def parallel_map(fn, items):
+    """fn over items on every core (fork: fn and module globals are inherited); the same result as a loop."""
+    if len(items) < 2000 or (os.cpu_count() or 1) < 4:
+        return [fn(x) for x in items]
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool() as pool:
+        return pool.map(fn, items, chunksize=64)
+
+
 def dedup(docs, threshold_bands=16, rows=4):
     """docs: list of dicts with 'text'. Returns (kept, n_exact, n_near). Deterministic order."""
     seen, kept, n_exact = set(), [], 0
@@ -124,8 +133,7 @@ def dedup(docs, threshold_bands=16, rows=4):
         seen.add(h)
         kept.append(d)
     buckets, out, n_near = defaultdict(list), [], 0
-    for d in kept:
-        sig = minhash(d["text"])
+    for d, sig in zip(kept, parallel_map(minhash, [d["text"] for d in kept])):
         keys = [(b, sig[b * rows:(b + 1) * rows].tobytes()) for b in range(threshold_bands)]
         cands = {j for k in keys for j in buckets.get(k, [])}
         if any(np.mean(out[j][1] == sig) >= 0.8 for j in cands):
@@ -161,6 +169,13 @@ def eval_ngrams(eval_dir, n=13):
 def contaminated(text, grams, n=13):
     w = words(text)
     return any(" ".join(w[i:i + n]) in grams for i in range(len(w) - n + 1))
+
+
+_EVAL_GRAMS = set()
+
+
+def _contaminated_by_eval(text):
+    return contaminated(text, _EVAL_GRAMS)
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -283,9 +298,11 @@ def build(out, work, eval_dir, sources=SOURCES, local=(), only=None, log=print):
     n_before = len(docs)
     docs, n_exact, n_near = dedup(docs)
     grams = eval_ngrams(eval_dir) if eval_dir and os.path.isdir(eval_dir) else set()
+    _EVAL_GRAMS.clear()
+    _EVAL_GRAMS.update(grams)
     clean, removed = [], []
-    for d in docs:
-        (removed if contaminated(d["text"], grams) else clean).append(d)
+    for d, dirty in zip(docs, parallel_map(_contaminated_by_eval, [d["text"] for d in docs])):
+        (removed if dirty else clean).append(d)
     n_contam = len(removed)
     with open(os.path.join(out, "decontaminated.tsv"), "w") as f:
         for d in removed:

@@ -12,6 +12,15 @@
 #                                          #   (16 MiB max each) of the model folder to $OUT
 #   bash training/device.sh join DIR...    # here: reassemble fetched chunks into training/work/device-model
 #
+# The shipped model's run (one call, everything that needs a GPU; evaluation and export on the CPU after):
+#   bash training/device.sh prepare        # here (also copies ../shared/eval for decontaminating the
+#                                          #   device's own Python sources)
+#   bash training/device.sh gpu            # on the GPU machine: corpus -> tokens -> verifier -> distillation
+#                                          #   -> ar -> drafter I/II at size "device" with the shipped tokenizer;
+#                                          #   the checkpoints, in bf16, to $OUT (about 40 MB, one call brings them back)
+#   bash training/device.sh finish DIR     # here: those checkpoints into training/work/p-device, tokens of the
+#                                          #   carried corpus, then evaluation and export on the CPU
+#
 # DEER_SIZE=tiny bash training/device.sh run   runs the same script at toy size on a CPU (tested that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +34,29 @@ CHUNK=15M
 case "${1:-}" in
 prepare)
   "$PY" -m training.corpus --out training/work/corpus
+  # what travels is at most 64 MiB with the working tree: every TypeScript, JavaScript, Go and Rust
+  # document, and Python up to PY_MB (the GPU machine adds its own site-packages Python), xz-compressed
   mkdir -p training/work/device-corpus
-  gzip -c training/work/corpus/docs.jsonl > training/work/device-corpus/docs.jsonl.gz
+  "$PY" - training/work/corpus/docs.jsonl "${PY_MB:-60}" <<'PYEOF' | xz -T2 -6 > training/work/device-corpus/docs.jsonl.xz
+import json, sys
+py_budget, kept = float(sys.argv[2]) * 1e6, {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    d = json.loads(line)
+    n = len(d["text"].encode())
+    if d["lang"] == "python":
+        if kept.get("python", 0) + n > py_budget:
+            continue
+    kept[d["lang"]] = kept.get(d["lang"], 0) + n
+    sys.stdout.write(line)
+print({k: round(v / 1e6, 1) for k, v in kept.items()}, "MB kept", file=sys.stderr)
+PYEOF
   cp training/work/corpus/manifest.json training/work/device-corpus/
+  rm -rf training/work/device-corpus/eval && cp -r ../shared/eval training/work/device-corpus/eval
   du -sh training/work/device-corpus
   ;;
 run)
   mkdir -p "$RUN" "$OUT"
-  CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.gz}
+  CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
   # the GPU machine's own Python sources (permissively licensed packages only)
   LOCAL=()
   [ "$SIZE" = device ] && for sp in $("$PY" -c 'import site,sys; print(" ".join(site.getsitepackages()))'); do
@@ -48,6 +72,40 @@ run)
   # split the model folder into chunks that fit what one call brings back
   (cd "$RUN" && tar cf model.tar model && rm -rf chunks && mkdir chunks && split -b $CHUNK -d -a 3 model.tar chunks/model.tar.)
   ls "$RUN"/chunks | tee "$OUT/chunks.txt"
+  ;;
+gpu)
+  mkdir -p "$RUN" "$OUT"
+  CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
+  LOCAL=()
+  [ "$SIZE" = device ] && [ "${DEER_LOCAL:-1}" = 1 ] && for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))'); do
+    for pkg in torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers; do
+      [ -d "$sp/$pkg" ] && LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg")
+    done
+  done
+  "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --tokenizer models/default/tokenizer.json \
+    --eval training/work/device-corpus/eval --stop-after drafters ${LOCAL:+--local "${LOCAL[@]}"} \
+    2>&1 | tee "$RUN/pipeline.log" | grep -v "^step .* R " | tail -n 150
+  "$PY" -m training.checkpoints pack "$RUN" "$OUT"
+  cp "$RUN"/pipeline-gpu.json "$RUN"/corpus/manifest.json "$RUN"/tokens/stats.json "$OUT"/
+  tail -n 600 "$RUN/pipeline.log" > "$OUT/pipeline.log"
+  ls -la "$OUT"
+  ;;
+finish)
+  SRC=${2:?folder the gpu call's files were fetched to}
+  DEST=${DEST:-training/work/p-device}
+  mkdir -p "$DEST"
+  "$PY" -m training.checkpoints unpack "$SRC" "$DEST"
+  cp models/default/tokenizer.json "$DEST"/tokenizer.json
+  if [ ! -f "$DEST/corpus/docs.jsonl" ]; then
+    mkdir -p "$DEST/corpus"
+    xz -dc training/work/device-corpus/docs.jsonl.xz > "$DEST/corpus/docs.jsonl"
+  fi
+  # the corpus the verifier was trained on (with the GPU machine's own sources); the tokens here are
+  # of the carried part only (for evaluation prompts and export calibration: held-out documents either way)
+  cp "$SRC"/manifest.json "$DEST/corpus/manifest.json"
+  cp "$SRC"/pipeline-gpu.json "$DEST"/
+  "$PY" -m training.pipeline --size "$SIZE" --out "$DEST" --corpus training/work/device-corpus/docs.jsonl.xz \
+    --tokenizer models/default/tokenizer.json 2>&1 | tee "$DEST/finish.log" | tail -n 60
   ;;
 fetch)
   N=${2:?batch number}

@@ -17,6 +17,7 @@ import argparse
 import glob
 import gzip
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ class Size:
     v_lr: float = 0.0              # the verifier's peak learning rate (0: lr); lower when continuing from v_init
     v_init: str = ""               # start the verifier from these weights (e.g. models/default), counts carried on
     v_seed: int = 0                # the verifier's data order: a new value per continued run, or it sees the same windows again
+    v_eval_every: int = 100        # verifier steps between validation losses
     ar_minutes: float = 5.0
     distill_n: int = 100000
     distill_minutes: float = 10.0
@@ -86,11 +88,14 @@ SIZES = {
     "cpu": Size(verifier="cpu-s", batch=8, v_minutes=75.0, ar_minutes=4.0, distill_minutes=15.0, row_len=256,
                 cuts_per_row=32, window=32, variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0,
                 d1_minutes=15.0, d2_minutes=5.0, compile=True),
-    "device": Size(vocab=16384, verifier="device", ar="ar-device", seq_len=1024, long_seq_len=2048, batch=64,
-                   lr=1.5e-3, v_minutes=3.5, ar_minutes=0.5, distill_n=200000, distill_minutes=0.7, ctx_len=128,
-                   row_len=1024, cuts_per_row=32, window=128, K=32, blocks=[16, 32], variants=["hidden"],
-                   d_layers=3, d_batch=256, d1_minutes=0.4, d2_minutes=0.15, eval_prompts=30, pass_at_1=0,
-                   compile=True),
+    # one GPU call (training/device.sh gpu): the shipped tokenizer (--tokenizer), a verifier sized to ship
+    # (12.5M params) trained at 2048 positions throughout (no recompile at a length switch), then the
+    # distillation and the `cpu` drafter design with more steps; evaluation and export run on the CPU after
+    "device": Size(vocab=8192, verifier="device", ar="ar-cpu", seq_len=2048, long_seq_len=0, batch=32,
+                   lr=2e-3, v_minutes=3.0, v_eval_every=1000, ar_minutes=0.25, distill_n=250000,
+                   distill_minutes=0.7, row_len=512, cuts_per_row=32, window=32, K=16, blocks=[16],
+                   variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0, d_batch=256,
+                   d1_minutes=0.9, d2_minutes=0.35, eval_prompts=30, compile=True),
 }
 
 
@@ -140,7 +145,9 @@ def pass_costs_ms(verifier_path, drafter_paths, k, window, past_len=256, reps=50
 
 
 def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None, jobs=1, resume=False,
-        log=print):
+        log=print, stop_after=None):
+    """stop_after "drafters": stop before evaluation and export (the GPU part of a run; the rest runs on
+    a CPU later with the same --out)."""
     os.makedirs(out, exist_ok=True)
     py = sys.executable
     t_start = time.time()
@@ -161,7 +168,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     def make_corpus():
         from training import corpus as C
         os.makedirs(cdir, exist_ok=True)
-        opener = gzip.open if corpus.endswith(".gz") else open
+        opener = gzip.open if corpus.endswith(".gz") else lzma.open if corpus.endswith(".xz") else open
         base = os.path.dirname(corpus)
         with opener(corpus, "rt", encoding="utf-8") as f, open(os.path.join(cdir, "docs.jsonl"), "w") as g:
             shutil.copyfileobj(f, g)
@@ -205,7 +212,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     v = os.path.join(out, "verifier.pt")
     v_cfg = TrainConfig(preset=size.verifier, data=tdir, out=v, batch_size=size.batch, seq_len=size.seq_len,
                         long_seq_len=size.long_seq_len, long_from=size.long_from, total_tokens=size.v_tokens,
-                        minutes=size.v_minutes, lr=size.v_lr or size.lr, min_lr=(size.v_lr or size.lr) / 10, eval_every=100,
+                        minutes=size.v_minutes, lr=size.v_lr or size.lr, min_lr=(size.v_lr or size.lr) / 10, eval_every=size.v_eval_every,
                         compile=size.compile, resume=resume, init=size.v_init, seed=size.v_seed)
     if os.path.exists(v) and not _finished(v, size.v_tokens):
         if not resume:
@@ -219,7 +226,10 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
             log(f"stale after the new verifier: {stale}")
             os.remove(stale)
     dist = os.path.join(out, "distill.npz")
-    stage("distill", dist, lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
+    trained_from_it = [os.path.join(out, "ar.pt")] + [os.path.join(out, f"drafter-{var}-k{k}-s{n}.pt")
+                                                      for k in size.blocks for var in size.variants for n in (1, 2)]
+    # (a run finished on a CPU after its GPU part has the models without the distillation, left on the GPU machine)
+    stage("distill", dist if not all(map(os.path.exists, trained_from_it)) else trained_from_it[0], lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
                                        "--n", str(size.distill_n), "--ctx-len", str(size.ctx_len),
                                        "--row-len", str(size.row_len), "--cuts-per-row", str(size.cuts_per_row),
                                        "--window", str(size.window), "--K", str(size.K),
@@ -257,6 +267,11 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(run_chain, chains))
+    if stop_after == "drafters":
+        summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "stopped_after": stop_after,
+                   "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+        json.dump(summary, open(os.path.join(out, "pipeline-gpu.json"), "w"), indent=2)
+        return summary
 
     ev = os.path.join(out, "eval.json")
     ev_cmd = [py, "-m", "training.evaluate", "--verifier", v, "--drafter", *drafters, "--ar", ar, "--tokenizer", tok,
@@ -309,6 +324,7 @@ def main():
     ap.add_argument("--eval", default=os.path.join(HERE, "..", "..", "shared", "eval"))
     ap.add_argument("--set", nargs="*", default=[], help="override size fields, e.g. v_minutes=1 blocks=[16]")
     ap.add_argument("--jobs", type=int, default=1, help="drafters trained at the same time")
+    ap.add_argument("--stop-after", choices=["drafters"], help="stop before evaluation and export")
     ap.add_argument("--resume", action="store_true",
                     help="continue a stopped run: the verifier from its last state, then every stage not yet done")
     args = ap.parse_args()
@@ -317,7 +333,8 @@ def main():
         k, v = kv.split("=", 1)
         setattr(size, k, json.loads(v))
     print(json.dumps(run(size, args.out, args.corpus, args.tokenizer, args.local, args.gpus,
-                         args.eval if os.path.isdir(args.eval) else None, args.jobs, args.resume), indent=2))
+                         args.eval if os.path.isdir(args.eval) else None, args.jobs, args.resume,
+                         stop_after=args.stop_after), indent=2))
 
 
 if __name__ == "__main__":

@@ -227,3 +227,18 @@ def test_config_flags_round_trip_every_field_including_a_default_true_bool_turne
         flags = to_flags(cfg)
         assert parse_config(type(cfg), flags) == cfg, flags
     assert "--no-anchor" in to_flags(HFDrafterConfig(anchor=False))
+
+
+def test_prefetcher_gives_the_batcher_sequence_at_the_asked_length(tokens):
+    """The GPU trainer's batch thread: the same batches as the Batcher itself, and a new row length
+    never returns a batch built for the old one."""
+    from training.train import Prefetcher
+    plain = data.Batcher(data.TokenData(tokens, "train"), 32, seed=3)
+    ahead = Prefetcher(data.Batcher(data.TokenData(tokens, "train"), 32, seed=3))
+    for _ in range(4):
+        x, y = ahead.get(4, 32)
+        xr, yr = plain.get(4)
+        assert torch.equal(x, xr) and torch.equal(y, yr)
+    for _ in range(3):
+        x, y = ahead.get(2, 64)
+        assert x.shape == (2, 64) and torch.equal(x[:, 1:], y[:, :-1])
