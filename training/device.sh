@@ -37,19 +37,8 @@ prepare)
   # what travels is at most 64 MiB with the working tree: every TypeScript, JavaScript, Go and Rust
   # document, and Python up to PY_MB (the GPU machine adds its own site-packages Python), xz-compressed
   mkdir -p training/work/device-corpus
-  "$PY" - training/work/corpus/docs.jsonl "${PY_MB:-60}" <<'PYEOF' | xz -T2 -6 > training/work/device-corpus/docs.jsonl.xz
-import json, sys
-py_budget, kept = float(sys.argv[2]) * 1e6, {}
-for line in open(sys.argv[1], encoding="utf-8"):
-    d = json.loads(line)
-    n = len(d["text"].encode())
-    if d["lang"] == "python":
-        if kept.get("python", 0) + n > py_budget:
-            continue
-    kept[d["lang"]] = kept.get(d["lang"], 0) + n
-    sys.stdout.write(line)
-print({k: round(v / 1e6, 1) for k, v in kept.items()}, "MB kept", file=sys.stderr)
-PYEOF
+  "$PY" -m training.device_corpus training/work/corpus/docs.jsonl --python-mb "${PY_MB:-60}" \
+    | xz -T2 -6 > training/work/device-corpus/docs.jsonl.xz
   cp training/work/corpus/manifest.json training/work/device-corpus/
   rm -rf training/work/device-corpus/eval && cp -r ../shared/eval training/work/device-corpus/eval
   du -sh training/work/device-corpus
@@ -59,11 +48,11 @@ run)
   CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
   # the GPU machine's own Python sources (permissively licensed packages only)
   LOCAL=()
-  [ "$SIZE" = device ] && for sp in $("$PY" -c 'import site,sys; print(" ".join(site.getsitepackages()))'); do
+  if [ "$SIZE" = device ]; then for sp in $("$PY" -c 'import site,sys; print(" ".join(site.getsitepackages()))'); do
     for pkg in torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers; do
-      [ -d "$sp/$pkg" ] && LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg")
+      if [ -d "$sp/$pkg" ]; then LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg"); fi
     done
-  done
+  done; fi
   GPUS=$("$PY" -c 'import torch; print(max(1, torch.cuda.device_count()))')
   "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --gpus "$GPUS" \
     ${LOCAL:+--local "${LOCAL[@]}"} 2>&1 | tee "$RUN/pipeline.log" | tail -n 200
@@ -77,34 +66,38 @@ gpu)
   mkdir -p "$RUN" "$OUT"
   CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
   LOCAL=()
-  [ "$SIZE" = device ] && [ "${DEER_LOCAL:-1}" = 1 ] && for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))'); do
-    for pkg in torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers; do
-      [ -d "$sp/$pkg" ] && LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg")
+  # DEER_LOCAL=1 adds the Python of these site-packages (default: at size "device" only)
+  DEER_LOCAL=${DEER_LOCAL:-$([ "$SIZE" = device ] && echo 1 || echo 0)}
+  if [ "$DEER_LOCAL" = 1 ]; then for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))'); do
+    for pkg in ${DEER_LOCAL_PKGS:-torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers}; do
+      if [ -d "$sp/$pkg" ]; then LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg"); fi
     done
-  done
-  "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --tokenizer models/default/tokenizer.json \
+  done; fi
+  # a deadline that leaves time to pack whatever is done inside one call of at most 600 s
+  timeout "${DEER_DEADLINE:-540}" "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --tokenizer models/default/tokenizer.json \
     --eval training/work/device-corpus/eval --stop-after drafters ${LOCAL:+--local "${LOCAL[@]}"} \
-    2>&1 | tee "$RUN/pipeline.log" | grep -v "^step .* R " | tail -n 150
+    2>&1 | tee "$RUN/pipeline.log" | grep -v "^step .* R " | tail -n 150 || echo "PIPELINE FAILED (what it made is packed)"
   "$PY" -m training.checkpoints pack "$RUN" "$OUT"
-  cp "$RUN"/pipeline-gpu.json "$RUN"/corpus/manifest.json "$RUN"/tokens/stats.json "$OUT"/
+  for f in pipeline-gpu.json corpus/manifest.json tokens/stats.json; do cp "$RUN/$f" "$OUT"/ || true; done
   tail -n 600 "$RUN/pipeline.log" > "$OUT/pipeline.log"
   ls -la "$OUT"
   ;;
 finish)
-  SRC=${2:?folder the gpu call's files were fetched to}
+  SRC=${2:?the folder the files of the gpu call were fetched to}
   DEST=${DEST:-training/work/p-device}
+  CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
   mkdir -p "$DEST"
   "$PY" -m training.checkpoints unpack "$SRC" "$DEST"
   cp models/default/tokenizer.json "$DEST"/tokenizer.json
   if [ ! -f "$DEST/corpus/docs.jsonl" ]; then
     mkdir -p "$DEST/corpus"
-    xz -dc training/work/device-corpus/docs.jsonl.xz > "$DEST/corpus/docs.jsonl"
+    xz -dc "$CORPUS" > "$DEST/corpus/docs.jsonl"
   fi
   # the corpus the verifier was trained on (with the GPU machine's own sources); the tokens here are
   # of the carried part only (for evaluation prompts and export calibration: held-out documents either way)
   cp "$SRC"/manifest.json "$DEST/corpus/manifest.json"
   cp "$SRC"/pipeline-gpu.json "$DEST"/
-  "$PY" -m training.pipeline --size "$SIZE" --out "$DEST" --corpus training/work/device-corpus/docs.jsonl.xz \
+  "$PY" -m training.pipeline --size "$SIZE" --out "$DEST" --corpus "$CORPUS" \
     --tokenizer models/default/tokenizer.json 2>&1 | tee "$DEST/finish.log" | tail -n 60
   ;;
 fetch)

@@ -92,10 +92,10 @@ SIZES = {
     # (12.5M params) trained at 2048 positions throughout (no recompile at a length switch), then the
     # distillation and the `cpu` drafter design with more steps; evaluation and export run on the CPU after
     "device": Size(vocab=8192, verifier="device", ar="ar-cpu", seq_len=2048, long_seq_len=0, batch=32,
-                   lr=2e-3, v_minutes=3.0, v_eval_every=1000, ar_minutes=0.25, distill_n=250000,
-                   distill_minutes=0.7, row_len=512, cuts_per_row=32, window=32, K=16, blocks=[16],
+                   lr=2e-3, v_minutes=2.6, v_eval_every=1000, ar_minutes=0.2, distill_n=200000,
+                   distill_minutes=0.6, row_len=512, cuts_per_row=32, window=32, K=16, blocks=[16],
                    variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0, d_batch=256,
-                   d1_minutes=0.9, d2_minutes=0.35, eval_prompts=30, compile=True),
+                   d1_minutes=0.8, d2_minutes=0.3, eval_prompts=30, compile=True),
 }
 
 
