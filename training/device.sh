@@ -37,9 +37,8 @@ prepare)
   # what travels is at most 64 MiB with the working tree: every TypeScript, JavaScript, Go and Rust
   # document, and Python up to PY_MB (the GPU machine adds its own site-packages Python), xz-compressed
   mkdir -p training/work/device-corpus
-  "$PY" -m training.device_corpus training/work/corpus/docs.jsonl --python-mb "${PY_MB:-60}" \
-    | xz -T2 -6 > training/work/device-corpus/docs.jsonl.xz
-  cp training/work/corpus/manifest.json training/work/device-corpus/
+  "$PY" -m training.device_corpus training/work/corpus/docs.jsonl --python-mb "${PY_MB:-40}" \
+    --manifest-out training/work/device-corpus/manifest.json | xz -T2 -6 > training/work/device-corpus/docs.jsonl.xz
   rm -rf training/work/device-corpus/eval && cp -r ../shared/eval training/work/device-corpus/eval
   du -sh training/work/device-corpus
   ;;

@@ -182,6 +182,10 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                 shutil.copyfileobj(f, g)
             man["sources"] += extra["sources"]
             man["local"] = {k: extra[k] for k in ("dedup", "decontamination", "per_language")}
+            for lang, n in extra["per_language"].items():      # per_language: what docs.jsonl now holds
+                mine = man.setdefault("per_language", {}).setdefault(lang, {"files": 0, "bytes": 0})
+                mine["files"] += n["files"]
+                mine["bytes"] += n["bytes"]
             json.dump(man, open(os.path.join(cdir, "manifest.json"), "w"), indent=2)
     stage("corpus", os.path.join(cdir, "manifest.json"), make_corpus)
 

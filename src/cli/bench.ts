@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CompletionResult, DEFAULT_TREE_BUDGET, DrafterName, Engine } from '../engine';
 import { Options, UsageError } from './args';
 import { renderBudgetChart, renderChart } from './chart';
-import { commonOptions, drafterName, percentile, ROOT } from './common';
+import { commonOptions, parseDrafterSpec, percentile, ROOT } from './common';
 
 interface Prompt {
   name: string;
@@ -89,16 +89,10 @@ interface Row {
 }
 
 function parseRow(name: string, temperature: number, defaultBudget: number): Row {
-  const tree = /-tree(?:@(\d+))?$/.exec(name);
-  if (tree && tree[1] !== undefined && !(Number(tree[1]) >= 1)) throw new UsageError(`"${name}": a tree budget is a whole number of nodes, at least 1`);
-  const base = tree ? name.slice(0, tree.index) : name;
-  const label = temperature > 0 ? `${name} t=${temperature}` : name;
   return {
-    label,
+    label: temperature > 0 ? `${name} t=${temperature}` : name,
     baseline: temperature > 0 ? `none t=${temperature}` : 'none',
-    drafter: drafterName(base.replace(/\+lookup$/, '')),
-    lookup: base.endsWith('+lookup'),
-    treeBudget: tree ? Number(tree[1] ?? defaultBudget) : 0,
+    ...parseDrafterSpec(name, defaultBudget),
     temperature,
   };
 }

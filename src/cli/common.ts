@@ -30,6 +30,27 @@ export function drafterName(s: string): DrafterName {
   return s as DrafterName;
 }
 
+/**
+ * A drafter as the CLI spells it: 'deer+lookup' = deer with prompt lookup, '-tree' = draft trees of
+ * defaultBudget nodes, '-tree@N' = of N nodes (the extension's default is deer+lookup-tree).
+ */
+export interface DrafterSpec {
+  drafter: DrafterName;
+  lookup: boolean;
+  /** 0: chains. */
+  treeBudget: number;
+}
+
+export function parseDrafterSpec(name: string, defaultBudget: number): DrafterSpec {
+  const tree = /-tree(?:@(\d+))?$/.exec(name);
+  if (tree && tree[1] !== undefined && !(Number(tree[1]) >= 1)) throw new UsageError(`"${name}": a tree budget is a whole number of nodes, at least 1`);
+  const base = tree ? name.slice(0, tree.index) : name;
+  const drafter = drafterName(base.replace(/\+lookup$/, ''));
+  const lookup = base.endsWith('+lookup');
+  if ((lookup || tree) && drafter !== 'deer') throw new UsageError(`"${name}": prompt lookup and draft trees go with the deer drafter only`);
+  return { drafter, lookup, treeBudget: tree ? Number(tree[1] ?? defaultBudget) : 0 };
+}
+
 export function describeStats(s: RunStats): string {
   return (
     `${s.drafter}: ${s.newTokens} tokens in ${s.passes} passes, ${s.tokensPerSecond.toFixed(1)} tok/s, ` +

@@ -1,14 +1,15 @@
 // `deer`: complete a file at a cursor, or benchmark the drafters on a prompt set.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { Engine, MALLOC_ENV, ModelFolderError } from '../engine';
+import { DEFAULT_TREE_BUDGET, Engine, MALLOC_ENV, ModelFolderError } from '../engine';
 import { Options, parseArgs, UsageError } from './args';
 import { runBench } from './bench';
 import { runPasses } from './passes';
-import { commonOptions, describeStats, drafterName } from './common';
+import { commonOptions, describeStats, parseDrafterSpec } from './common';
 
 const USAGE = `usage:
-  deer complete --prefix-file F [--suffix-file S] [--model DIR] [--drafter none|ngram|ar|deer]
+  deer complete --prefix-file F [--suffix-file S] [--model DIR]
+                [--drafter none|ngram|ar|deer[+lookup][-tree[@N]]] (default: as the extension, deer+lookup-tree)
                 [--max-new-tokens N] [--block-size K] [--temperature T] [--top-p P] [--seed N]
                 [--stop STR] [--compare] [--json] [--fixed-block] [--threads N] [--no-spin]
   deer bench --prompts FILE.jsonl [--prompt-field prompt] [--suffix-field suffix] [--limit N]
@@ -68,22 +69,26 @@ async function complete(o: Options): Promise<void> {
   const engine = await Engine.load(common);
   for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
   try {
-    const drafter = drafterOpt ? drafterName(drafterOpt) : engine.info.defaultDrafter;
+    const spec = parseDrafterSpec(
+      drafterOpt ?? (engine.info.drafters.includes('deer') ? 'deer+lookup-tree' : (engine.info.defaultDrafter ?? 'ngram')),
+      DEFAULT_TREE_BUDGET,
+    );
+    const drafted = { ...req, ...spec };
     let result;
     let baseline;
-    if (compare && drafter !== 'none') {
+    if (compare && spec.drafter !== 'none') {
       // Same conditions for both: a short untimed warm-up each, an empty cache, no streaming.
-      for (const d of [drafter, 'none'] as const) {
+      for (const r of [drafted, { ...req, drafter: 'none' as const }]) {
         engine.clearCache();
-        await engine.complete({ ...req, maxNewTokens: Math.min(8, req.maxNewTokens), drafter: d });
+        await engine.complete({ ...r, maxNewTokens: Math.min(8, req.maxNewTokens) });
       }
       engine.clearCache();
-      result = await engine.complete({ ...req, drafter });
+      result = await engine.complete(drafted);
       engine.clearCache();
       baseline = await engine.complete({ ...req, drafter: 'none' });
       if (!json) process.stdout.write(result.text);
     } else {
-      result = await engine.complete({ ...req, drafter }, json ? {} : { onChunk: (t) => process.stdout.write(t) });
+      result = await engine.complete(drafted, json ? {} : { onChunk: (t) => process.stdout.write(t) });
     }
     for (const w of result.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
     const identical = baseline ? baseline.text === result.text : undefined;

@@ -29,6 +29,19 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.equal(text, r.text + '\n');
   });
 
+  it('complete drafts as the extension does by default (deer, prompt lookup, draft trees) and spells drafters as bench does', () => {
+    const prefix = join(dir, 'prefix-default.py');
+    writeFileSync(prefix, 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n');
+    const r = JSON.parse(deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--max-new-tokens', '12', '--json', '--compare', '--threads', '1']));
+    assert.equal(r.stats.drafter, 'deer');
+    assert.equal(r.stats.trees, true, 'the default drafts trees where the verifier takes tree_mask');
+    assert.equal(r.identical, true);
+    const chain = JSON.parse(deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'deer', '--max-new-tokens', '12', '--json', '--threads', '1']));
+    assert.equal(chain.stats.trees, false, '"deer" alone verifies chains, as in bench');
+    assert.equal(chain.text, r.text);
+    assert.throws(() => deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'ar-tree']), (e: { status: number; stderr: string }) => e.status === 2 && /deer drafter only/.test(e.stderr));
+  });
+
   it('bench writes JSON, a Markdown table, an SVG chart and the outputs', () => {
     const out = join(dir, 'bench', 'ts.json');
     const saved = join(dir, 'outputs.jsonl');
