@@ -23,7 +23,8 @@ def _mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
-def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped="", export_json=None, eval_json=None):
+def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped="", export_json=None, eval_json=None,
+         bench=()):
     man = json.load(open(os.path.join(corpus_dir, "manifest.json")))
     stats = json.load(open(os.path.join(tokens_dir, "stats.json")))
     eval_json = eval_json or os.path.join(run, "eval.json")
@@ -174,6 +175,20 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
              "onnxruntime dequantizes them once at load and computes in fp32, so no activation is quantized and a "
              "token's logits do not depend on the other tokens of a pass: speculative output equals the verifier's "
              "own greedy output.\n")
+    if bench:
+        L.append("## Speed in the engine\n")
+        L.append("`deer bench` (the TypeScript engine, onnxruntime on the CPU, 1 thread; `bash bench/run-figures.sh`), "
+                 "greedy, 64 new tokens; speedup = tokens/s over `none`'s in the same run; identical = every "
+                 "completion equal to `none`'s:\n")
+        L.append("| prompts | drafter | tokens/s | mean accepted | speedup | identical |\n|---|---|---:|---:|---:|:---:|")
+        for path in bench:
+            b = json.load(open(path))
+            name = os.path.basename(path)[:-5]
+            for d, x in b["results"].items():
+                if x.get("temperature", 0) == 0:
+                    L.append(f"| {name} ({b['config']['prompt_count']}) | {d} | {x['tokens_per_s']:.1f} | "
+                             f"{x['mean_accepted']:.2f} | {x['speedup']:.2f}x | {'yes' if x['identical'] else 'no'} |")
+        L.append(f"\nMachine: {json.load(open(bench[0]))['machine'].get('cpu', '')}\n")
     L.append("## Limits\n")
     L.append("Tiny and briefly trained: completions are short-range pattern continuations, not solutions. "
              "Licences of the training sources are listed above; the weights are released under the "
@@ -193,6 +208,7 @@ def main():
     ap.add_argument("--export-json")
     ap.add_argument("--eval-json")
     ap.add_argument("--passat1-json", help="merge pass@1 results from a separate evaluate run")
+    ap.add_argument("--bench", nargs="*", default=[], help="deer bench JSON files (bench/mbpp-*.json): the engine's measured speed")
     a = ap.parse_args()
     evj = a.eval_json
     if a.passat1_json and os.path.exists(a.passat1_json):
@@ -200,7 +216,7 @@ def main():
         ev.update({k: v for k, v in json.load(open(a.passat1_json)).items() if k.startswith("pass_at_1")})
         evj = os.path.join(a.run, "eval-merged.json")
         json.dump(ev, open(evj, "w"), indent=2)
-    text = card(a.run, a.folder, a.corpus, a.tokens, a.hardware, a.note, a.drafter_shipped, a.export_json, evj)
+    text = card(a.run, a.folder, a.corpus, a.tokens, a.hardware, a.note, a.drafter_shipped, a.export_json, evj, a.bench)
     open(os.path.join(a.folder, "README.md"), "w").write(text)
     print(text)
 
