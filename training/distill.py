@@ -82,6 +82,52 @@ def choose_cuts(row, ctx_len, m, middle_share, rng):
     return rng.choice(pos, size=m, replace=m > len(pos), p=w / w.sum())
 
 
+class ContinuationSource:
+    """The verifier's greedy continuations of token rows, batch by batch (what `make` writes, and what
+    train_drafter's online distillation draws fresh samples from). next() -> dict of arrays:
+    ctx (B, ctx_len), gen (B, K+1), hid (B, W+K, C) fp16, suf (B, SUFFIX_STORED), depth (B,)."""
+
+    def __init__(self, gpt, data_dir, ctx_len=128, window=64, K=32, batch=64, seed=0, split="train", row_len=0,
+                 cuts_per_row=1, middle_share=0.5, self_span=0, self_cuts=0, taps=()):
+        assert not taps or list(taps) == sorted(set(taps)) and taps[-1] == gpt.cfg.n_layer, \
+            f"taps {taps}: distinct blocks in ascending order, the last one {gpt.cfg.n_layer} (the final state)"
+        self.dev = next(gpt.parameters()).device.type
+        self.gpt, self.ctx_len, self.window, self.K, self.taps = gpt, ctx_len, window, K, tuple(taps)
+        self.row_len = max(row_len, ctx_len)
+        self.b = Batcher(TokenData(data_dir, split), seq_len=max(self.row_len, 256), seed=seed)
+        self.rng = np.random.default_rng(seed)
+        self.cuts_per_row, self.middle_share = cuts_per_row, middle_share
+        self.rows_per_batch = max(1, batch // cuts_per_row)
+        self.span = self_span if self_cuts else 0             # extra tokens decoded per continuation
+        self.deeper = self_cuts if self.span else 0           # samples cut inside each continuation
+
+    def next(self):
+        dev, ctx_len, window, K, span, rng = self.dev, self.ctx_len, self.window, self.K, self.span, self.rng
+        rows = torch.tensor([self.b.row()[:self.row_len] for _ in range(self.rows_per_batch)], dtype=torch.long, device=dev)
+        cuts = np.stack([choose_cuts(r, ctx_len, self.cuts_per_row, self.middle_share, rng) for r in rows.tolist()])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+            toks, hid_rows = greedy_from_cuts(self.gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window,
+                                              self.taps)
+        r_idx = np.repeat(np.arange(self.rows_per_batch), self.cuts_per_row)
+        c_flat = cuts.reshape(-1)
+        rows_np = rows.cpu().numpy()
+        toks_np = toks.cpu().numpy().astype(np.int32)                             # (B, K+1+span)
+        hid_np = hid_rows.float().half().cpu().numpy()                            # (B, W+K+span, C)
+        suf = np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32)
+        first_eos = np.where((toks_np == EOS).any(1), (toks_np == EOS).argmax(1), toks_np.shape[1])
+        parts = {"ctx": [], "gen": [], "hid": [], "suf": [], "depth": []}
+        for s in range(1 + self.deeper):
+            off = np.zeros(len(c_flat), dtype=np.int64) if s == 0 else \
+                np.minimum(rng.integers(1, span + 1, size=len(c_flat)), first_eos)
+            parts["ctx"].append(np.stack([np.concatenate([rows_np[r, c - ctx_len:c], toks_np[j, :o]])[-ctx_len:]
+                                          for j, (r, c, o) in enumerate(zip(r_idx, c_flat, off))]).astype(np.int32))
+            parts["gen"].append(np.stack([toks_np[j, o:o + K + 1] for j, o in enumerate(off)]))
+            parts["hid"].append(np.stack([hid_np[j, o:o + window + K] for j, o in enumerate(off)]))
+            parts["suf"].append(suf)
+            parts["depth"].append(off.astype(np.int32))
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,
          split="train", minutes=0.0, row_len=0, cuts_per_row=1, threads=0, middle_share=0.5,
          self_span=0, self_cuts=0, taps=(), log=print):
@@ -95,48 +141,20 @@ def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64
     if threads:
         torch.set_num_threads(threads)
     gpt, _ = load_checkpoint(verifier_path)
-    assert not taps or list(taps) == sorted(set(taps)) and taps[-1] == gpt.cfg.n_layer, \
-        f"taps {taps}: distinct blocks in ascending order, the last one {gpt.cfg.n_layer} (the final state)"
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    gpt = gpt.to(dev)
-    row_len = max(row_len, ctx_len)
-    b = Batcher(TokenData(data_dir, split), seq_len=max(row_len, 256), seed=seed)
-    rng = np.random.default_rng(seed)
-    rows_per_batch = max(1, batch // cuts_per_row)
-    span = self_span if self_cuts else 0                  # extra tokens decoded per continuation
-    deeper = self_cuts if span else 0                     # samples cut inside each continuation
-    ctxs, gens, hids, sufs, depths = [], [], [], [], []
+    gpt = gpt.to("cuda" if torch.cuda.is_available() else "cpu")
+    source = ContinuationSource(gpt, data_dir, ctx_len, window, K, batch, seed, split, row_len, cuts_per_row,
+                                middle_share, self_span, self_cuts, taps)
+    chunks = []
     t0, made = time.time(), 0
     while made < n:
-        rows = torch.tensor([b.row()[:row_len] for _ in range(rows_per_batch)], dtype=torch.long, device=dev)
-        cuts = np.stack([choose_cuts(r, ctx_len, cuts_per_row, middle_share, rng) for r in rows.tolist()])  # (rows, cuts)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            toks, hid_rows = greedy_from_cuts(gpt, rows, torch.as_tensor(cuts, device=dev), K + 1 + span, window,
-                                              tuple(taps))
-        r_idx = np.repeat(np.arange(rows_per_batch), cuts_per_row)
-        c_flat = cuts.reshape(-1)
-        rows_np = rows.cpu().numpy()
-        toks_np = toks.cpu().numpy().astype(np.int32)                             # (B, K+1+span)
-        hid_np = hid_rows.float().half().cpu().numpy()                            # (B, W+K+span, C)
-        suf = np.array([suffix_of_cut(rows_np[r], c) for r, c in zip(r_idx, c_flat)], dtype=np.int32)
-        first_eos = np.where((toks_np == EOS).any(1), (toks_np == EOS).argmax(1), toks_np.shape[1])
-        for s in range(1 + deeper):
-            off = np.zeros(len(c_flat), dtype=np.int64) if s == 0 else \
-                np.minimum(rng.integers(1, span + 1, size=len(c_flat)), first_eos)
-            ctxs.append(np.stack([np.concatenate([rows_np[r, c - ctx_len:c], toks_np[j, :o]])[-ctx_len:]
-                                  for j, (r, c, o) in enumerate(zip(r_idx, c_flat, off))]).astype(np.int32))
-            gens.append(np.stack([toks_np[j, o:o + K + 1] for j, o in enumerate(off)]))
-            hids.append(np.stack([hid_np[j, o:o + window + K] for j, o in enumerate(off)]))
-            sufs.append(suf)
-            depths.append(off.astype(np.int32))
-            made += len(c_flat)
-        if len(ctxs) % 10 == 0:
+        chunks.append(source.next())
+        made += len(chunks[-1]["ctx"])
+        if len(chunks) % 10 == 0:
             log(f"distill {made}/{n} {time.time() - t0:.0f}s")
         if minutes and time.time() - t0 > minutes * 60:
             break
-    np.savez(out, ctx=np.concatenate(ctxs)[:n], gen=np.concatenate(gens)[:n], hid=np.concatenate(hids)[:n],
-             suf=np.concatenate(sufs)[:n], depth=np.concatenate(depths)[:n], window=window, K=K,
-             taps=np.array(list(taps), dtype=np.int32))
+    cat = {k: np.concatenate([c[k] for c in chunks])[:n] for k in chunks[0]}
+    np.savez(out, **cat, window=window, K=K, taps=np.array(list(taps), dtype=np.int32))
     log(f"distill: {min(made, n)} samples in {time.time() - t0:.0f}s -> {out}")
 
 

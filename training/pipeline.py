@@ -70,6 +70,8 @@ class Size:
     d_layers: int = 2
     d_decay: float = 0.0           # > 0: drafter loss weight of block position i is exp(-(i-1)/d_decay) (DFlash)
     d_batch: int = 64
+    d_online: int = 0              # > 0: drafters train on fresh continuations, a buffer of this many samples refreshed
+    d_online_reuse: float = 4.0    # while training, each drawn about this many times (train_drafter --online)
     d1_minutes: float = 12.0       # stage I per drafter
     d2_minutes: float = 5.0        # stage II per drafter
     eval_prompts: int = 30
@@ -81,6 +83,7 @@ SIZES = {
     "tiny": Size(vocab=512, verifier="tiny", ar="ar-tiny", seq_len=128, long_seq_len=0, batch=8, v_minutes=0.2,
                  ar_minutes=0.05, distill_n=128, distill_minutes=0.5, ctx_len=32, row_len=96, cuts_per_row=4,
                  window=32, K=16, blocks=[16], variants=["context", "hidden-suffix", "hidden-kv"], d_head_tokens=256, d_layers=1, d_batch=16,
+                 d_online=256,
                  d1_minutes=0.05, d2_minutes=0.03, eval_prompts=2, pass_at_1=1),
     # what ships without a GPU: 2-core AMD EPYC; bf16 autocast where the CPU has AVX512-BF16 or AMX (--dtype auto),
     # fp32 elsewhere (emulated bf16 was 80x slower on Zen 3); speeds per CPU in training/README.md
@@ -90,11 +93,12 @@ SIZES = {
                 d1_minutes=15.0, d2_minutes=5.0, compile=True),
     # one GPU call (training/device.sh gpu): the shipped tokenizer (--tokenizer), a verifier sized to ship
     # (12.5M params) trained at 2048 positions throughout (no recompile at a length switch), then the
-    # distillation and the `cpu` drafter design with more steps; evaluation and export run on the CPU after
+    # distillation and the `cpu` drafter design with more steps, on fresh continuations (d_online: session 11's
+    # drafter saw its 200k file samples ~6 times and overfitted); evaluation and export run on the CPU after
     "device": Size(vocab=8192, verifier="device", ar="ar-cpu", seq_len=2048, long_seq_len=0, batch=32,
                    lr=2e-3, v_minutes=2.6, v_eval_every=1000, ar_minutes=0.2, distill_n=200000,
                    distill_minutes=0.6, row_len=512, cuts_per_row=32, window=32, K=16, blocks=[16],
-                   variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0, d_batch=256,
+                   variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0, d_batch=256, d_online=300000,
                    d1_minutes=0.8, d2_minutes=0.3, eval_prompts=30, compile=True),
 }
 
@@ -258,6 +262,10 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                           suffix=size.suffix_window if var.endswith("-suffix") else 0,
                           kv_context="-kv" in var, anchor="-anchor" in var, taps="-taps" in var,
                           head_tokens=size.d_head_tokens, decay=size.d_decay, log_every=50)
+            if size.d_online:
+                common.update(online=size.d_online, online_data=tdir, online_reuse=size.d_online_reuse,
+                              online_batch=1024 if torch.cuda.is_available() else 64, online_row_len=size.row_len,
+                              online_cuts_per_row=size.cuts_per_row, online_self_cuts=size.self_cuts)
             chains.append([(f"drafter {var} k={k} I", s1,
                             DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes, **common)),
                            (f"drafter {var} k={k} II", s2,

@@ -68,6 +68,14 @@ class DrafterTrainConfig:
                                   # continuation with it once the text has ended (-1: none, for data without padding)
     threads: int = 0              # 0: all cores
     log_every: int = 20
+    online: int = 0               # > 0: train on fresh continuations of the verifier (a buffer of this many samples,
+                                  # refreshed while training: OnlineDistillData) instead of only the --distill file
+    online_data: str = ""         # the token dir (training/data.py) whose rows the verifier continues
+    online_reuse: float = 2.0     # draws per fresh sample, on average, before it is replaced
+    online_batch: int = 256       # continuations decoded together per refresh (x (1 + online_self_cuts) samples)
+    online_row_len: int = 512     # as distill.py's --row-len, --cuts-per-row, --self-cuts (--self-span 32)
+    online_cuts_per_row: int = 32
+    online_self_cuts: int = 2
 
 
 class DistillData:
@@ -111,6 +119,51 @@ class DistillData:
             assert self.suf is not None and suffix <= self.suf.shape[1], "distillation data without enough suffix tokens"
             suf = torch.from_numpy(self.suf[idx][:, :suffix]).long().to(device)
         return torch.from_numpy(ids).long().to(device), h, torch.from_numpy(tgt).long().to(device), suf
+
+
+class OnlineDistillData(DistillData):
+    """Distillation data that stays fresh: a buffer of `capacity` samples of the verifier's own
+    continuations (training/distill.ContinuationSource), its held-out part made once from the held-out
+    split, the rest replaced chunk by chunk while the drafter trains (refresh(): the oldest chunk's
+    slots get a new chunk). A file-based drafter sees one distillation many times over and overfits
+    it; this one sees each sample about `reuse` times (the caller refreshes after reuse x chunk draws)."""
+
+    def __init__(self, source, val_source, capacity, val_frac=0.05, log=print):
+        first = source.next()
+        self.source, self.chunk = source, len(first["ctx"])
+        self.W, self.K, self.taps = source.window, source.K, ()
+        self.Lc = first["ctx"].shape[1]
+        n_val = max(1, int(capacity * val_frac))
+        cap = max(capacity, n_val + self.chunk)
+        self.ctx, self.gen, self.hid, self.suf, self.depth = (np.zeros((cap,) + first[k].shape[1:], first[k].dtype)
+                                                              for k in ("ctx", "gen", "hid", "suf", "depth"))
+        self.val_idx = np.arange(0, n_val)
+        self.train_idx = np.arange(n_val, cap)
+        filled = 0
+        while filled < n_val:
+            filled += self._put(val_source.next(), filled, n_val)
+        self.cursor, self.made = n_val, 0
+        self._take(first)
+        while self.made < cap - n_val:
+            self.refresh()
+        log(f"online distillation: {cap} samples in the buffer ({n_val} held out), {self.chunk} per refresh")
+
+    def _put(self, chunk, at, end):
+        n = min(len(chunk["ctx"]), end - at)
+        for k in ("ctx", "gen", "hid", "suf", "depth"):
+            getattr(self, k)[at:at + n] = chunk[k][:n]
+        return n
+
+    def _take(self, chunk):
+        n = self._put(chunk, self.cursor, len(self.ctx))
+        self.made += n
+        self.cursor += n
+        if self.cursor == len(self.ctx):
+            self.cursor = len(self.val_idx)
+
+    def refresh(self):
+        """One new chunk of continuations over the oldest training samples."""
+        self._take(self.source.next())
 
 
 def most_written(data, n, vocab, mask_id=MASK):
@@ -174,9 +227,21 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     torch.set_num_threads(cfg.threads or os.cpu_count())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    data = DistillData(cfg.distill, cfg.val_frac, top_only=not cfg.taps)
-    assert cfg.k <= data.K and cfg.window <= data.W
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.online:
+        assert not cfg.taps, "online distillation reads the verifier's final state only"
+        from training.distill import ContinuationSource
+        teacher = load_checkpoint(cfg.verifier)[0].to(dev)
+
+        def source(split, seed):
+            return ContinuationSource(teacher, cfg.online_data, ctx_len=max(64, cfg.window), window=cfg.window, K=cfg.k,
+                                      batch=cfg.online_batch, seed=seed, split=split, row_len=cfg.online_row_len,
+                                      cuts_per_row=cfg.online_cuts_per_row, self_span=32 if cfg.online_self_cuts else 0,
+                                      self_cuts=cfg.online_self_cuts)
+        data = OnlineDistillData(source("train", cfg.seed + 1), source("val", cfg.seed + 2), cfg.online, cfg.val_frac, log)
+    else:
+        data = DistillData(cfg.distill, cfg.val_frac, top_only=not cfg.taps)
+    assert cfg.k <= data.K and cfg.window <= data.W
     if model is not None:
         model.train()
     elif cfg.init:
@@ -195,7 +260,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     model = model.to(dev)
     log(f"drafter: {model.num_params() / 1e6:.2f}M params, {model.cfg}, stage {cfg.stage}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
-    t0, step = time.time(), 0
+    t0, step, drawn = time.time(), 0, 0.0
     k = cfg.k
     if model.cfg.head_tokens:
         inside = np.isin(data.gen[data.val_idx][:, 1:], model.head_ids.cpu().numpy()).mean()
@@ -226,11 +291,18 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
+        if cfg.online:
+            drawn += len(idx)
+            while drawn >= cfg.online_reuse * data.chunk:
+                data.refresh()
+                drawn -= cfg.online_reuse * data.chunk
         if step % cfg.log_every == 0:
             log(f"step {step} R {R} loss {loss.item():.3f} lr {lr:.2e} {time.time() - t0:.0f}s")
     ev = evaluate(model, data, cfg, k)
     result = {"steps": step, "train_time_s": time.time() - t0, "params": model.num_params(),
               "eval": ev, "train_config": asdict(cfg)}
+    if cfg.online:
+        result["online_samples"] = data.made
     log(f"done: {json.dumps(result)}")
     save_checkpoint(cfg.out, model.cpu(), extra=result)
     return model, result

@@ -242,3 +242,41 @@ def test_prefetcher_gives_the_batcher_sequence_at_the_asked_length(tokens):
     for _ in range(3):
         x, y = ahead.get(2, 64)
         assert x.shape == (2, 64) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_online_distillation_replaces_the_oldest_samples_and_keeps_the_held_out_ones(tokens, tmp_path):
+    """The drafter's fresh-data buffer: the held-out part never changes; each refresh writes the
+    source's next chunk over the oldest training samples, in the order the source makes them."""
+    from training.distill import ContinuationSource
+    from training.export import load_checkpoint
+    from training.train_drafter import OnlineDistillData, DrafterTrainConfig, train as train_drafter
+    v_path = tmp_path / "v.pt"
+    train(cfg(tokens, v_path, max_steps=2), log=lambda *a: None)
+    gpt = load_checkpoint(str(v_path))[0]
+
+    def source(split, seed):
+        return ContinuationSource(gpt, tokens, ctx_len=32, window=16, K=8, batch=8, seed=seed, split=split,
+                                  row_len=64, cuts_per_row=4, self_span=4, self_cuts=1)
+    fresh, calls = source("train", 1), []
+    take = fresh.next
+    fresh.next = lambda: calls.append(1) or take()
+    data = OnlineDistillData(fresh, source("val", 2), capacity=100, val_frac=0.1, log=lambda *a: None)
+    twin = source("train", 1)                    # the same stream, to know what each refresh must write
+    chunks = [twin.next() for _ in range(len(calls) + 3)]
+    assert data.chunk == 16 and len(data.val_idx) == 10 and data.made >= 90
+    val = {k: getattr(data, k)[data.val_idx].copy() for k in ("ctx", "gen", "hid")}
+    for _ in range(3):
+        at = data.cursor
+        data.refresh()
+        expect = chunks[len(calls) - 1]
+        n = min(data.chunk, len(data.ctx) - at)
+        assert np.array_equal(data.ctx[at:at + n], expect["ctx"][:n]) and np.array_equal(data.hid[at:at + n], expect["hid"][:n])
+        for k, a in val.items():
+            assert np.array_equal(getattr(data, k)[data.val_idx], a), k
+    out = tmp_path / "d.pt"
+    _, res = train_drafter(DrafterTrainConfig(verifier=str(v_path), out=str(out), k=8, window=16, n_layer=1, hidden=True,
+                                              kv_context=True, anchor=True, batch_size=8, max_steps=20, minutes=5,
+                                              online=64, online_data=tokens, online_reuse=1.0, online_batch=8,
+                                              online_row_len=64, online_cuts_per_row=4, online_self_cuts=1,
+                                              threads=1, log_every=10**9), log=lambda *a: None)
+    assert res["steps"] == 20 and res["online_samples"] >= 64 + 20 * 8 - 16, "fresh samples keep coming while it trains"
