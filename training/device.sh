@@ -31,6 +31,19 @@ RUN=${RUN:-/tmp/deer-device-run}
 OUT=${OUT:-$RUN/out}
 CHUNK=15M
 
+# LOCAL: the GPU machine's own Python sources (permissively licensed packages only), added to the corpus
+# with DEER_LOCAL=1 (default: at size "device" only); DEER_LOCAL_PKGS names the packages
+local_sources() {
+  LOCAL=()
+  local use=${DEER_LOCAL:-$([ "$SIZE" = device ] && echo 1 || echo 0)}
+  [ "$use" = 1 ] || return 0
+  for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))'); do
+    for pkg in ${DEER_LOCAL_PKGS:-torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers}; do
+      if [ -d "$sp/$pkg" ]; then LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg"); fi
+    done
+  done
+}
+
 case "${1:-}" in
 prepare)
   "$PY" -m training.corpus --out training/work/corpus
@@ -45,13 +58,7 @@ prepare)
 run)
   mkdir -p "$RUN" "$OUT"
   CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
-  # the GPU machine's own Python sources (permissively licensed packages only)
-  LOCAL=()
-  if [ "$SIZE" = device ]; then for sp in $("$PY" -c 'import site,sys; print(" ".join(site.getsitepackages()))'); do
-    for pkg in torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers; do
-      if [ -d "$sp/$pkg" ]; then LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg"); fi
-    done
-  done; fi
+  local_sources
   GPUS=$("$PY" -c 'import torch; print(max(1, torch.cuda.device_count()))')
   "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --gpus "$GPUS" \
     ${LOCAL:+--local "${LOCAL[@]}"} 2>&1 | tee "$RUN/pipeline.log" | tail -n 200
@@ -64,14 +71,7 @@ run)
 gpu)
   mkdir -p "$RUN" "$OUT"
   CORPUS=${CORPUS:-training/work/device-corpus/docs.jsonl.xz}
-  LOCAL=()
-  # DEER_LOCAL=1 adds the Python of these site-packages (default: at size "device" only)
-  DEER_LOCAL=${DEER_LOCAL:-$([ "$SIZE" = device ] && echo 1 || echo 0)}
-  if [ "$DEER_LOCAL" = 1 ]; then for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))'); do
-    for pkg in ${DEER_LOCAL_PKGS:-torch transformers sympy numpy scipy networkx jinja2 onnx tokenizers}; do
-      if [ -d "$sp/$pkg" ]; then LOCAL+=("$sp/$pkg:BSD-3-Clause-or-Apache-2.0-or-MIT:site-$pkg"); fi
-    done
-  done; fi
+  local_sources
   # a deadline that leaves time to pack whatever is done inside one call of at most 600 s
   timeout "${DEER_DEADLINE:-540}" "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --tokenizer models/default/tokenizer.json \
     --eval training/work/device-corpus/eval --stop-after drafters ${LOCAL:+--local "${LOCAL[@]}"} \
