@@ -236,8 +236,9 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     dist = os.path.join(out, "distill.npz")
     trained_from_it = [os.path.join(out, "ar.pt")] + [os.path.join(out, f"drafter-{var}-k{k}-s{n}.pt")
                                                       for k in size.blocks for var in size.variants for n in (1, 2)]
-    # (a run finished on a CPU after its GPU part has the models without the distillation, left on the GPU machine)
-    stage("distill", dist if not all(map(os.path.exists, trained_from_it)) else trained_from_it[0], lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
+    # a run finished on a CPU after its GPU part has every model distilled, not the distillation (left on the GPU machine)
+    distill_done = dist if os.path.exists(dist) or not all(map(os.path.exists, trained_from_it)) else trained_from_it[0]
+    stage("distill", distill_done, lambda: sh([py, "-m", "training.distill", "--verifier", v, "--data", tdir, "--out", dist,
                                        "--n", str(size.distill_n), "--ctx-len", str(size.ctx_len),
                                        "--row-len", str(size.row_len), "--cuts-per-row", str(size.cuts_per_row),
                                        "--window", str(size.window), "--K", str(size.K),
@@ -279,11 +280,14 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(run_chain, chains))
+
+    def summary(**more):
+        return {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, **more,
+                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     if stop_after == "drafters":
-        summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "stopped_after": stop_after,
-                   "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-        json.dump(summary, open(os.path.join(out, "pipeline-gpu.json"), "w"), indent=2)
-        return summary
+        result = summary(stopped_after=stop_after)
+        json.dump(result, open(os.path.join(out, "pipeline-gpu.json"), "w"), indent=2)
+        return result
 
     ev = os.path.join(out, "eval.json")
     ev_cmd = [py, "-m", "training.evaluate", "--verifier", v, "--drafter", *drafters, "--ar", ar, "--tokenizer", tok,
@@ -318,11 +322,9 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
         sh([py, "-m", "training.export", "--verifier", v, "--drafter", best, "--ar", ar, "--tokenizer", tok,
             "--out", model_dir, "--quantize", "--data", tdir, "--report", os.path.join(out, "export.json")], log)
     stage("export", os.path.join(out, "export.json"), export)
-    summary = {"size": asdict(size), "timings_s": timings, "total_s": time.time() - t_start, "best_drafter": best,
-               "drafter_choice": choice, "pass_costs_ms": costs,
-               "gpus": gpus, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-    json.dump(summary, open(os.path.join(out, "pipeline.json"), "w"), indent=2)
-    return summary
+    result = summary(best_drafter=best, drafter_choice=choice, pass_costs_ms=costs, gpus=gpus)
+    json.dump(result, open(os.path.join(out, "pipeline.json"), "w"), indent=2)
+    return result
 
 
 def main():

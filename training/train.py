@@ -106,32 +106,27 @@ class DistillBatcher:
 
 
 class Prefetcher:
-    """Builds the next batches on a thread while the GPU runs the step (Batcher is Python, per row).
-    get(n) for a new row length drops what was built for the old one."""
+    """A Batcher whose next batches are built on a thread while the GPU runs the step (Batcher is
+    Python, per row). The same interface: set T, then get(n); a batch built for another (T, n) is dropped."""
 
     def __init__(self, batcher, depth=6):
         import queue
         import threading
-        self.b, self.q, self.want = batcher, queue.Queue(depth), None
-        self.lock = threading.Lock()
-        self.rng = batcher.rng
+        self.b, self.q, self.T = batcher, queue.Queue(depth), batcher.T
+        self.rng = batcher.rng                    # what save_state records (the thread runs a few batches ahead)
+        self.want, self.asked = None, threading.Event()
         threading.Thread(target=self._fill, daemon=True).start()
 
     def _fill(self):
+        self.asked.wait()
         while True:
-            with self.lock:
-                want = self.want
-            if want is None:
-                time.sleep(0.001)
-                continue
-            T, n = want
-            self.b.T = T
-            self.q.put((want, self.b.get(n)))
+            want = self.want
+            self.b.T = want[0]
+            self.q.put((want, self.b.get(want[1])))
 
-    def get(self, batch_size, T):
-        want = (T, batch_size)
-        with self.lock:
-            self.want = want
+    def get(self, batch_size):
+        self.want = want = (self.T, batch_size)
+        self.asked.set()
         while True:
             got, batch = self.q.get()
             if got == want:
@@ -277,11 +272,8 @@ def train(cfg: TrainConfig, log=print):
             g["lr"] = lr
         long = cfg.long_seq_len and progress >= cfg.long_from
         T = cfg.long_seq_len if long else cfg.seq_len
-        if isinstance(train_b, Prefetcher):
-            x, y = train_b.get(max(1, tokens_per_step // (T * world)), T)
-        else:
-            train_b.T = T
-            x, y = train_b.get(max(1, tokens_per_step // (T * world)))
+        train_b.T = T
+        x, y = train_b.get(max(1, tokens_per_step // (T * world)))
         with amp:
             _, loss = model(x.to(device), y.to(device))
         opt.zero_grad(set_to_none=True)

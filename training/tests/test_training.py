@@ -236,11 +236,12 @@ def test_prefetcher_gives_the_batcher_sequence_at_the_asked_length(tokens):
     plain = data.Batcher(data.TokenData(tokens, "train"), 32, seed=3)
     ahead = Prefetcher(data.Batcher(data.TokenData(tokens, "train"), 32, seed=3))
     for _ in range(4):
-        x, y = ahead.get(4, 32)
+        x, y = ahead.get(4)
         xr, yr = plain.get(4)
         assert torch.equal(x, xr) and torch.equal(y, yr)
+    ahead.T = 64
     for _ in range(3):
-        x, y = ahead.get(2, 64)
+        x, y = ahead.get(2)
         assert x.shape == (2, 64) and torch.equal(x[:, 1:], y[:, :-1])
 
 
