@@ -81,6 +81,14 @@ export interface CompletionRequest {
   stopOnRepeat?: boolean;
   /** Also return each token's log-probability under the verifier (CompletionResult.tokenLogprobs). Default false. */
   logprobs?: boolean;
+  /**
+   * Token healing: the prompt leaves out the prefix's trailing whitespace or half-typed word, and
+   * the first generated tokens must spell it again (so `return ` continues as the model would
+   * after ` return`, not after a lone space it rarely saw). Every drafter decodes those tokens
+   * plainly, so outputs stay identical across drafters. Default true (models whose tokenizer
+   * cannot spell every character alone never heal).
+   */
+  heal?: boolean;
 }
 
 export interface RunStats {
@@ -133,10 +141,13 @@ export type StopReason = 'eos' | 'control' | 'max_tokens' | 'stop' | 'rule' | 'r
 export interface CompletionResult {
   text: string;
   /**
-   * The generated ids: their text is `text`, except where a stop string or rule (stopReason 'stop',
-   * 'rule', 'repeat') cut inside the last one; then the shortest run whose text starts with `text`.
+   * The generated ids: their text is `healed` followed by `text`, except where a stop string or
+   * rule (stopReason 'stop', 'rule', 'repeat') cut inside the last one; then the shortest run
+   * whose text starts with that.
    */
   tokens: number[];
+  /** The end of the prefix that the first tokens spelled again (token healing; CompletionRequest.heal), when any. */
+  healed?: string;
   stopReason: StopReason;
   stats: RunStats;
   /** Said once, on the request where it happened: e.g. a drafter failed and the model now uses another. */

@@ -21,6 +21,8 @@ export const ENGINE_DEFAULTS = Object.freeze({
   promptShare: 0.75,
   /** Tokens per prefill pass. */
   prefillChunk: 128,
+  /** Token healing of the prefix's last token (CompletionRequest.heal). */
+  tokenHealing: true,
   /** Sampling: 0 = greedy; top-p 1 = the whole distribution. */
   temperature: 0,
   topP: 1,

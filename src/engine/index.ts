@@ -70,6 +70,17 @@ export function checkRequest(req: CompletionRequest): void {
   }
 }
 
+/**
+ * The end of the prefix that token healing leaves out of the prompt: trailing whitespace (with
+ * the line break before an indent: `\n    ` is one token in a BPE vocabulary, `\n` + `    `
+ * is not what the model saw in training), else a word being typed with its leading blank
+ * (` retu`), which BPE would have merged with what comes next. '' when there is nothing to heal.
+ */
+export function healingText(prefix: string): string {
+  const m = /(?:\s+|[ \t]?[A-Za-z0-9_$]{1,32})$/.exec(prefix);
+  return m ? m[0] : '';
+}
+
 /** A drafter's own failure (not the verifier's): the request is retried with its fallback. */
 class DrafterFailedError extends Error {
   override name = 'DrafterFailedError';
@@ -162,6 +173,8 @@ export class Engine {
   private readonly promptWindow: PromptWindow;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Whether this tokenizer can re-spell any typed text (token healing); its table is built at load, not on the first request. */
+  private readonly canHeal: boolean;
 
   private constructor(
     private readonly spec: ModelSpec,
@@ -170,6 +183,7 @@ export class Engine {
     private readonly opts: Required<Pick<EngineLoadOptions, 'threads' | 'spinning' | 'ioBinding'>>,
   ) {
     this.promptWindow = new PromptWindow(tokenizer);
+    this.canHeal = tokenizer.canHeal;
     const drafters: DrafterName[] = ['none', 'ngram'];
     if (spec.ar) drafters.push('ar');
     if (spec.deer) drafters.push('deer');
@@ -361,7 +375,8 @@ export class Engine {
     // The prompt budget must not depend on the drafter, or drafters would see different prompts.
     const maxPos = this.spec.maxPositions;
     let maxNew = Math.max(0, Math.floor(req.maxNewTokens));
-    let prompt = this.promptWindow.build(req.prefix, suffix, Math.floor(maxPos * ENGINE_DEFAULTS.promptShare));
+    const heal = (req.heal ?? ENGINE_DEFAULTS.tokenHealing) && this.canHeal ? healingText(req.prefix) : '';
+    let prompt = this.promptWindow.build(req.prefix.slice(0, req.prefix.length - heal.length), suffix, Math.floor(maxPos * ENGINE_DEFAULTS.promptShare));
     if (prompt.length === 0) prompt = [this.firstEos()];
     maxNew = Math.min(maxNew, maxPos - prompt.length);
     const suffixIds = suffix.length > 0 ? this.tokenizer.encode(suffix.slice(0, 512)) : [];
@@ -394,6 +409,7 @@ export class Engine {
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !(temperature > 0 && req.seed !== undefined),
         treeBudget: name === 'deer' ? (req.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
+        heal,
       },
       this.policy(lookup ? 'deer+lookup' : name),
       cb,

@@ -30,6 +30,13 @@ export interface LoopRequest {
   treeBudget?: number;
   /** Record each generated token's log-probability (CompletionResult.tokenLogprobs). */
   logprobs?: boolean;
+  /**
+   * Token healing: text at the end of the user's prefix that the prompt leaves out (it may end
+   * mid-token, e.g. `return ` or a half-typed word); the first tokens must spell it again (plain
+   * decoding steps, the verifier's distribution restricted to tokens that agree with it), and it
+   * is not part of the output.
+   */
+  heal?: string;
 }
 
 /** Text bookkeeping: stop strings, the caller's rule, and what has been streamed. */
@@ -146,6 +153,14 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
   const logprobs: number[] = [];
   const vocab = verifier.vocabSize;
   let stopReason: StopReason = 'max_tokens';
+  // Token healing: `owed` is what the next tokens must still spell, `skip` what of it is still to be cut from the text.
+  let owed = req.heal ?? '';
+  let skip = owed.length;
+  const cut = (text: string): string => {
+    const n = Math.min(skip, text.length);
+    skip -= n;
+    return text.slice(n);
+  };
 
   while (generated.length < req.maxNewTokens) {
     if (signal?.aborted) {
@@ -158,7 +173,7 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
     const past = verifier.length;
     // Draft lengths by measured times (lossless), once there are times to go by.
     const adaptive = req.adaptive === true && policy.timed;
-    const k = adaptive ? policy.draftLength(kMax, past) : kMax;
+    const k = owed !== '' ? 0 : adaptive ? policy.draftLength(kMax, past) : kMax;
     const td = performance.now();
     const draft = k > 0 ? await drafter.draft(ctx, k) : { tokens: [] };
     if (draft.tokens.length > k) draft.tokens.length = k;
@@ -168,14 +183,19 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
 
     const tv = performance.now();
     const logits = (await verifier.forward([tokens[tokens.length - 1], ...tree.tokens], true, [-1, ...tree.parents.map((p) => p + 1)]))!;
-    // Only the rows on the walked path are read.
-    const row = (r: number) => logits.subarray(r * vocab, (r + 1) * vocab);
+    // Only the rows on the walked path are read. While healing, row 0 allows only tokens that agree with the owed text.
+    const healing = owed !== '' ? restrict(logits.subarray(0, vocab), tokenizer.healingIds(owed)) : undefined;
+    const row = (r: number) => (r === 0 && healing ? healing : logits.subarray(r * vocab, (r + 1) * vocab));
     const { path, next } = req.temperature > 0 ? walkTree(tree, (r) => toProbs(row(r), req.temperature, req.topP), rng) : walkTree(tree, row);
     const accepted = path.length;
     verifier.retain(past + 1, path);
     const verifyMs = performance.now() - tv;
     passTime.observePass(tree.tokens.length + 1, past, verifyMs);
     let fresh = [...path.map((i) => tree.tokens[i]), next];
+    if (healing) {
+      const text = tokenizer.tokenText(next);
+      owed = text.startsWith(owed) ? '' : owed.slice(text.length);
+    }
     drafter.accept(accepted, fresh, { draftMs, verifyMs });
     policy.observe(tree, path, adaptive ? { asked: k, draftMs } : undefined);
 
@@ -190,7 +210,7 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
       // fresh[j] was predicted by its parent's row: the pending token's (0) for the first, then the path's nodes.
       if (req.logprobs) logprobs.push(logProbOf(row(j === 0 ? 0 : path[j - 1] + 1), t));
     }
-    const reason = tracker.add(decoder.push(fresh));
+    const reason = tracker.add(cut(decoder.push(fresh)));
     // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
     if (draft.tokens.length === 0) passTime.observe(past, performance.now() - tv, 0.2);
     if (reason) {
@@ -203,14 +223,16 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
     }
   }
   if (stopReason !== 'stop' && stopReason !== 'rule') {
-    const reason = tracker.add(decoder.flush(), true);
+    const reason = tracker.add(cut(decoder.flush()), true);
     if (reason) stopReason = reason;
   }
   const tEnd = performance.now();
-  const outTokens = stopReason === 'stop' || stopReason === 'rule' ? tokensCovering(tokenizer, generated, tracker.text.length) : generated;
+  const healedChars = (req.heal ?? '').length - skip;
+  const outTokens = stopReason === 'stop' || stopReason === 'rule' ? tokensCovering(tokenizer, generated, healedChars + tracker.text.length) : generated;
   return {
     text: tracker.text,
     tokens: outTokens,
+    ...(healedChars > 0 ? { healed: (req.heal ?? '').slice(0, healedChars) } : {}),
     stopReason,
     stats: stats.finish(tEnd - tDecode, tEnd - t0),
     ...(req.logprobs ? { tokenLogprobs: logprobs.slice(0, outTokens.length) } : {}),
@@ -233,6 +255,13 @@ function draftTree(draft: Draft, budget: number, room: number, policy: DraftPoli
   // Drafters without confidence (n-gram lookup) send their whole draft.
   if (timing && (draft.confidence || positions)) n = policy.nodeCount(tree.gains, n, timing.draftMs, timing.past);
   return truncateTree(tree, n);
+}
+
+/** A copy of `row` with every id outside `allowed` at -Infinity. */
+function restrict(row: Float32Array, allowed: Set<number>): Float32Array {
+  const out = new Float32Array(row.length).fill(-Infinity);
+  for (const id of allowed) if (id < row.length) out[id] = row[id];
+  return out;
 }
 
 /** The shortest prefix of `tokens` whose text covers `length` characters. */

@@ -129,6 +129,57 @@ export class DeerTokenizer {
     return this.tok.decode(ids as number[], { skip_special_tokens: true });
   }
 
+  private texts?: { byId: string[]; healing: boolean };
+
+  /**
+   * Each id's text as it reads after other text ('' for control ids), and whether token healing
+   * works with this tokenizer: text decodes back to itself and every printable ASCII character and
+   * whitespace has a token of its own, so any typed text can be spelled again. Built on first use.
+   */
+  private tokenTexts(): { byId: string[]; healing: boolean } {
+    if (this.texts) return this.texts;
+    const anchor = this.encode('a');
+    const base = this.decode(anchor);
+    let size = 0;
+    for (const id of this.tok.get_vocab(true).values()) size = Math.max(size, id + 1);
+    const byId: string[] = new Array(size).fill('');
+    const single = new Set<string>();
+    for (let id = 0; id < size; id++) {
+      if (this.isControl(id)) continue;
+      const text = this.decode([...anchor, id]);
+      byId[id] = text.startsWith(base) ? text.slice(base.length) : '';
+      if (byId[id].length === 1) single.add(byId[id]);
+    }
+    const sample = 'x = f(a, b);\n\tif (y) {\n    return z_1 + 2;\n  }\n';
+    let healing = anchor.length === 1 && this.decode(this.encode(sample)) === sample;
+    for (let c = 32; healing && c < 127; c++) healing = single.has(String.fromCharCode(c));
+    for (const c of '\n\t') healing &&= single.has(c);
+    this.texts = { byId, healing };
+    return this.texts;
+  }
+
+  /** Whether completions can heal the prompt's last token (token healing; see tokenTexts). */
+  get canHeal(): boolean {
+    return this.tokenTexts().healing;
+  }
+
+  /**
+   * Token healing: ids that may come next when the output must still spell `owed`: those whose
+   * text starts with it, those that are a start of it, and end-of-text.
+   */
+  healingIds(owed: string): Set<number> {
+    const ids = new Set<number>(this.special.eos);
+    for (const [id, text] of this.tokenTexts().byId.entries()) {
+      if (text.length > 0 && (text.startsWith(owed) || owed.startsWith(text))) ids.add(id);
+    }
+    return ids;
+  }
+
+  /** Text of one id as it reads after other text. */
+  tokenText(id: number): string {
+    return this.tokenTexts().byId[id] ?? '';
+  }
+
   tokenId(token: string): number | undefined {
     return this.tok.token_to_id(token);
   }
