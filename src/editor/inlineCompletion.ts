@@ -44,6 +44,8 @@ export interface PipelineOptions {
    * debounce only delays showing it). A keystroke aborts either.
    */
   whileDebouncing?: 'wait' | 'prefill' | 'complete';
+  /** Token healing (CompletionRequest.heal); the engine's default when unset. Benchmarks compare it off. */
+  heal?: boolean;
 }
 
 export class InlinePipeline {
@@ -100,6 +102,7 @@ export class InlinePipeline {
       ...requestSettings(cfg, info),
       logprobs: true,
       stopSpec: spec,
+      ...(this.options.heal !== undefined ? { heal: this.options.heal } : {}),
     };
     const ask = (): Promise<CompletionResult> => this.engine.complete(request, { signal: q.signal, lane: 'inline' });
     let t0 = performance.now();
