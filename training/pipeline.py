@@ -72,6 +72,7 @@ class Size:
     d_batch: int = 64
     d_online: int = 0              # > 0: drafters train on fresh continuations, a buffer of this many samples refreshed
     d_online_reuse: float = 4.0    # while training, each drawn about this many times (train_drafter --online)
+    d_online_initial: int = 0      # samples made before a stage's first step (0: the whole buffer); it grows after
     d1_minutes: float = 12.0       # stage I per drafter
     d2_minutes: float = 5.0        # stage II per drafter
     eval_prompts: int = 30
@@ -99,7 +100,7 @@ SIZES = {
                    lr=2e-3, v_minutes=2.6, v_eval_every=1000, ar_minutes=0.2, distill_n=200000,
                    distill_minutes=0.6, row_len=512, cuts_per_row=32, window=32, K=16, blocks=[16],
                    variants=["hidden-kv-anchor"], d_head_tokens=2048, d_decay=4.0, d_batch=256, d_online=300000,
-                   d1_minutes=0.8, d2_minutes=0.3, eval_prompts=30, compile=True),
+                   d_online_initial=40000, d1_minutes=0.8, d2_minutes=0.3, eval_prompts=30, compile=True),
 }
 
 
@@ -265,6 +266,7 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                           head_tokens=size.d_head_tokens, decay=size.d_decay, log_every=50)
             if size.d_online:
                 common.update(online=size.d_online, online_data=tdir, online_reuse=size.d_online_reuse,
+                              online_initial=size.d_online_initial,
                               online_batch=1024 if torch.cuda.is_available() else 64, online_row_len=size.row_len,
                               online_cuts_per_row=size.cuts_per_row, online_self_cuts=size.self_cuts)
             chains.append([(f"drafter {var} k={k} I", s1,

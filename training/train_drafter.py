@@ -72,6 +72,8 @@ class DrafterTrainConfig:
                                   # refreshed while training: OnlineDistillData) instead of only the --distill file
     online_data: str = ""         # the token dir (training/data.py) whose rows the verifier continues
     online_reuse: float = 2.0     # draws per fresh sample, on average, before it is replaced
+    online_initial: int = 0       # samples made before the first step (0 = fill the whole buffer first); the
+                                  # buffer then grows by one chunk per refresh until full
     online_batch: int = 256       # continuations decoded together per refresh (x (1 + online_self_cuts) samples)
     online_row_len: int = 512     # as distill.py's --row-len, --cuts-per-row, --self-cuts (--self-span 32)
     online_cuts_per_row: int = 32
@@ -126,9 +128,11 @@ class OnlineDistillData(DistillData):
     continuations (training/distill.ContinuationSource), its held-out part made once from the held-out
     split, the rest replaced chunk by chunk while the drafter trains (refresh(): the oldest chunk's
     slots get a new chunk). A file-based drafter sees one distillation many times over and overfits
-    it; this one sees each sample about `reuse` times (the caller refreshes after reuse x chunk draws)."""
+    it; this one sees each sample about `reuse` times (the caller refreshes after reuse x chunk draws).
+    With `initial` < capacity, training starts once that many are made and refresh() appends until
+    the buffer is full (on a GPU, filling 300k samples first took about 70 s of each stage)."""
 
-    def __init__(self, source, val_source, capacity, val_frac=0.05, log=print):
+    def __init__(self, source, val_source, capacity, val_frac=0.05, log=print, initial=0):
         first = source.next()
         self.source, self.chunk = source, len(first["ctx"])
         self.W, self.K, self.taps = source.window, source.K, ()
@@ -138,15 +142,22 @@ class OnlineDistillData(DistillData):
         self.ctx, self.gen, self.hid, self.suf, self.depth = (np.zeros((cap,) + first[k].shape[1:], first[k].dtype)
                                                               for k in ("ctx", "gen", "hid", "suf", "depth"))
         self.val_idx = np.arange(0, n_val)
-        self.train_idx = np.arange(n_val, cap)
         filled = 0
         while filled < n_val:
             filled += self._put(val_source.next(), filled, n_val)
         self.cursor, self.made = n_val, 0
         self._take(first)
-        while self.made < cap - n_val:
+        start = cap - n_val if initial <= 0 else min(cap - n_val, max(initial, self.chunk))
+        while self.made < start:
             self.refresh()
-        log(f"online distillation: {cap} samples in the buffer ({n_val} held out), {self.chunk} per refresh")
+        log(f"online distillation: a buffer of {cap} samples ({n_val} held out), {self.made} made before training, "
+            f"{self.chunk} per refresh")
+
+    @property
+    def train_idx(self):
+        """The training slots that hold a sample."""
+        n_val = len(self.val_idx)
+        return np.arange(n_val, n_val + min(self.made, len(self.ctx) - n_val))
 
     def _put(self, chunk, at, end):
         n = min(len(chunk["ctx"]), end - at)
@@ -238,7 +249,8 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
                                       batch=cfg.online_batch, seed=seed, split=split, row_len=cfg.online_row_len,
                                       cuts_per_row=cfg.online_cuts_per_row, self_span=32 if cfg.online_self_cuts else 0,
                                       self_cuts=cfg.online_self_cuts)
-        data = OnlineDistillData(source("train", cfg.seed + 1), source("val", cfg.seed + 2), cfg.online, cfg.val_frac, log)
+        data = OnlineDistillData(source("train", cfg.seed + 1), source("val", cfg.seed + 2), cfg.online, cfg.val_frac, log,
+                                 initial=cfg.online_initial)
     else:
         data = DistillData(cfg.distill, cfg.val_frac, top_only=not cfg.taps)
     assert cfg.k <= data.K and cfg.window <= data.W

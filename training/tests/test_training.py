@@ -274,6 +274,16 @@ def test_online_distillation_replaces_the_oldest_samples_and_keeps_the_held_out_
         assert np.array_equal(data.ctx[at:at + n], expect["ctx"][:n]) and np.array_equal(data.hid[at:at + n], expect["hid"][:n])
         for k, a in val.items():
             assert np.array_equal(getattr(data, k)[data.val_idx], a), k
+    # Started before the buffer is full: it trains on what is made and grows one chunk per refresh.
+    growing = OnlineDistillData(source("train", 3), source("val", 4), capacity=100, val_frac=0.1, log=lambda *a: None,
+                                initial=30)
+    assert 30 <= growing.made < 30 + growing.chunk and len(growing.train_idx) == growing.made
+    made0, sizes = growing.made, []
+    for _ in range(8):
+        growing.refresh()
+        sizes.append(len(growing.train_idx))
+    assert sizes[:3] == [made0 + (i + 1) * growing.chunk for i in range(3)] and sizes[-1] == 90, sizes
+    assert growing.gen[growing.train_idx].any(axis=1).all(), "every training slot in use holds a sample"
     out = tmp_path / "d.pt"
     _, res = train_drafter(DrafterTrainConfig(verifier=str(v_path), out=str(out), k=8, window=16, n_layer=1, hidden=True,
                                               kv_context=True, anchor=True, batch_size=8, max_steps=20, minutes=5,
