@@ -23,6 +23,7 @@ const entries = [
   { in: 'src/cli/latency.ts', out: 'bench-latency' },
   { in: 'src/cli/soak.ts', out: 'bench-soak' },
   { in: 'src/cli/confidence.ts', out: 'bench-confidence' },
+  { in: 'src/cli/infill.ts', out: 'bench-infill' },
 ].filter((e) => existsSync(e.in));
 
 await build({ ...common, entryPoints: entries, outdir: 'dist' });

@@ -116,7 +116,7 @@ export async function runBench(o: Options): Promise<void> {
   const limit = o.num('limit', Infinity);
   const maxNewTokens = o.num('max-new-tokens', 64);
   const blockSize = o.num('block-size');
-  const treeBudget = o.num('tree-budget', DEFAULT_TREE_BUDGET);
+  const treeBudgetOption = o.num('tree-budget');
   const adaptiveBlock = !o.flag('fixed-block');
   const drafterList = o.str('drafters');
   const temperature = o.num('temperature', 0);
@@ -135,6 +135,7 @@ export async function runBench(o: Options): Promise<void> {
   if (prompts.length === 0) throw new UsageError(`no prompts in ${promptsFile}`);
   const engine = await Engine.load(common);
   for (const w of engine.info.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
+  const treeBudget = treeBudgetOption ?? engine.info.treeBudget ?? DEFAULT_TREE_BUDGET;
   try {
     const budgetRows = budgets.length ? ['none', ...BUDGET_DRAFTERS.flatMap((d) => [d, ...budgets.map((b) => `${d}-tree@${b}`)])] : [];
     const names: string[] = drafterList

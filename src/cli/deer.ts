@@ -71,7 +71,7 @@ async function complete(o: Options): Promise<void> {
   try {
     const spec = parseDrafterSpec(
       drafterOpt ?? (engine.info.drafters.includes('deer') ? 'deer+lookup-tree' : (engine.info.defaultDrafter ?? 'ngram')),
-      DEFAULT_TREE_BUDGET,
+      engine.info.treeBudget ?? DEFAULT_TREE_BUDGET,
     );
     const drafted = { ...req, ...spec };
     let result;

@@ -9,7 +9,7 @@ export { availableDrafter, DRAFTER_FALLBACK, ENGINE_DEFAULTS, MALLOC_ENV } from 
 
 export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
 export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
-/** Draft-tree nodes per pass for deer when a request does not say (ENGINE_DEFAULTS.treeBudget). */
+/** Draft-tree nodes per pass for deer when neither the request nor the model's deer.json says (ENGINE_DEFAULTS.treeBudget). */
 export const DEFAULT_TREE_BUDGET = ENGINE_DEFAULTS.treeBudget;
 
 export interface EngineOptions {
@@ -57,7 +57,7 @@ export interface CompletionRequest {
    * deer: most draft-tree nodes per verifier pass. Each pass then verifies a tree of the drafter's
    * likeliest continuations (and, with lookup, the prompt-lookup continuation as one more branch)
    * instead of one chain; lossless. Needs a verifier with tree_mask (ModelInfo.treeAttention),
-   * else chains. 0 = chains. Default DEFAULT_TREE_BUDGET.
+   * else chains. 0 = chains. Default: the model's (ModelInfo.treeBudget).
    */
   treeBudget?: number;
   /** 0 (default) = greedy. */
@@ -175,6 +175,8 @@ export interface ModelInfo {
   maxPositions?: number;
   /** The verifier takes tree_mask, so deer can verify draft trees (else chains only). */
   treeAttention?: boolean;
+  /** Draft-tree nodes per pass when a deer request does not say: deer.json's drafters.deer.tree_budget, else DEFAULT_TREE_BUDGET. */
+  treeBudget?: number;
   /** Problems worth showing that do not stop the model from loading (e.g. a quantization that is not exact). */
   warnings?: string[];
 }

@@ -197,6 +197,7 @@ export class Engine {
       defaultDrafter: spec.deer ? 'deer' : 'ngram',
       maxPositions: spec.maxPositions,
       treeAttention: verifier.treeAttention,
+      treeBudget: spec.deer?.treeBudget ?? ENGINE_DEFAULTS.treeBudget,
       warnings: perTensorQuantWarning(spec.verifier.file),
     };
   }
@@ -408,7 +409,7 @@ export class Engine {
         logprobs: req.logprobs,
         // Draft lengths chosen from measured times would make seeded sampling irreproducible.
         adaptive: req.adaptiveBlock ?? !(temperature > 0 && req.seed !== undefined),
-        treeBudget: name === 'deer' ? (req.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
+        treeBudget: name === 'deer' ? (req.treeBudget ?? this.info.treeBudget ?? ENGINE_DEFAULTS.treeBudget) : 0,
         heal,
       },
       this.policy(lookup ? 'deer+lookup' : name),

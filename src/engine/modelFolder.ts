@@ -2,6 +2,7 @@
 // and names the file and the problem when something is wrong.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { ENGINE_DEFAULTS } from './defaults';
 
 /** A model folder problem: `file` is the path of the file that is missing or wrong. */
 export class ModelFolderError extends Error {
@@ -26,6 +27,8 @@ export interface DecoderShape {
 export interface DiffusionDrafterSpec {
   file: string;
   blockSize: number;
+  /** drafters.deer.tree_budget: the node budget measured best for this drafter, when the folder says. */
+  treeBudget?: number;
   contextWindow: number;
   conditioning: Conditioning[];
 }
@@ -102,6 +105,12 @@ function int(obj: Json, key: string, file: string, fallback?: number): number {
     throw new ModelFolderError(file, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
   }
   return v;
+}
+
+function treeBudget(n: number, file: string): number {
+  const most = ENGINE_DEFAULTS.maxTreeBudget;
+  if (n > most) throw new ModelFolderError(file, `"tree_budget" must be at most ${most} nodes, got ${n}`);
+  return n;
 }
 
 function onnxFile(dir: string, rel: unknown, manifest: string, what: string): string {
@@ -216,6 +225,7 @@ export function readModelFolder(dirIn: string): ModelSpec {
     spec.deer = {
       file: onnxFile(dir, d.file, manifestFile, 'drafters.deer'),
       blockSize: int(d, 'block_size', manifestFile, 16),
+      ...(d.tree_budget !== undefined ? { treeBudget: treeBudget(int(d, 'tree_budget', manifestFile), manifestFile) } : {}),
       contextWindow: int(d, 'context_window', manifestFile, 128),
       conditioning: conditioning as Conditioning[],
     };

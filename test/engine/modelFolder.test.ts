@@ -86,6 +86,16 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
       file: 'deer.json',
       pattern: /verifier\.tree_attention must be true or false/,
     },
+    {
+      name: 'a draft-tree budget past the engine\'s limit',
+      edit: (d) => {
+        const m = json(d, 'deer.json');
+        m.drafters.deer.tree_budget = 1000;
+        write(d, 'deer.json', m);
+      },
+      file: 'deer.json',
+      pattern: /"tree_budget" must be at most 256 nodes, got 1000/,
+    },
     { name: 'truncated verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 1000), file: 'onnx/model.onnx', pattern: /cannot be loaded by onnxruntime/ },
     { name: 'empty verifier ONNX', edit: (d) => truncateSync(join(d, 'onnx', 'model.onnx'), 0), file: 'onnx/model.onnx', pattern: /empty or truncated/ },
     { name: 'KV heads that disagree with config.json', edit: (d) => write(d, 'config.json', { ...json(d, 'config.json'), num_key_value_heads: 4, head_dim: 4 }), file: 'onnx/model.onnx', pattern: /KV heads but config\.json says 4/ },
@@ -162,6 +172,28 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
       assert.equal(again.warnings, undefined, 'said once');
       assert.equal(again.stats.drafter, 'ngram');
       assert.deepEqual(again.tokens, base.tokens);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('the draft-tree budget deer.json declares is the one deer requests use when they do not say', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deer-folder-'));
+    temps.push(dir);
+    cpSync(TINY_MODEL, dir, { recursive: true });
+    const m = json(dir, 'deer.json');
+    m.drafters.deer.tree_budget = 3;
+    write(dir, 'deer.json', m);
+    const engine = await Engine.load({ modelDir: dir, threads: 1, spinning: false });
+    try {
+      assert.equal(engine.info.treeBudget, 3);
+      const prefix = evalPrompts('mbpp-py-reworded.jsonl', 1)[0].prompt;
+      for (const [treeBudget, most] of [[undefined, 3], [6, 6]] as const) {
+        const r = await engine.complete({ prefix, maxNewTokens: 24, drafter: 'deer', treeBudget, adaptiveBlock: false });
+        assert.ok(r.stats.trees);
+        const perPass = (r.stats.draftedTokens ?? 0) / r.stats.passes;
+        assert.ok(perPass <= most && perPass > most - 1.5, `${perPass} nodes per pass, budget ${most}`);
+      }
     } finally {
       await engine.dispose();
     }
