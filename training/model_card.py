@@ -176,19 +176,7 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
              "token's logits do not depend on the other tokens of a pass: speculative output equals the verifier's "
              "own greedy output.\n")
     if bench:
-        L.append("## Speed in the engine\n")
-        L.append("`deer bench` (the TypeScript engine, onnxruntime on the CPU, 1 thread; `bash bench/run-figures.sh`), "
-                 "greedy, 64 new tokens; speedup = tokens/s over `none`'s in the same run; identical = every "
-                 "completion equal to `none`'s:\n")
-        L.append("| prompts | drafter | tokens/s | mean accepted | speedup | identical |\n|---|---|---:|---:|---:|:---:|")
-        for path in bench:
-            b = json.load(open(path))
-            name = os.path.basename(path)[:-5]
-            for d, x in b["results"].items():
-                if x.get("temperature", 0) == 0:
-                    L.append(f"| {name} ({b['config']['prompt_count']}) | {d} | {x['tokens_per_s']:.1f} | "
-                             f"{x['mean_accepted']:.2f} | {x['speedup']:.2f}x | {'yes' if x['identical'] else 'no'} |")
-        L.append(f"\nMachine: {json.load(open(bench[0]))['machine'].get('cpu', '')}\n")
+        L.append(speed_section(bench))
     L.append("## Limits\n")
     L.append("Tiny and briefly trained: completions are short-range pattern continuations, not solutions. "
              "Licences of the training sources are listed above; the weights are released under the "
@@ -196,9 +184,27 @@ def card(run, folder, corpus_dir, tokens_dir, hardware, note="", drafter_shipped
     return "\n".join(L) + "\n"
 
 
+def speed_section(bench):
+    """The card's "Speed in the engine" section from deer bench JSON files (greedy rows)."""
+    L = ["## Speed in the engine\n",
+         "`deer bench` (the TypeScript engine, onnxruntime on the CPU, 1 thread; `bash bench/run-figures.sh`), "
+         "greedy, 64 new tokens; speedup = tokens/s over `none`'s in the same run; identical = every "
+         "completion equal to `none`'s:\n",
+         "| prompts | drafter | tokens/s | mean accepted | speedup | identical |\n|---|---|---:|---:|---:|:---:|"]
+    for path in bench:
+        b = json.load(open(path))
+        name = os.path.basename(path)[:-5]
+        for d, x in b["results"].items():
+            if x.get("temperature", 0) == 0:
+                L.append(f"| {name} ({b['config']['prompt_count']}) | {d} | {x['tokens_per_s']:.1f} | "
+                         f"{x['mean_accepted']:.2f} | {x['speedup']:.2f}x | {'yes' if x['identical'] else 'no'} |")
+    L.append(f"\nMachine: {json.load(open(bench[0]))['machine'].get('cpu', '')}\n")
+    return "\n".join(L)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", default="")
     ap.add_argument("--folder", required=True)
     ap.add_argument("--corpus", default="training/work/corpus")
     ap.add_argument("--tokens", default="training/work/tokens")
@@ -209,7 +215,15 @@ def main():
     ap.add_argument("--eval-json")
     ap.add_argument("--passat1-json", help="merge pass@1 results from a separate evaluate run")
     ap.add_argument("--bench", nargs="*", default=[], help="deer bench JSON files (bench/mbpp-*.json): the engine's measured speed")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="replace only the Speed in the engine section of the folder's card, from --bench")
     a = ap.parse_args()
+    if a.speed_only:
+        path = os.path.join(a.folder, "README.md")
+        text = open(path).read()
+        start, end = text.index("## Speed in the engine\n"), text.index("## Limits\n")
+        open(path, "w").write(text[:start] + speed_section(a.bench) + "\n" + text[end:])
+        return
     evj = a.eval_json
     if a.passat1_json and os.path.exists(a.passat1_json):
         ev = json.load(open(evj)) if evj and os.path.exists(evj) else {}
