@@ -1,6 +1,7 @@
 // What the CLI commands and the benchmarks share: where the package and its default model are,
 // common options, percentiles. Imports only the engine's API (the editor benchmarks bundle this
 // without the engine itself).
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DRAFTER_NAMES, type DrafterName, type RunStats } from '../engine/api';
 import { Options, parseArgs, UsageError } from './args';
@@ -90,4 +91,19 @@ export function scriptOptions<T>(argv: readonly string[], flags: readonly string
     console.error(e.message);
     process.exit(2);
   }
+}
+
+/** A benchmark's results: `${out}.json` (the data) and `${out}.md` (the tables), the tables also printed. */
+export function writeReport(out: string, data: unknown, markdown: string): void {
+  writeFileSync(`${out}.json`, JSON.stringify(data, null, 2) + '\n');
+  writeFileSync(`${out}.md`, markdown);
+  console.log(markdown);
+}
+
+/** Runs a script's main: a failure prints its message (`name: ...`) and exits 1. */
+export function runScript(name: string, main: () => Promise<void>): void {
+  main().catch((e: unknown) => {
+    process.stderr.write(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  });
 }

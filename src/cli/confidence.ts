@@ -5,13 +5,13 @@
 // points are also asked without token healing, to show what healing is worth.
 // "Right": the file continues with the suggestion's first line (at least 3 non-blank characters).
 //   node dist/bench-confidence.js [--model DIR] [--files a,b] [--points N] [--out bench/confidence]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
 import { docFromString } from '../editor/context';
 import { InlinePipeline } from '../editor/inlineCompletion';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, ROOT, scriptOptions, seededRandom } from './common';
+import { DEFAULT_MODEL, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
 import { firstWordRight, isRight } from './rightSuggestion';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts',
@@ -86,7 +86,6 @@ async function main(): Promise<void> {
     };
   });
   const report = { model: info.name, date: new Date().toISOString(), points: POINTS, suggestions: samples.length, right, firstWordRight: wordRight, withoutHealing: without, default: DEFAULT_CONFIG.inlineMinConfidence, rows, samples };
-  writeFileSync(`${OUT}.json`, JSON.stringify(report, null, 2) + '\n');
   const md = [
     `# Inline suggestion confidence against correctness (${info.name})`,
     '',
@@ -102,11 +101,7 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.threshold} | ${r.shown} | ${(r.shownShare * 100).toFixed(0)}% | ${(r.rightAmongShown * 100).toFixed(0)}% | ${(r.rightKept * 100).toFixed(0)}% | ${(r.wordRightAmongShown * 100).toFixed(0)}% | ${(r.wordRightKept * 100).toFixed(0)}% |`),
     '',
   ].join('\n');
-  writeFileSync(`${OUT}.md`, md);
-  console.log(md);
+  writeReport(OUT, report, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+runScript('bench-confidence', main);

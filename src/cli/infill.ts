@@ -6,13 +6,13 @@
 // token healing (the prompt then ends in the indent's blanks).
 //   node dist/bench-infill.js [--model DIR] [--limit N] [--out bench/infill]
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
 import { docFromString } from '../editor/context';
 import { InlinePipeline } from '../editor/inlineCompletion';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, ROOT, scriptOptions, seededRandom } from './common';
+import { DEFAULT_MODEL, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
 
 const { MODEL, OUT, LIMIT, DATA, PYTHON } = scriptOptions(process.argv.slice(2), [], (o) => ({
   MODEL: o.str('model', DEFAULT_MODEL),
@@ -88,7 +88,6 @@ async function main(): Promise<void> {
   const n = all.length;
   const pct = (x: number) => `${((x / n) * 100).toFixed(1)}%`;
   const report = { model: info.name, date: new Date().toISOString(), points: n, truthPasses, score, rows };
-  writeFileSync(`${OUT}.json`, JSON.stringify(report, null, 2) + '\n');
   const md = [
     `# Single-line infilling in MBPP's reference solutions (${info.name})`,
     '',
@@ -100,11 +99,7 @@ async function main(): Promise<void> {
     `| as typed (ends in the indent) | ${score.typed.exact} (${pct(score.typed.exact)}) | ${score.typed.pass} (${pct(score.typed.pass)}) | ${score.typed.empty} |`,
     '',
   ].join('\n');
-  writeFileSync(`${OUT}.md`, md);
-  console.log(md);
+  writeReport(OUT, report, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+runScript('bench-infill', main);

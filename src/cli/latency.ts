@@ -13,7 +13,7 @@
 //
 //   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
 //                              [--drafter D] [--lookup] [--threads N] [--while-debouncing wait|prefill|complete]
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
@@ -21,7 +21,7 @@ import { docFromString } from '../editor/context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
 import { opensBlock } from '../editor/policy';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, drafterName, percentile, ROOT, scriptOptions, seededRandom } from './common';
+import { DEFAULT_MODEL, drafterName, percentile, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
 const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['lookup'], (o) => ({
@@ -232,9 +232,7 @@ async function main(): Promise<void> {
     samples,
   };
   mkdirSync(dirname(OUT), { recursive: true });
-  writeFileSync(`${OUT}.json`, JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(`${OUT}.md`, markdown(result, table));
-  console.log(markdown(result, table));
+  writeReport(OUT, result, markdown(result, table));
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
@@ -273,7 +271,4 @@ function markdown(r: { threads: number | string; date: string; model: { name: st
   return lines.join('\n');
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runScript('bench-latency', main);

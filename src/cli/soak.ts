@@ -15,14 +15,14 @@
 //
 //   node dist/bench-soak.js [--keystrokes N] [--model DIR] [--out bench/soak] [--fault-every N] [--seed N]
 // (`npm run soak`: 10,000 keystrokes, about 10 minutes; `npm run test:soak`: 300, in `npm test`.)
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { DEFAULT_CONFIG, type DeerConfig } from '../editor/config';
 import { docFromString } from '../editor/context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
 import { CLIENT_DEFAULTS, EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, percentile, ROOT, scriptOptions } from './common';
+import { DEFAULT_MODEL, percentile, ROOT, runScript, scriptOptions, writeReport } from './common';
 
 const { KEYSTROKES, MODEL, OUT, FAULT_EVERY, SEED } = scriptOptions(process.argv.slice(2), [], (o) => {
   const keystrokes = o.num('keystrokes', 10000);
@@ -401,9 +401,7 @@ async function main(): Promise<void> {
     passed: Object.values(checks).every(Boolean),
   };
   mkdirSync(dirname(OUT), { recursive: true });
-  writeFileSync(`${OUT}.json`, JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(`${OUT}.md`, markdown(result));
-  process.stdout.write(markdown(result));
+  writeReport(OUT, result, markdown(result));
   process.exitCode = result.passed ? 0 : 1;
 }
 
@@ -450,7 +448,4 @@ function markdown(r: {
   ].join('\n');
 }
 
-main().catch((err) => {
-  process.stderr.write(`soak: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runScript('soak', main);
