@@ -42,7 +42,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const client = new EngineClient({ workerPath: context.asAbsolutePath(path.join('dist', 'worker.js')) });
   let config: DeerConfig = readConfig(vscode.workspace.getConfiguration('deer'));
   let loadStarted = false;
-  let generating = false;
+  let generating = 0; // Generate runs writing into an editor (inline completion pauses meanwhile)
   let active = 0; // provider calls and generate runs in progress
   let crashReported = false;
   const loadErrors = new LoadErrorNotices();
@@ -110,7 +110,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const pipeline = new InlinePipeline(client, () => config, onRecord);
   const provider = new DeerInlineProvider(
     pipeline,
-    (document) => inlineEnabledFor(config, document.languageId) && !generating && client.state === 'ready',
+    (document) => inlineEnabledFor(config, document.languageId) && generating === 0 && client.state === 'ready',
     track,
     log,
   );
@@ -124,7 +124,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     prefetchAbort?.abort();
     if (!editor || !vscode.languages.match(INLINE_SELECTOR, editor.document) || !inlineEnabledFor(config, editor.document.languageId)) return;
     prefetchTimer = setTimeout(() => {
-      if (!config.enabled || generating || client.state !== 'ready' || client.busy) return;
+      if (!config.enabled || generating > 0 || client.state !== 'ready' || client.busy) return;
       const ac = new AbortController();
       prefetchAbort = ac;
       const document = editor.document;
@@ -172,7 +172,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
           config: () => config,
           ensureLoaded,
           onRecord,
-          setGenerating: (on) => (generating = on),
+          setGenerating: (on) => (generating += on ? 1 : -1),
           notify,
           onProgress: (message) => progressShown.push(message),
         }),

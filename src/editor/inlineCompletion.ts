@@ -33,6 +33,8 @@ export interface InlineAnswer {
   result?: CompletionResult;
   /** suggestionConfidence of the model's answer (source 'model'). */
   confidence?: number;
+  /** Why the model's text was not shown (source 'model', text ''). */
+  hidden?: string;
 }
 
 export interface PipelineOptions {
@@ -124,8 +126,20 @@ export class InlinePipeline {
     const text = shown ? postprocess(result.text, spec, ctx.suffix, ctx.linePrefix) : '';
     this.cache.set(ctx.prefix, ctx.suffix, text);
     this.onRecord?.({ kind: 'inline', at: Date.now(), latencyMs: performance.now() - t0, stats: result.stats });
-    return { text, source: 'model', mode: spec.mode, result, confidence };
+    const hidden = !shown
+      ? `confidence below deer.inline.minConfidence (${cfg.inlineMinConfidence})`
+      : text === '' ? 'empty once cut to the line or block, or the text after the cursor already says it' : undefined;
+    return { text, source: 'model', mode: spec.mode, result, confidence, ...(hidden ? { hidden } : {}) };
   }
+}
+
+/** One output-channel line per answer the model gave: what it wrote and whether it was shown (and why not). */
+export function describeAnswer(answer: InlineAnswer): string {
+  const r = answer.result;
+  const wrote = r ? JSON.stringify(r.text.length > 60 ? `${r.text.slice(0, 60)}…` : r.text) : '""';
+  const figures = r ? ` (${r.stats.newTokens} tokens, ${Math.round(r.stats.totalMs)} ms, confidence ${(answer.confidence ?? 1).toFixed(2)})` : '';
+  const shown = answer.text !== '' ? 'shown' : answer.hidden ? `not shown: ${answer.hidden}` : 'nothing to show';
+  return `inline ${answer.mode}: wrote ${wrote}${figures}; ${shown}`;
 }
 
 /** Waits `ms`; false when aborted first. */

@@ -2,7 +2,7 @@
 // AbortSignal and hands the document to the InlinePipeline (src/editor/inlineCompletion.ts).
 import * as vscode from 'vscode';
 import type { DocText } from './context';
-import type { InlinePipeline } from './inlineCompletion';
+import { describeAnswer, type InlinePipeline } from './inlineCompletion';
 
 /** Documents the provider serves: real files and unsaved buffers, not output panes or git views. */
 export const INLINE_SELECTOR: vscode.DocumentSelector = [
@@ -47,6 +47,7 @@ export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
           signal: controller.signal,
         }),
       );
+      if (answer?.source === 'model') this.log(describeAnswer(answer));
       if (!answer || answer.text === '' || token.isCancellationRequested) return undefined;
       return [new vscode.InlineCompletionItem(answer.text, new vscode.Range(position, position))];
     } catch (err) {
@@ -57,3 +58,4 @@ export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
     }
   }
 }
+

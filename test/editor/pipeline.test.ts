@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import type { CompletionRequest, CompletionResult, RunStats } from '../../src/engine/api';
 import { DEFAULT_CONFIG, type DeerConfig } from '../../src/editor/config';
 import { docFromString } from '../../src/editor/context';
-import { InlinePipeline, type InlineEngine } from '../../src/editor/inlineCompletion';
+import { describeAnswer, InlinePipeline, type InlineEngine } from '../../src/editor/inlineCompletion';
 import type { CompletionRecord } from '../../src/editor/stats';
 import type { CompleteOptions } from '../../src/worker/engineClient';
 import { atCursor } from './helpers';
@@ -134,10 +134,21 @@ test('pipeline: an automatic suggestion is shown only when confident enough; an 
   assert.equal(auto?.text, '');
   assert.ok(Math.abs((auto?.confidence ?? 0) - 0.1) < 1e-9, `confidence ${auto?.confidence}`);
   assert.equal(engine.calls[0].request.logprobs, true, 'the pipeline must ask for token log-probabilities');
+  assert.match(describeAnswer(auto!), /^inline single: wrote "a \* b;" \(6 tokens, 3 ms, confidence 0\.10\); not shown: confidence below deer\.inline\.minConfidence \(0\.15\)$/);
   const manual = await strict.suggest({ doc, offset, manual: true, signal: sig });
   assert.equal(manual?.text, 'a * b;', 'Alt+\\ asks again and shows it');
+  assert.match(describeAnswer(manual!), /; shown$/);
   const lenient = new InlinePipeline(engine, config({ inlineMinConfidence: 0.05 }));
   assert.equal((await lenient.suggest({ doc, offset, manual: false, signal: sig }))?.text, 'a * b;');
+});
+
+test('pipeline: an answer that ends the line at once shows nothing, and the log line says why', async () => {
+  const engine = new ScriptedEngine(() => '\n  return a * b;');
+  const p = new InlinePipeline(engine, config());
+  const { doc, offset } = atCursor('function mul(a, b) {\n  return █\n}\n');
+  const a = await p.suggest({ doc, offset, manual: true, signal: new AbortController().signal });
+  assert.equal(a?.text, '');
+  assert.match(describeAnswer(a!), /^inline single: wrote "\\n  return a \* b;" .*; not shown: empty once cut to the line/);
 });
 
 test('pipeline: nothing on an empty document (or only blanks), and the engine is not asked', async () => {
