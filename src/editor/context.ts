@@ -50,6 +50,26 @@ export function docFromString(text: string): DocText {
   return { length: text.length, slice: (a, b) => text.slice(a, b) };
 }
 
+/**
+ * `doc` as it reads once [start, end) is replaced by `text` (an IntelliSense item the user has
+ * selected but not yet accepted), without copying the document.
+ */
+export function docWithReplacement(doc: DocText, start: number, end: number, text: string): DocText {
+  const shift = text.length - (end - start);
+  const textEnd = start + text.length;
+  const length = doc.length + shift;
+  const read = (a: number, b: number): string => {
+    a = Math.max(0, Math.min(a, length));
+    b = Math.max(a, Math.min(b, length));
+    let out = '';
+    if (a < start) out += doc.slice(a, Math.min(b, start));
+    if (b > start && a < textEnd) out += text.slice(Math.max(a, start) - start, Math.min(b, textEnd) - start);
+    if (b > textEnd) out += doc.slice(Math.max(a, textEnd) - shift, b - shift);
+    return out;
+  };
+  return { length, slice: read };
+}
+
 /** The FIM context at `offset`, or why there is none (binary, huge). */
 export function buildContext(doc: DocText, offset: number, opts: ContextOptions = DEFAULT_CONTEXT_OPTIONS): ContextResult {
   if (doc.length > opts.maxDocChars) return { ok: false, reason: `document larger than ${opts.maxDocChars} characters` };

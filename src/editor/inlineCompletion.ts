@@ -5,7 +5,7 @@ import type { CompleteOptions } from '../worker/engineClient';
 import type { WireRequest } from '../worker/protocol';
 import { SuggestionCache } from './cache';
 import { requestSettings, type DeerConfig } from './config';
-import { buildContext, type ContextOptions, type DocText, type FimContext } from './context';
+import { buildContext, docWithReplacement, type ContextOptions, type DocText, type FimContext } from './context';
 import type { CompletionMode, StopSpec } from '../engine/stopRule';
 import { decideMode } from './policy';
 import { postprocess, suggestionConfidence } from './postprocess';
@@ -22,6 +22,11 @@ export interface InlineQuery {
   offset: number;
   /** Explicitly asked for (Alt+\): no debounce, and a suggestion even mid-word. */
   manual: boolean;
+  /**
+   * The IntelliSense item selected in the suggest widget, replacing [start, end): the suggestion
+   * continues the document as if it were accepted (the editor shows ghost text only then).
+   */
+  selected?: { start: number; end: number; text: string };
   signal: AbortSignal;
 }
 
@@ -86,7 +91,10 @@ export class InlinePipeline {
   async suggest(q: InlineQuery): Promise<InlineAnswer | undefined> {
     const cfg = this.config();
     const info = this.engine.info;
-    const ctx = this.context(q.doc, q.offset);
+    const sel = q.selected;
+    const ctx = sel
+      ? this.context(docWithReplacement(q.doc, sel.start, sel.end, sel.text), sel.start + sel.text.length)
+      : this.context(q.doc, q.offset);
     // An empty document (or only blanks around the cursor) gives the model nothing to go on.
     if (!ctx || (ctx.prefix.trim() === '' && ctx.suffix.trim() === '')) return undefined;
     const spec: StopSpec | null =

@@ -36,6 +36,9 @@ export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
     if (!this.isActive(document) || token.isCancellationRequested) return undefined;
+    // With the suggest widget open, VS Code shows only ghost text that continues the selected item.
+    const item = context.selectedCompletionInfo;
+    const selected = item && { start: document.offsetAt(item.range.start), end: document.offsetAt(item.range.end), text: item.text };
     const controller = new AbortController();
     const sub = token.onCancellationRequested(() => controller.abort());
     try {
@@ -45,10 +48,12 @@ export class DeerInlineProvider implements vscode.InlineCompletionItemProvider {
           offset: document.offsetAt(position),
           manual: context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke,
           signal: controller.signal,
+          ...(selected ? { selected } : {}),
         }),
       );
       if (answer?.source === 'model') this.log(describeAnswer(answer));
       if (!answer || answer.text === '' || token.isCancellationRequested) return undefined;
+      if (item) return [new vscode.InlineCompletionItem(item.text + answer.text, item.range)];
       return [new vscode.InlineCompletionItem(answer.text, new vscode.Range(position, position))];
     } catch (err) {
       this.log(`inline completion failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -2,7 +2,7 @@
 // documents that get no completion.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { buildContext, docFromString, DEFAULT_CONTEXT_OPTIONS } from '../../src/editor/context';
+import { buildContext, docFromString, docWithReplacement, DEFAULT_CONTEXT_OPTIONS } from '../../src/editor/context';
 import { atCursor } from './helpers';
 
 test('small document: whole prefix and suffix, cursor line split', () => {
@@ -70,4 +70,17 @@ test('CRLF: the cursor line suffix has no carriage return', () => {
   const r = buildContext(doc, offset);
   assert.ok(r.ok);
   assert.equal(r.context.lineSuffix, ')');
+});
+
+test('docWithReplacement reads every range as the edited text would', () => {
+  const original = 'const n = items.le;\nconsole.log(n);\n';
+  const start = original.indexOf('le;');
+  for (const [end, text] of [[start + 2, 'length'], [start, 'x'], [start + 2, ''], [original.length, 'tail']] as const) {
+    const edited = original.slice(0, start) + text + original.slice(end);
+    const doc = docWithReplacement(docFromString(original), start, end, text);
+    assert.equal(doc.length, edited.length);
+    for (let a = 0; a <= edited.length + 2; a++) {
+      for (let b = a; b <= edited.length + 2; b++) assert.equal(doc.slice(a, b), edited.slice(a, b), `[${a}, ${b}) of ${JSON.stringify(edited)}`);
+    }
+  }
 });

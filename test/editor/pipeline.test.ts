@@ -151,6 +151,17 @@ test('pipeline: an answer that ends the line at once shows nothing, and the log 
   assert.match(describeAnswer(a!), /^inline single: wrote "\\n  return a \* b;" .*; not shown: empty once cut to the line/);
 });
 
+test('pipeline: with an IntelliSense item selected, the suggestion continues the document as if it were accepted', async () => {
+  const engine = new ScriptedEngine(() => ' > 0) {');
+  const p = new InlinePipeline(engine, config());
+  const { doc, offset } = atCursor('function f(items: number[]) {\n  if (items.le█\n}\n');
+  const selected = { start: offset - 2, end: offset, text: 'length' };
+  const a = await p.suggest({ doc, offset, manual: false, signal: new AbortController().signal, selected });
+  assert.equal(engine.calls[0].request.prefix, 'function f(items: number[]) {\n  if (items.length');
+  assert.equal(engine.calls[0].request.suffix, '\n}\n');
+  assert.equal(a?.text, ' > 0) {');
+});
+
 test('pipeline: nothing on an empty document (or only blanks), and the engine is not asked', async () => {
   const engine = new ScriptedEngine(() => 'import os');
   const p = new InlinePipeline(engine, config());
