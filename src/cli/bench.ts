@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CompletionResult, DEFAULT_TREE_BUDGET, DrafterName, Engine } from '../engine';
+import { CompletionResult, DEFAULT_LOOKUP_TREE_BRANCHES, DEFAULT_TREE_BUDGET, DrafterName, Engine } from '../engine';
 import { Options, UsageError } from './args';
 import { renderBudgetChart, renderChart } from './chart';
 import { commonOptions, parseDrafterSpec, percentile, ROOT } from './common';
@@ -258,6 +258,7 @@ export async function runBench(o: Options): Promise<void> {
         threads: common.threads ?? engine.threads,
         spinning: common.spinning,
         io_binding: common.ioBinding,
+        lookup_tree_branches: common.lookupTreeBranches ?? DEFAULT_LOOKUP_TREE_BRANCHES,
         process_peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),
       },
       config: {

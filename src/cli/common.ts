@@ -15,6 +15,8 @@ export interface CommonOptions {
   threads?: number;
   spinning: boolean;
   ioBinding: boolean;
+  /** Prompt-lookup continuations per draft tree (EngineLoadOptions.lookupTreeBranches). */
+  lookupTreeBranches?: number;
 }
 
 export function commonOptions(o: Options): CommonOptions {
@@ -23,6 +25,7 @@ export function commonOptions(o: Options): CommonOptions {
     threads: o.num('threads'),
     spinning: !o.flag('no-spin'),
     ioBinding: o.flag('io-binding'),
+    lookupTreeBranches: o.num('lookup-branches'),
   };
 }
 

@@ -17,6 +17,7 @@ const USAGE = `usage:
              [--json OUT.json] [--tree-budget N] [--tree-budgets 1,4,16,32,64]
              [--temperature T [--top-p P] [--seed N]]
              [--save-outputs FILE.jsonl] [--block-size K] [--fixed-block] [--threads N] [--no-spin]
+             [--lookup-branches N] (prompt-lookup continuations per deer+lookup draft tree)
   deer passes [--model DIR] [--pasts 64,256,512,1024] [--q 1,4,8,16,32] [--reps N] [--modes bound,plain]
              (verifier ms per pass by cached length and tokens per pass)
 Without --model, the embedded default model (models/default) is used.`;

@@ -11,6 +11,7 @@ export type DrafterName = 'none' | 'ngram' | 'ar' | 'deer';
 export const DRAFTER_NAMES: readonly DrafterName[] = ['none', 'ngram', 'ar', 'deer'];
 /** Draft-tree nodes per pass for deer when neither the request nor the model's deer.json says (ENGINE_DEFAULTS.treeBudget). */
 export const DEFAULT_TREE_BUDGET = ENGINE_DEFAULTS.treeBudget;
+export const DEFAULT_LOOKUP_TREE_BRANCHES = ENGINE_DEFAULTS.lookupTreeBranches;
 
 export interface EngineOptions {
   /** Model folder (HF layout + optional deer.json). */

@@ -11,6 +11,8 @@ export const ENGINE_DEFAULTS = Object.freeze({
   treeBudget: 32,
   /** Most draft-tree nodes in one verifier pass. */
   maxTreeBudget: 256,
+  /** Different prompt-lookup continuations grafted onto one draft tree (deer+lookup with trees; chains take one). */
+  lookupTreeBranches: 1,
   /** Likeliest tokens asked of the drafter per block position when building draft trees. */
   treeCandidates: 8,
   /**

@@ -136,6 +136,8 @@ export interface EngineLoadOptions extends EngineOptions {
   prefillChunk?: number;
   /** Have onnxruntime write outputs into pre-allocated buffers (default false: measured slower; kept to measure). */
   ioBinding?: boolean;
+  /** Different prompt-lookup continuations grafted onto a deer+lookup draft tree (default ENGINE_DEFAULTS.lookupTreeBranches). */
+  lookupTreeBranches?: number;
 }
 
 /**
@@ -180,7 +182,7 @@ export class Engine {
     private readonly spec: ModelSpec,
     private readonly tokenizer: DeerTokenizer,
     private readonly verifier: DecoderSession,
-    private readonly opts: Required<Pick<EngineLoadOptions, 'threads' | 'spinning' | 'ioBinding'>>,
+    private readonly opts: Required<Pick<EngineLoadOptions, 'threads' | 'spinning' | 'ioBinding' | 'lookupTreeBranches'>>,
   ) {
     this.promptWindow = new PromptWindow(tokenizer);
     this.canHeal = tokenizer.canHeal;
@@ -220,7 +222,9 @@ export class Engine {
       bind: ioBinding,
       treeAttention: spec.verifier.treeAttention,
     });
-    const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding });
+    const lookupTreeBranches = options.lookupTreeBranches ?? ENGINE_DEFAULTS.lookupTreeBranches;
+    if (!Number.isInteger(lookupTreeBranches) || lookupTreeBranches < 1) throw new Error(`lookupTreeBranches must be a whole number of at least 1, not ${lookupTreeBranches}`);
+    const engine = new Engine(spec, tokenizer, verifier, { threads, spinning, ioBinding, lookupTreeBranches });
     try {
       // The DEER drafter (the default one) is loaded and tried now: one made for another verifier is refused here.
       if (spec.deer) await engine.warm('deer');
@@ -424,7 +428,7 @@ export class Engine {
   /** DEER with prompt lookup (CompletionRequest.lookup). */
   private async hybrid(): Promise<LookupHybridDrafter> {
     const deer = (await this.drafter('deer')) as DiffusionDrafter;
-    this.hybridDrafter ??= new LookupHybridDrafter(deer, this.policy('deer+lookup'));
+    this.hybridDrafter ??= new LookupHybridDrafter(deer, this.policy('deer+lookup'), this.opts.lookupTreeBranches);
     return this.hybridDrafter;
   }
 

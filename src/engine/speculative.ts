@@ -212,7 +212,7 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
     }
     const reason = tracker.add(cut(decoder.push(fresh)));
     // A pass with nothing drafted is a plain-decoding step: it keeps the estimate honest.
-    if (draft.tokens.length === 0) passTime.observe(past, performance.now() - tv, 0.2);
+    if (tree.tokens.length === 0) passTime.observe(past, performance.now() - tv, 0.2);
     if (reason) {
       stopReason = reason;
       break;

@@ -65,3 +65,27 @@ describe('the engine hands drafters what each pass did', () => {
     assert.deepEqual(seen, [[2, [5, 6, 7], { draftMs: 1, verifyMs: 2 }]]);
   });
 });
+
+describe('the lookup hybrid grafts several lookup continuations onto a draft tree', () => {
+  // suffix [2 7 8]: [2 7 8]→5 6 (n 3), then [7 8]→3 4 (n 2), then [8]→0 2 (n 1)
+  const tokens = [1, 7, 8, 3, 4, 2, 7, 8, 5, 6, 4, 8, 0, 2, 7, 8];
+  const ctx: DraftContext = { tokens, promptLength: 10, suffixIds: [], temperature: 0, topP: 1, rng: Math.random, candidates: 8 };
+  const hybrid = (branches: number) =>
+    new LookupHybridDrafter(new CountingDrafter() as unknown as DiffusionDrafter, new DraftPolicy(new PassTimeModel(10, 0), { sizeBeforeDraft: false }), branches);
+
+  it('one branch per different continuation, latest match first; one when asked for one', async () => {
+    const d = await hybrid(3).draft(ctx, 2);
+    assert.deepEqual(d.branches?.map((b) => b.tokens), [[5, 6], [3, 4], [0, 2]]);
+    assert.deepEqual((await hybrid(1).draft(ctx, 2)).branches?.map((b) => b.tokens), [[5, 6]]);
+  });
+
+  it('learns how often each rank of branch is right', async () => {
+    const h = hybrid(3);
+    for (let i = 0; i < 12; i++) {
+      await h.draft(ctx, 2);
+      h.accept(0, [3, 4, 1], { draftMs: 1, verifyMs: 1 }); // the verifier wrote the second branch
+    }
+    const gains = (await h.draft(ctx, 2)).branches!.map((b) => b.gains[0]);
+    assert.ok(gains[1] > 0.8 && gains[0] < 0.2 && gains[2] < 0.2, `first-token gains by rank: ${gains.map((g) => g.toFixed(2))}`);
+  });
+});

@@ -15,6 +15,8 @@ interface Case {
   maxNewTokens: number;
   /** Also run deer with draft trees of each of TREE_BUDGETS nodes (the fixture and the default model). */
   treeBudgets?: boolean;
+  /** Load the engine with this many prompt-lookup branches per tree, and run deer+lookup at each of TREE_BUDGETS. */
+  lookupTreeBranches?: number;
 }
 
 const ts = evalPrompts('mbpp-ts-reworded.jsonl', 3);
@@ -32,15 +34,16 @@ const cases: Case[] = [
   { dir: INT8_MODEL, prompts: [...fromEval(ts), ...fromEval(py), ...fim], maxNewTokens: 48 },
   { dir: CONDITIONED_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fim], maxNewTokens: 32 },
   { dir: DEFAULT_MODEL, prompts: [...fromEval(ts.slice(0, 2)), ...fromEval(py.slice(0, 2))], maxNewTokens: 24, treeBudgets: true },
+  { dir: DEFAULT_MODEL, prompts: [...fromEval(ts.slice(2, 3)), ...fromEval(py.slice(2, 3))], maxNewTokens: 48, lookupTreeBranches: 3 },
 ];
 
 for (const c of cases) {
-  const name = c.dir.split('/').slice(-1)[0];
+  const name = c.dir.split('/').slice(-1)[0] + (c.lookupTreeBranches ? `, ${c.lookupTreeBranches} lookup branches per tree` : '');
   const skip = !hasModel(c.dir) ? 'model missing' : false;
   describe(`lossless greedy (${name})`, { skip }, () => {
     let engine: Engine;
     before(async () => {
-      engine = await Engine.load({ modelDir: c.dir, threads: 1, spinning: false, calibrate: false });
+      engine = await Engine.load({ modelDir: c.dir, threads: 1, spinning: false, calibrate: false, lookupTreeBranches: c.lookupTreeBranches });
     });
     after(async () => engine?.dispose());
 
@@ -66,6 +69,7 @@ for (const c of cases) {
                     { treeBudget: 0, lookup: true },
                     { treeBudget: 0, adaptiveBlock: false },
                     ...(c.treeBudgets ? TREE_BUDGETS.map((b) => ({ treeBudget: b, adaptiveBlock: false })) : []),
+                    ...(c.lookupTreeBranches ? TREE_BUDGETS.map((b) => ({ treeBudget: b, lookup: true })) : []),
                   ]
                 : [{}];
           for (const v of variants) {

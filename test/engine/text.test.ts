@@ -2,7 +2,7 @@
 // prompt lookup.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { promptLookup } from '../../src/engine/drafters/ngram';
+import { lookupMatches, promptLookup } from '../../src/engine/drafters/ngram';
 import { repetitionCut, repetitionHoldback } from '../../src/engine/repetition';
 import { TextTracker } from '../../src/engine/speculative';
 import { StreamDecoder } from '../../src/engine/tokenizer';
@@ -91,6 +91,18 @@ describe('prompt lookup (ngram drafter)', () => {
   it('proposes nothing without a match', () => {
     assert.deepEqual(promptLookup([1, 2, 3, 4], 4), []);
     assert.deepEqual(promptLookup([1], 4), []);
+  });  it('for draft trees: the latest match first, then earlier matches that continue differently, then shorter matches', () => {
+    //            match [1 2 3]→7 8    →4 5       →7 8 (known)     [2 3]→6   suffix
+    const toks = [1, 2, 3, 4, 5, 1, 2, 3, 7, 8, 0, 1, 2, 3, 7, 8, 9, 2, 3, 6, 1, 2, 3];
+    const found = lookupMatches(toks, 2, 4);
+    assert.deepEqual(found, [
+      { tokens: [7, 8], n: 3, rank: 0 },
+      { tokens: [4, 5], n: 3, rank: 1 },
+      { tokens: [6, 1], n: 2, rank: 2 },
+    ]);
+    assert.deepEqual(found[0].tokens, promptLookup(toks, 2), 'rank 0 is the chain drafter\'s');
+    assert.deepEqual(lookupMatches(toks, 2, 1), [{ tokens: [7, 8], n: 3, rank: 0 }]);
+    assert.deepEqual(lookupMatches([1, 2, 3, 4], 4, 3), []);
   });
 });
 

@@ -9,17 +9,17 @@
 // fewer tokens per millisecond than the passes that did not, or than a plain pass would.
 import type { DraftPolicy } from '../draftPolicy';
 import type { DiffusionDrafter } from './diffusion';
-import { lookupMatch } from './ngram';
+import { lookupMatch, lookupMatches } from './ngram';
 import type { Draft, DraftContext, Drafter, PassTiming } from './types';
 
 export class LookupHybridDrafter implements Drafter {
   readonly name = 'deer' as const;
-  /** Per match length n: drafted tokens seen up to the first rejection, and those accepted. */
-  private readonly trials = [0, 0, 0, 0];
-  private readonly hits = [0, 0, 0, 0];
+  /** Per match length n and branch rank r ([n][r]; chains: r = 0): drafted tokens seen up to the first rejection, and those accepted. */
+  private readonly trials: number[][];
+  private readonly hits: number[][];
   private last: { n: number; drafted: number } | null = null;
-  /** Tree mode: the lookup branch sent with the last pass. */
-  private grafted: { n: number; tokens: number[] } | null = null;
+  /** Tree mode: the lookup branches sent with the last pass. */
+  private grafted: { n: number; rank: number; tokens: number[] }[] = [];
   private usedDeer = false;
   /** Moving average of drafted tokens accepted per pass when the diffusion draft was sent. */
   private deerEarned = 1;
@@ -39,22 +39,27 @@ export class LookupHybridDrafter implements Drafter {
     private readonly deer: DiffusionDrafter,
     /** Its calibration (deer's) rates the diffusion draft; its probe schedule decides when to draft anyway. */
     private readonly policy: DraftPolicy,
-  ) {}
+    /** Different lookup continuations per draft tree (lookupMatches); chains take one. */
+    private readonly treeBranches = 1,
+  ) {
+    this.trials = [0, 1, 2, 3].map(() => new Array<number>(Math.max(1, treeBranches)).fill(0));
+    this.hits = this.trials.map((row) => row.slice());
+  }
 
   async begin(): Promise<void> {
     await this.deer.begin();
   }
 
-  /** Estimated per-token acceptance after an n-token match (prior 0.5). */
-  private rate(n: number): number {
-    return (this.hits[n] + 1) / (this.trials[n] + 2);
+  /** Estimated per-token acceptance after an n-token match, for the rank-th branch (prior 0.5). */
+  private rate(n: number, rank = 0): number {
+    return (this.hits[n][rank] + 1) / (this.trials[n][rank] + 2);
   }
 
   async draft(ctx: DraftContext, k: number): Promise<Draft> {
     this.passes++;
     this.ranDeer = false;
     this.last = null;
-    this.grafted = null;
+    this.grafted = [];
     if (ctx.candidates > 0) return this.draftTree(ctx, k);
     const look = ctx.temperature > 0 ? { tokens: [], n: 0 } : lookupMatch(ctx.tokens, k);
     const a = this.rate(look.n);
@@ -77,20 +82,20 @@ export class LookupHybridDrafter implements Drafter {
   }
 
   private async draftTree(ctx: DraftContext, k: number): Promise<Draft> {
-    const look = lookupMatch(ctx.tokens, k);
-    const a0 = this.rate(look.n);
-    let expectLookup = 0;
-    for (let j = 1; j <= look.tokens.length; j++) expectLookup += a0 ** j;
+    const looks = lookupMatches(ctx.tokens, k, this.treeBranches);
+    const branches = looks.map((l) => {
+      const a = this.rate(l.n, l.rank);
+      return { tokens: l.tokens, gains: l.tokens.map((_, j) => a ** (j + 1)) };
+    });
+    const expectLookup = branches.length > 0 ? branches[0].gains.reduce((x, y) => x + y, 0) : 0;
     // The lookup alone promises what the diffusion trees have been earning: skip the drafter pass.
-    if (look.tokens.length > 0 && expectLookup >= this.deerEarned) return this.useLookup(look);
-    if (this.skipDeer(ctx)) return this.useLookup(look);
-    const d = await this.deer.draft(ctx, k);
-    this.usedDeer = this.ranDeer = true;
-    if (look.tokens.length > 0) {
-      const a = this.rate(look.n);
-      this.grafted = look;
+    const skip = (branches.length > 0 && expectLookup >= this.deerEarned) || this.skipDeer(ctx);
+    const d: Draft = skip ? { tokens: [] } : await this.deer.draft(ctx, k);
+    this.usedDeer = this.ranDeer = !skip;
+    if (looks.length > 0) {
+      this.grafted = looks;
       this.lookupPasses++;
-      d.branches = [{ tokens: look.tokens, gains: look.tokens.map((_, j) => a ** (j + 1)) }];
+      d.branches = branches;
     }
     return d;
   }
@@ -129,17 +134,16 @@ export class LookupHybridDrafter implements Drafter {
       if (this.ranDeer) this.deerTokensPerMs = ema(this.deerTokensPerMs);
       else this.skippedTokensPerMs = ema(this.skippedTokensPerMs);
     }
-    if (this.grafted) {
-      const { n, tokens } = this.grafted;
+    for (const { n, rank, tokens } of this.grafted) {
       let m = 0;
       while (m < tokens.length && m < added.length && tokens[m] === added[m]) m++;
       // the branch's tokens that the verifier wrote (the bonus included) count as hits
-      this.trials[n] += Math.min(tokens.length, m + 1);
-      this.hits[n] += Math.min(m, tokens.length);
+      this.trials[n][rank] += Math.min(tokens.length, m + 1);
+      this.hits[n][rank] += Math.min(m, tokens.length);
     }
     if (this.last) {
-      this.trials[this.last.n] += Math.min(this.last.drafted, accepted + 1);
-      this.hits[this.last.n] += accepted;
+      this.trials[this.last.n][0] += Math.min(this.last.drafted, accepted + 1);
+      this.hits[this.last.n][0] += accepted;
     } else if (this.usedDeer) {
       this.deerEarned += 0.1 * (accepted - this.deerEarned);
     }

@@ -24,6 +24,34 @@ export function lookupMatch(tokens: readonly number[], k: number, maxN = 3, minN
   return { tokens: [], n: 0 };
 }
 
+/**
+ * Up to `maxBranches` different continuations for draft trees: what followed the latest match of
+ * the longest suffix that matches (lookupMatch's), then what followed earlier matches where it
+ * differs, then matches of shorter suffixes. `rank`: the order found (0 = lookupMatch's).
+ */
+export function lookupMatches(
+  tokens: readonly number[],
+  k: number,
+  maxBranches: number,
+  maxN = 3,
+  minN = 1,
+): { tokens: number[]; n: number; rank: number }[] {
+  const len = tokens.length;
+  const found: { tokens: number[]; n: number; rank: number }[] = [];
+  const known = (c: number[]) => found.some((f) => c.every((t, i) => f.tokens[i] === t));
+  for (let n = Math.min(maxN, len - 1); n >= minN && found.length < maxBranches; n--) {
+    for (let i = len - n - 1; i >= 0 && found.length < maxBranches; i--) {
+      let j = 0;
+      while (j < n && tokens[i + j] === tokens[len - n + j]) j++;
+      if (j < n) continue;
+      const from = i + n;
+      const c = tokens.slice(from, Math.min(from + k, len));
+      if (c.length > 0 && !known(c)) found.push({ tokens: c, n, rank: found.length });
+    }
+  }
+  return found;
+}
+
 export class NgramDrafter implements Drafter {
   readonly name = 'ngram' as const;
   constructor(
