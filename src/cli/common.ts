@@ -20,12 +20,14 @@ export interface CommonOptions {
 }
 
 export function commonOptions(o: Options): CommonOptions {
+  const branches = o.num('lookup-branches');
+  if (branches !== undefined && !(Number.isInteger(branches) && branches >= 1)) throw new UsageError(`--lookup-branches must be a whole number of at least 1, got ${branches}`);
   return {
     modelDir: resolve(o.str('model', DEFAULT_MODEL)),
     threads: o.num('threads'),
     spinning: !o.flag('no-spin'),
     ioBinding: o.flag('io-binding'),
-    lookupTreeBranches: o.num('lookup-branches'),
+    lookupTreeBranches: branches,
   };
 }
 

@@ -133,5 +133,6 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     const prefix = join(dir, 'p.txt');
     writeFileSync(prefix, 'x');
     assert.throws(() => deer(['complete', '--prefix-file', prefix, '--model', dir]), (e: { status: number; stderr: string }) => e.status === 1 && /config\.json: missing/.test(e.stderr));
+    assert.throws(() => deer(['complete', '--prefix-file', prefix, '--lookup-branches', '0']), (e: { status: number; stderr: string }) => e.status === 2 && /--lookup-branches must be a whole number of at least 1, got 0/.test(e.stderr));
   });
 });
