@@ -26,18 +26,27 @@ export interface DeerApi {
   whenIdle(): Promise<void>;
   /** Every notification (toast) the extension showed, oldest first. */
   notices(): readonly string[];
+  /** The output channel's last lines (without their timestamps), oldest first. */
+  log(): readonly string[];
   /** Every progress message of DEER: Generate's notification, oldest first. */
   progress(): readonly string[];
   /** What the stats view shows now (its status line, the error and its buttons). */
   statsPage(): StatsPageData;
 }
 
+const LOG_KEPT = 200;
+
 /** Pause after a file is opened or the cursor is clicked somewhere before its context is prefetched. */
 const PREFETCH_DELAY_MS = 250;
 
 export function activate(context: vscode.ExtensionContext): DeerApi {
   const output = vscode.window.createOutputChannel('DEER Complete');
-  const log = (line: string): void => output.appendLine(`[${new Date().toISOString()}] ${line}`);
+  const logged: string[] = []; // the last LOG_KEPT lines, for the test hook
+  const log = (line: string): void => {
+    output.appendLine(`[${new Date().toISOString()}] ${line}`);
+    logged.push(line);
+    if (logged.length > LOG_KEPT) logged.splice(0, logged.length - LOG_KEPT);
+  };
   const history = new StatsHistory();
   const client = new EngineClient({ workerPath: context.asAbsolutePath(path.join('dist', 'worker.js')) });
   let config: DeerConfig = readConfig(vscode.workspace.getConfiguration('deer'));
@@ -179,6 +188,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
       ),
     ),
     vscode.commands.registerCommand('deer.showStats', () => statsView.show()),
+    vscode.commands.registerCommand('deer.showLog', () => output.show(true)),
     vscode.commands.registerCommand('deer.chooseModelFolder', async () => {
       const picked = await vscode.window.showOpenDialog({
         canSelectFolders: true,
@@ -229,6 +239,7 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
     status: (): StatusView => status.view,
     lastStats: () => history.last?.stats,
     notices: () => shown,
+    log: () => logged,
     progress: () => progressShown,
     statsPage,
     whenIdle: async () => {

@@ -16,6 +16,8 @@ export interface DeerTestApi {
   whenIdle(): Promise<void>;
   /** Every toast the extension showed, oldest first. */
   notices(): readonly string[];
+  /** The output channel's last lines (without their timestamps), oldest first. */
+  log(): readonly string[];
   /** Every progress message of DEER: Generate, oldest first. */
   progress(): readonly string[];
   /** What the stats view shows now: its status line, the error and its buttons. */
@@ -140,6 +142,11 @@ export function registerDeerTests(note: (line: string) => void = (l) => console.
         assertPlainText('committed suggestion', inserted);
         const cursor = editor.document.offsetAt(editor.selection.active);
         assert.equal(cursor, prefix.length + inserted.length, 'cursor is not at the end of the committed suggestion');
+        // The output channel (DEER: Show Log) has a line for the model's answer that was shown.
+        const answers = api.log().filter((l) => l.startsWith('inline '));
+        assert.ok(answers.some((l) => / wrote ".*; shown$/.test(l)), `no shown answer in the log: ${JSON.stringify(answers.slice(-3))}`);
+        await vscode.commands.executeCommand('deer.showLog');
+        await vscode.commands.executeCommand('workbench.action.closePanel');
       });
 
       test('status bar shows measured figures after a completion', async () => {
