@@ -150,7 +150,7 @@ export async function runBench(o: Options): Promise<void> {
     const treeNote = chainsOnly
       ? `The verifier has no tree_mask input (deer.json verifier.tree_attention), so the -tree rows verify chains (python -m training.retrofit_tree adds it).`
       : rows.some((r) => r.treeBudget > 0)
-        ? `-tree rows: draft trees of at most ${treeBudget} nodes per pass (-tree@N: N nodes)${adaptiveBlock ? ' (the pass-time model may send fewer)' : ''}; the others verify chains.`
+        ? `-tree rows: draft trees of at most ${treeBudget} drafter nodes per pass (-tree@N: N nodes)${adaptiveBlock ? ' (the pass-time model may send fewer)' : ''}, prompt-lookup nodes on top; the others verify chains.`
         : '';
     if (chainsOnly) process.stderr.write(`deer: ${treeNote}\n`);
     for (const r of rows) {
@@ -288,7 +288,7 @@ export async function runBench(o: Options): Promise<void> {
           "log-probability per output token (temperature 1), which lossless sampling keeps equal to none's within noise (difference paired by prompt, ± its standard error).\n",
       );
     }
-    if (sweep) sections.push(`Accepted length against the draft-tree node budget (greedy; budget = most nodes per pass):\n\n${budgetTable(sweep)}`);
+    if (sweep) sections.push(`Accepted length against the draft-tree node budget (greedy; budget = most drafter nodes per pass; +lookup rows add lookup nodes):\n\n${budgetTable(sweep)}`);
     const table = sections.join('\n');
     const title = `${engine.info.name} on ${basename(promptsFile)}: ${prompts.length} prompts, ${maxNewTokens} new tokens, greedy${temperature > 0 ? ` and t=${temperature}` : ''}`;
     mkdirSync(dirname(jsonOut), { recursive: true });

@@ -12,7 +12,8 @@
 // process's resident memory. Writes bench/latency.json and bench/latency.md.
 //
 //   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
-//                              [--drafter D] [--lookup] [--threads N] [--while-debouncing wait|prefill|complete]
+//                              [--drafter D] [--no-lookup] [--no-trees] [--threads N] [--while-debouncing wait|prefill|complete]
+// Without options it measures what the extension does by default (DEFAULT_CONFIG: deer with prompt lookup and draft trees).
 import { readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -24,13 +25,14 @@ import { EngineClient } from '../worker/engineClient';
 import { DEFAULT_MODEL, drafterName, percentile, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
-const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['lookup'], (o) => ({
+const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, TREES, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['no-lookup', 'no-trees'], (o) => ({
   MODEL: o.str('model', DEFAULT_MODEL),
   OUT: o.str('out', join(ROOT, 'bench', 'latency')),
   PER_FILE: o.num('per-file', 4),
   DRAFTER: drafterName(o.str('drafter', DEFAULT_CONFIG.drafter)),
   THREADS: o.num('threads', 0),
-  LOOKUP: o.flag('lookup'),
+  LOOKUP: DEFAULT_CONFIG.promptLookup && !o.flag('no-lookup'),
+  TREES: DEFAULT_CONFIG.draftTrees && !o.flag('no-trees'),
   WHILE_DEBOUNCING: o.str('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete',
   FILES: o
     .str('files', DEFAULT_FILES.map((f) => join(ROOT, f)).join(','))
@@ -92,7 +94,7 @@ function pick<T>(xs: T[], n: number): T[] {
 
 async function main(): Promise<void> {
   if (!existsSync(join(MODEL, 'config.json'))) throw new Error(`no model folder at ${MODEL} (use --model DIR)`);
-  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER, promptLookup: LOOKUP };
+  const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER, promptLookup: LOOKUP, draftTrees: TREES };
   const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
   const t0 = performance.now();
   const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined }, config.drafter);
@@ -222,6 +224,7 @@ async function main(): Promise<void> {
     whileDebouncing: WHILE_DEBOUNCING,
     threads,
     lookup: LOOKUP,
+    trees: TREES,
     inlineMaxNewTokens: config.inlineMaxNewTokens,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg() },
     loadMs: Math.round(loadMs),
@@ -243,12 +246,12 @@ function pct(xs: number[], p: number): number | null {
   return v === null ? null : Math.round(v);
 }
 
-function markdown(r: { threads: number | string; date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
+function markdown(r: { threads: number | string; date: string; model: { name: string; dir: string }; drafter: string; lookup: boolean; trees: boolean; debounceMs: number; whileDebouncing: string; inlineMaxNewTokens: number; machine: { cpus: number; loadavg: number[] }; loadMs: number; workerRssMB: { afterLoad: number; peak: number } }, table: Record<string, unknown>[]): string {
   const f = (x: unknown): string => (x === null || x === undefined ? '–' : String(x));
   const lines = [
     `# Inline completion latency`,
     '',
-    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}${r.lookup ? '+lookup' : ''}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens, inference threads: ${r.threads}; ` +
+    `${r.date}; model ${r.model.name} (${r.model.dir}), drafter ${r.drafter}${r.drafter === 'deer' ? `${r.lookup ? '+lookup' : ''}${r.trees ? '-tree' : ''}` : ''}, debounce ${r.debounceMs} ms (meanwhile: ${r.whileDebouncing}), max ${r.inlineMaxNewTokens} new tokens, inference threads: ${r.threads}; ` +
       `${r.machine.cpus} cores, load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}.`,
     '',
     'Milliseconds from the last keystroke to the answer (debounce included), through the inference process and the extension\'s',

@@ -55,9 +55,10 @@ export interface CompletionRequest {
    */
   lookup?: boolean;
   /**
-   * deer: most draft-tree nodes per verifier pass. Each pass then verifies a tree of the drafter's
-   * likeliest continuations (and, with lookup, the prompt-lookup continuation as one more branch)
-   * instead of one chain; lossless. Needs a verifier with tree_mask (ModelInfo.treeAttention),
+   * deer: most of the drafter's draft-tree nodes per verifier pass. Each pass then verifies a tree
+   * of the drafter's likeliest continuations (and, with lookup, the prompt-lookup continuation as
+   * one more branch, its nodes on top of the budget, as many as the cost model finds worth
+   * verifying) instead of one chain; lossless. Needs a verifier with tree_mask (ModelInfo.treeAttention),
    * else chains. 0 = chains. Default: the model's (ModelInfo.treeBudget).
    */
   treeBudget?: number;

@@ -245,15 +245,17 @@ export async function runLoop({ verifier, drafter, tokenizer }: LoopParts, req: 
  * policy picks for the time already spent drafting (`timing`; drafters that report confidence),
  * and to what the model's positions allow.
  */
-function draftTree(draft: Draft, budget: number, room: number, policy: DraftPolicy, timing?: { draftMs: number; past: number }): DraftTree {
+export function draftTree(draft: Draft, budget: number, room: number, policy: DraftPolicy, timing?: { draftMs: number; past: number }): DraftTree {
   const calibrate = (c: number) => policy.calibration.p(c);
   const positions = budget > 0 ? draft.positions : undefined;
   let tree = positions ? buildTree(positions, budget, calibrate) : chainTree(draft.tokens, draft.probs, draft.confidence, calibrate);
   if (budget > 0) for (const b of draft.branches ?? []) tree = graftBranch(tree, b.tokens, b.gains);
-  // With trees on, the budget bounds every pass, a lookup-only chain (no positions) included.
-  let n = Math.min(room, budget > 0 ? budget : tree.tokens.length);
-  // Drafters without confidence (n-gram lookup) send their whole draft.
-  if (timing && (draft.confidence || positions)) n = policy.nodeCount(tree.gains, n, timing.draftMs, timing.past);
+  // With trees on, the budget bounds the drafter's own nodes; grafted lookup nodes come on top.
+  const grafted = tree.rank.reduce((m, r) => m + (r < 0 ? 1 : 0), 0);
+  let n = Math.min(room, budget > 0 ? budget + grafted : tree.tokens.length);
+  // Drafts with estimated chances (the drafter's confidence, lookup branches' learned rates) send
+  // the node count the cost model picks; a plain n-gram chain has none and is sent whole.
+  if (timing && (draft.confidence || positions || grafted > 0)) n = policy.nodeCount(tree.gains, n, timing.draftMs, timing.past);
   return truncateTree(tree, n);
 }
 

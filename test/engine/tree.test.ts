@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildTree, chainTree, DraftTree, graftBranch, PositionCandidates, topCandidates, treeDepth, truncateTree } from '../../src/engine/tree';
+import { DraftPolicy } from '../../src/engine/draftPolicy';
+import { draftTree } from '../../src/engine/speculative';
+import { PassTimeModel } from '../../src/engine/stats';
 
 const positions: PositionCandidates[] = [
   { tokens: [10, 11, 12], probs: [0.6, 0.25, 0.15] },
@@ -78,5 +81,32 @@ describe('draft tree construction', () => {
   it('top candidates of a row, highest first, above the floor', () => {
     assert.deepEqual(topCandidates([0.1, 0.5, 0, 0.3, 0.05], 3), { tokens: [1, 3, 0], probs: [0.5, 0.3, 0.1] });
     assert.deepEqual(topCandidates([-3, -1, -2], 2, -Infinity), { tokens: [1, 2], probs: [-1, -2] });
+  });
+});
+
+describe('the pass sends the drafter\'s nodes within the budget, lookup nodes on top, trimmed by the cost model', () => {
+  const policy = (perExtraToken: number) => new DraftPolicy(new PassTimeModel(10, 0, perExtraToken), { sizeBeforeDraft: false });
+  const lookup = (rate: number, n = 10) => ({ tokens: Array.from({ length: n }, (_, j) => 100 + j), gains: Array.from({ length: n }, (_, j) => rate ** (j + 1)) });
+
+  it('a lookup-only pass sends its whole chain past the budget when its chances are good', () => {
+    const t = draftTree({ tokens: [], branches: [lookup(0.95)] }, 4, 1000, policy(0.02), { draftMs: 0, past: 100 });
+    assert.equal(t.tokens.length, 10);
+    assert.ok(t.rank.every((r) => r === -1));
+  });
+
+  it('the cost model cuts a lookup chain whose chances are poor', () => {
+    const t = draftTree({ tokens: [], branches: [lookup(0.3)] }, 4, 1000, policy(0.1), { draftMs: 0, past: 100 });
+    assert.ok(t.tokens.length < 4, `sent ${t.tokens.length} nodes of a chain accepted token by token at 0.3`);
+  });
+
+  it('with diffusion candidates, the budget bounds the drafter\'s nodes only', () => {
+    const t = draftTree({ tokens: [10, 20, 30], positions, branches: [lookup(0.95, 6)] }, 2, 1000, policy(0.01));
+    assert.equal(t.rank.filter((r) => r >= 0).length, 2);
+    assert.equal(t.rank.filter((r) => r < 0).length, 6);
+  });
+
+  it('without trees (budget 0) the chain goes as drafted and branches are ignored', () => {
+    const t = draftTree({ tokens: [10, 20, 30], branches: [lookup(0.95, 6)] }, 0, 1000, policy(0.01));
+    assert.deepEqual(t.tokens, [10, 20, 30]);
   });
 });
