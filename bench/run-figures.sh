@@ -15,5 +15,5 @@ for f in mbpp-ts-reworded mbpp-py-reworded; do
     --tree-budgets 1,4,16,32,64 --json "bench/$f.trees.json" "$@"
   # fill-in-the-middle, as inline completion asks: prefix = the prompt, suffix = the tests after it
   node bin/deer.js bench --prompts "../shared/eval/$f.jsonl" --suffix-field tests --limit 40 --max-new-tokens 64 \
-    --drafters none,ngram,ar,deer,deer+lookup --json "bench/$f.fim.json" "$@"
+    --drafters none,ngram,ar,deer,deer+lookup,deer+lookup-tree --json "bench/$f.fim.json" "$@"
 done
