@@ -9,19 +9,8 @@ export function promptLookup(tokens: readonly number[], k: number, maxN = 3, min
 
 /** Like promptLookup, also telling the length n of the suffix that matched (0: no match). */
 export function lookupMatch(tokens: readonly number[], k: number, maxN = 3, minN = 1): { tokens: number[]; n: number } {
-  const len = tokens.length;
-  for (let n = Math.min(maxN, len - 1); n >= minN; n--) {
-    // candidate start positions i of a match tokens[i..i+n) == tokens[len-n..len), i + n < len
-    for (let i = len - n - 1; i >= 0; i--) {
-      let j = 0;
-      while (j < n && tokens[i + j] === tokens[len - n + j]) j++;
-      if (j === n) {
-        const from = i + n;
-        return { tokens: tokens.slice(from, Math.min(from + k, len)), n };
-      }
-    }
-  }
-  return { tokens: [], n: 0 };
+  const [first] = lookupMatches(tokens, k, 1, maxN, minN);
+  return first ? { tokens: first.tokens, n: first.n } : { tokens: [], n: 0 };
 }
 
 /**
