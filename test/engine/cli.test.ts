@@ -115,7 +115,8 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
         assert.equal(p.mean_accepted, row.mean_accepted);
         assert.equal(p.speedup, row.speedup);
         assert.equal(p.identical, true, `${d} budget ${p.budget}: lossless`);
-        if (p.budget !== null) assert.ok(p.drafted_per_pass <= p.budget, `${d}: at most ${p.budget} nodes per pass, got ${p.drafted_per_pass}`);
+        // The budget bounds the drafter's nodes; deer+lookup's lookup nodes come on top (tree.test.ts).
+        if (p.budget !== null && d === 'deer') assert.ok(p.drafted_per_pass <= p.budget, `${d}: at most ${p.budget} nodes per pass, got ${p.drafted_per_pass}`);
       }
     }
     assert.equal(report.results['deer-tree@4'].trees, report.config.tree_attention);
