@@ -513,6 +513,10 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
                 log(f"int8 quality: {report['int8_quality']}")
         else:
             shutil.copyfile(fp32, final)
+        if role != "drafter":  # constant shape arithmetic: fewer kernels per pass (training/static_shapes.py)
+            from training.static_shapes import make_static
+            report.setdefault("static_shapes", {})[name] = make_static(final, final)
+            log(f"static shapes {name}: {report['static_shapes'][name]}")
         report["files"][f"onnx/{name}"] = os.path.getsize(final)
         if check:
             if role == "drafter":

@@ -87,3 +87,34 @@ def test_committed_int8_fixture_is_the_quantized_fp32_fixture(quantized):
             f"{f}: rebuild with python -m training.make_fixture --int8-only"
     for f in ("tokenizer.json", "config.json", "deer.json"):
         assert open(os.path.join(INT8_FIXTURE, f)).read() == open(os.path.join(FIXTURE, f)).read()
+
+
+def test_static_shapes_keep_every_output(tmp_path):
+    """The shape arithmetic made constant (training/static_shapes.py, run by write_folder) leaves a
+    smaller graph with the same logits and caches at lengths it was not probed or checked at, and
+    with a branching tree mask."""
+    from training.static_shapes import make_static
+    import onnxruntime as ort
+    src = os.path.join(FIXTURE, "onnx/model.onnx")
+    dst = str(tmp_path / "static.onnx")
+    report = make_static(src, dst)
+    assert report["nodes_after"] < report["nodes_before"] - 50, report
+    cfg = fixture_cfg()
+    L, nkv, hs = cfg.n_layer, cfg.n_kv_head, cfg.head_dim
+    rng = np.random.default_rng(3)
+    sessions = [export._session(p) for p in (src, dst)]
+    for q, past_len in ((2, 0), (9, 30), (1, 61)):
+        ids = rng.integers(7, cfg.vocab_size, (1, q)).astype(np.int64)
+        past = [rng.standard_normal((1, nkv, past_len, hs)).astype(np.float32) for _ in range(2 * L)]
+        a, b = (export.ort_verifier_step(s, L, nkv, hs, ids, past, past_len) for s in sessions)
+        assert np.abs(a[0] - b[0]).max() < 1e-5 and all(np.array_equal(x, y) for x, y in zip(a[1], b[1])), (q, past_len)
+    parents = (-1, 0, 0, 1, 1, 2, 3)
+    feed = {"input_ids": rng.integers(7, cfg.vocab_size, (1, len(parents))).astype(np.int64),
+            "attention_mask": np.ones((1, 12 + len(parents)), np.int64),
+            "position_ids": np.array([[12 + d for d in (0, 1, 1, 2, 2, 2, 3)]], np.int64),
+            "tree_mask": export.ancestor_mask(parents)[None].astype(np.int64)}
+    for i in range(L):
+        for kv in ("key", "value"):
+            feed[f"past_key_values.{i}.{kv}"] = rng.standard_normal((1, nkv, 12, hs)).astype(np.float32)
+    a, b = (s.run(["logits"], feed)[0] for s in sessions)
+    assert np.abs(a - b).max() < 1e-5

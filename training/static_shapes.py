@@ -10,7 +10,10 @@ sequence lengths (e.g. rotate_half's `x[..., :d/2]`, computed from a static head
 constants too; then it drops the nodes nothing uses any more. The graph's inputs, outputs and
 results are unchanged (checked: the same logits for two sequence lengths).
 
-    python bench/tools/static_shapes.py IN.onnx OUT.onnx [MASK_ID]   (needs: pip install onnx onnxruntime)
+training/export.py runs it on the verifier and the `ar` model of every folder it writes (not on the
+DEER drafter: its check does not pass yet). By hand, on a folder's files:
+
+    python -m training.static_shapes IN.onnx OUT.onnx [MASK_ID]
 MASK_ID: for a DEER drafter, the mask token id, so the check runs it on a block of masks.
 """
 import sys
@@ -26,6 +29,8 @@ def dims(vi):
 
 
 MASK_ID = None
+# (sequence length, past length) the result is checked at: none of them is a probe of fold_slice_bounds
+CHECK_SHAPES = ((1, 0), (1, 40), (5, 0), (3, 4), (17, 23))
 
 
 def feeds(model: onnx.ModelProto, seq: int, past: int):
@@ -146,26 +151,38 @@ def rewrite(model: onnx.ModelProto):
 
 
 def check(before: onnx.ModelProto, after: onnx.ModelProto) -> float:
+    """Largest output difference between the two graphs over CHECK_SHAPES."""
     import onnxruntime as ort
 
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (before, after)]
     worst = 0.0
-    for seq, past in ((3, 4), (5, 0)):
+    for seq, past in CHECK_SHAPES:
         f = feeds(before, seq, past)
-        x = ort.InferenceSession(before.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, f)
-        y = ort.InferenceSession(after.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, f)
+        x, y = (s.run(None, f) for s in sessions)
         worst = max([worst] + [float(np.max(np.abs(p - q))) if p.size else 0.0 for p, q in zip(x, y)])
     return worst
 
 
-if __name__ == "__main__":
-    MASK_ID = int(sys.argv[3]) if len(sys.argv) > 3 else None
-    m = onnx.load(sys.argv[1])
+def make_static(path_in, path_out, mask_id=None, tolerance=1e-4):
+    """Rewrites path_in into path_out (may be the same file) when its outputs stay within tolerance
+    at CHECK_SHAPES; raises ValueError, writing nothing, when they do not. Returns a report."""
+    global MASK_ID
+    MASK_ID = mask_id
+    m = onnx.load(path_in)
     original = onnx.ModelProto()
     original.CopyFrom(m)
+    nodes = len(m.graph.node)
     changed, removed = rewrite(m)
     diff = check(original, m)
-    if diff > 1e-4:
-        raise SystemExit(f"outputs changed by {diff}: not written")
-    onnx.save(m, sys.argv[2])
-    print(f"max output difference {diff:.2e}")
-    print(f"{changed} shape targets made constant, {removed} nodes removed -> {sys.argv[2]}")
+    if diff > tolerance:
+        raise ValueError(f"{path_in}: static shapes changed the outputs by {diff}; not written")
+    onnx.save(m, path_out)
+    return {"nodes_before": nodes, "nodes_after": len(m.graph.node), "constant_targets": changed,
+            "removed": removed, "max_abs_diff": diff}
+
+
+if __name__ == "__main__":
+    r = make_static(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    print(f"max output difference {r['max_abs_diff']:.2e}")
+    print(f"{r['constant_targets']} shape targets made constant, {r['removed']} nodes removed "
+          f"({r['nodes_before']} -> {r['nodes_after']}) -> {sys.argv[2]}")
