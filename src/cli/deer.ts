@@ -57,7 +57,9 @@ async function complete(o: Options): Promise<void> {
     suffix,
     maxNewTokens: o.num('max-new-tokens', 64),
     blockSize: o.num('block-size'),
-    adaptiveBlock: !o.flag('fixed-block'),
+    // --fixed-block: full blocks; otherwise the engine's default (draft lengths from measured times,
+    // except for seeded sampling, which they would make irreproducible)
+    adaptiveBlock: o.flag('fixed-block') ? false : undefined,
     temperature: o.num('temperature', 0),
     topP: o.num('top-p', 1),
     seed: o.num('seed'),

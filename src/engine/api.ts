@@ -51,7 +51,8 @@ export interface CompletionRequest {
   adaptiveBlock?: boolean;
   /**
    * deer only: each pass also try prompt lookup (the ngram drafter) and send whichever draft
-   * promises more accepted tokens. Greedy only (ignored when sampling). Default false.
+   * promises more accepted tokens. Sampled requests use it in draft trees only (see treeBudget);
+   * lossless either way. Default false.
    */
   lookup?: boolean;
   /**

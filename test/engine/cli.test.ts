@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONDITIONED_MODEL, hasModel, promptsFile, ROOT, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, hasModel, promptsFile, ROOT, TINY_MODEL } from './support';
 
 const MODEL = hasModel(TINY_MODEL) ? TINY_MODEL : CONDITIONED_MODEL;
 const BIN = resolve(ROOT, 'bin', 'deer.js');
@@ -40,6 +40,18 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.equal(chain.stats.trees, false, '"deer" alone verifies chains, as in bench');
     assert.equal(chain.text, r.text);
     assert.throws(() => deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'ar-tree']), (e: { status: number; stderr: string }) => e.status === 2 && /deer drafter only/.test(e.stderr));
+  });
+
+  it('complete --seed samples reproducibly: the same text and the same passes, run after run', { skip: !hasModel(DEFAULT_MODEL) && 'models/default missing' }, () => {
+    const prefix = join(dir, 'prefix-repeat.ts');
+    writeFileSync(prefix, 'export function add(a: number, b: number): number {\n  return a + b;\n}\n\n'.repeat(4) + 'export function add(a: number, b: number): number {\n  return');
+    const run = () => JSON.parse(deer(['complete', '--prefix-file', prefix, '--model', DEFAULT_MODEL, '--drafter', 'deer', '--temperature', '0.8', '--seed', '3', '--max-new-tokens', '40', '--json', '--threads', '1']));
+    const first = run();
+    for (let i = 0; i < 2; i++) {
+      const again = run();
+      assert.equal(again.text, first.text);
+      assert.deepEqual([again.stats.passes, again.stats.draftedTokens], [first.stats.passes, first.stats.draftedTokens], 'draft lengths must not depend on measured times when a seed is given');
+    }
   });
 
   it('bench writes JSON, a Markdown table, an SVG chart and the outputs', () => {

@@ -408,3 +408,30 @@ describe('no control token reaches the output (models/default)', { skip: !hasMod
     });
   }
 });
+
+describe('prompt lookup in sampled requests (models/default)', { skip: !hasModel(DEFAULT_MODEL) && 'models/default missing' }, () => {
+  let engine: Engine;
+  before(async () => {
+    engine = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, spinning: false, calibrate: false });
+  });
+  after(async () => engine?.dispose());
+
+  it('draft trees take lookup branches at t=0.8 (fewer passes on repeated code); chains draft with deer alone', async () => {
+    const fn = 'export function add(a: number, b: number): number {\n';
+    const prefix = `${fn}  return a + b;\n}\n\n`.repeat(4) + `${fn}  return`;
+    let treePasses = 0;
+    let lookupTreePasses = 0;
+    for (const seed of [1, 2, 3]) {
+      const base = { prefix, maxNewTokens: 40, drafter: 'deer' as const, temperature: 0.8, seed };
+      const tree = await engine.complete({ ...base, treeBudget: 4 });
+      const lookupTree = await engine.complete({ ...base, treeBudget: 4, lookup: true });
+      treePasses += tree.stats.passes;
+      lookupTreePasses += lookupTree.stats.passes;
+      const chain = await engine.complete({ ...base, treeBudget: 0 });
+      const lookupChain = await engine.complete({ ...base, treeBudget: 0, lookup: true });
+      assert.deepEqual(lookupChain.tokens, chain.tokens, `seed ${seed}: a sampled chain ignores lookup`);
+      assert.equal(lookupChain.stats.passes, chain.stats.passes);
+    }
+    assert.ok(lookupTreePasses < 0.75 * treePasses, `passes with lookup ${lookupTreePasses}, without ${treePasses}`);
+  });
+});
