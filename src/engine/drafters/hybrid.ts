@@ -1,7 +1,8 @@
 // DEER plus prompt lookup: each pass, the diffusion draft or the n-gram continuation, whichever
 // promises more accepted tokens. The diffusion draft's promise comes from its per-token
 // confidence (calibrated against what the verifier accepted); the lookup's from how often
-// continuations after an n-token match were accepted so far. Greedy only; lossless like any draft.
+// continuations after an n-token match were accepted so far. Lossless like any draft; the engine
+// uses it for greedy requests, and for sampled ones in draft trees only.
 // With draft trees (ctx.candidates > 0) the lookup continuation is grafted onto the diffusion
 // tree as one more branch, so both are verified in the same pass; the drafter pass is skipped,
 // as above, when the lookup alone promises what the trees have been earning. In both modes the
