@@ -8,7 +8,7 @@ target (0 = keep that input dimension, -1 = the one dimension left to infer) and
 constant broadcast shape (1 = keep); Slice bounds that come out the same for two different
 sequence lengths (e.g. rotate_half's `x[..., :d/2]`, computed from a static head size) become
 constants too; then it drops the nodes nothing uses any more. The graph's inputs, outputs and
-results are unchanged (checked: the same logits for two sequence lengths).
+results are unchanged (checked: the same outputs at CHECK_SHAPES).
 
 training/export.py runs it on the verifier and the `ar` model of every folder it writes (not on the
 DEER drafter: its check does not pass yet). By hand, on a folder's files:
@@ -28,12 +28,11 @@ def dims(vi):
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
 
 
-MASK_ID = None
 # (sequence length, past length) the result is checked at: none of them is a probe of fold_slice_bounds
 CHECK_SHAPES = ((1, 0), (1, 40), (5, 0), (3, 4), (17, 23))
 
 
-def feeds(model: onnx.ModelProto, seq: int, past: int):
+def feeds(model: onnx.ModelProto, seq: int, past: int, mask_id=None):
     """Dummy inputs for the Optimum decoder layout or the DEER drafter layout."""
     import onnxruntime  # noqa: F401  (only to fail early when it is missing)
     f = {}
@@ -42,8 +41,8 @@ def feeds(model: onnx.ModelProto, seq: int, past: int):
         name = i.name
         if name == "input_ids":
             f[name] = np.full((1, seq), 5, np.int64)
-            if MASK_ID is not None and not any(x.name.startswith("past_key_values.") for x in model.graph.input):
-                f[name][0, 2:] = MASK_ID  # a drafter: context, then a block of masks
+            if mask_id is not None and not any(x.name.startswith("past_key_values.") for x in model.graph.input):
+                f[name][0, 2:] = mask_id  # a drafter: context, then a block of masks
         elif name == "attention_mask":
             f[name] = np.ones((1, past + seq), np.int64)
         elif name == "position_ids":
@@ -61,7 +60,7 @@ def feeds(model: onnx.ModelProto, seq: int, past: int):
     return f
 
 
-def fold_slice_bounds(model: onnx.ModelProto) -> int:
+def fold_slice_bounds(model: onnx.ModelProto, mask_id=None) -> int:
     """Slice starts/ends/axes/steps computed at run time but equal for any sequence length -> constants."""
     import onnxruntime as ort
 
@@ -76,8 +75,8 @@ def fold_slice_bounds(model: onnx.ModelProto) -> int:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     s = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    a = s.run(names, feeds(model, 3, 4))
-    b = s.run(names, feeds(model, 6, 9))
+    a = s.run(names, feeds(model, 3, 4, mask_id))
+    b = s.run(names, feeds(model, 6, 9, mask_id))
     folded = {nm: x for nm, x, y in zip(names, a, b) if x.shape == y.shape and np.array_equal(x, y)}
     for n in model.graph.node:
         if n.op_type == "Slice":
@@ -88,7 +87,7 @@ def fold_slice_bounds(model: onnx.ModelProto) -> int:
     return len(folded)
 
 
-def rewrite(model: onnx.ModelProto):
+def rewrite(model: onnx.ModelProto, mask_id=None):
     inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     g = inferred.graph
     shape = {vi.name: dims(vi) for vi in list(g.value_info) + list(g.input) + list(g.output)}
@@ -132,7 +131,7 @@ def rewrite(model: onnx.ModelProto):
         n.input[1] = name
         changed += 1
     model.graph.initializer.extend(new_inits)
-    changed += fold_slice_bounds(model)
+    changed += fold_slice_bounds(model, mask_id)
     # drop nodes whose outputs nothing reads
     needed = {o.name for o in model.graph.output}
     keep = []
@@ -150,14 +149,14 @@ def rewrite(model: onnx.ModelProto):
     return changed, removed
 
 
-def check(before: onnx.ModelProto, after: onnx.ModelProto) -> float:
+def check(before: onnx.ModelProto, after: onnx.ModelProto, mask_id=None) -> float:
     """Largest output difference between the two graphs over CHECK_SHAPES."""
     import onnxruntime as ort
 
     sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (before, after)]
     worst = 0.0
     for seq, past in CHECK_SHAPES:
-        f = feeds(before, seq, past)
+        f = feeds(before, seq, past, mask_id)
         x, y = (s.run(None, f) for s in sessions)
         worst = max([worst] + [float(np.max(np.abs(p - q))) if p.size else 0.0 for p, q in zip(x, y)])
     return worst
@@ -166,14 +165,12 @@ def check(before: onnx.ModelProto, after: onnx.ModelProto) -> float:
 def make_static(path_in, path_out, mask_id=None, tolerance=1e-4):
     """Rewrites path_in into path_out (may be the same file) when its outputs stay within tolerance
     at CHECK_SHAPES; raises ValueError, writing nothing, when they do not. Returns a report."""
-    global MASK_ID
-    MASK_ID = mask_id
     m = onnx.load(path_in)
     original = onnx.ModelProto()
     original.CopyFrom(m)
     nodes = len(m.graph.node)
-    changed, removed = rewrite(m)
-    diff = check(original, m)
+    changed, removed = rewrite(m, mask_id)
+    diff = check(original, m, mask_id)
     if diff > tolerance:
         raise ValueError(f"{path_in}: static shapes changed the outputs by {diff}; not written")
     onnx.save(m, path_out)
