@@ -29,6 +29,8 @@ INT8_FIXTURE = os.path.join(HERE, "..", "test", "fixtures", "samples", "tiny-mod
 # the fixture's verifier as onnxruntime's quantize_dynamic makes it (per-tensor activation
 # quantization, not exact): what the engine's load-time check must name
 PER_TENSOR_VERIFIER = os.path.join(HERE, "..", "test", "fixtures", "samples", "per-tensor-int8.onnx")
+# the same verifier with int8 activations as export.quantize computes a drafter (fused DynamicQuantizeMatMul)
+FUSED_INT8_VERIFIER = os.path.join(HERE, "..", "test", "fixtures", "samples", "int8-activations.onnx")
 
 
 def build(out, seconds=60, work=None, vocab=1024, eval_dir=None, hidden=False, source_dir=None, log=print):
@@ -70,13 +72,16 @@ def write_int8_copy(src=FIXTURE, dst=INT8_FIXTURE):
     from onnxruntime.quantization import quantize_dynamic, QuantType
     quantize_dynamic(os.path.join(src, "onnx", "model.onnx"), PER_TENSOR_VERIFIER, weight_type=QuantType.QInt8,
                      op_types_to_quantize=["MatMul", "Gather"])
+    from training.export import quantize
+    quantize(os.path.join(src, "onnx", "model.onnx"), FUSED_INT8_VERIFIER, int8_activations=True)
     sizes = {f: os.path.getsize(os.path.join(dst, f)) for f in rep}
     open(os.path.join(dst, "README.md"), "w").write(f"""# tiny-model-int8 (test fixture)
 
 test/fixtures/tiny-model with its ONNX files quantized the way models/default ships
-(`training.export.quantize`: weight-only int8, per-channel scales, the LM head sharing the
-embedding's int8 table, float activations). Made by `python -m training.make_fixture --int8-only`;
-training/tests/test_export.py checks it is exactly that.
+(`training.export.quantize`): the verifier weight-only int8 (per-channel scales, the LM head sharing
+the embedding's int8 table, float activations, so exact); the draft models with int8 activations
+as well (onnxruntime's DynamicQuantizeMatMul; the tied head stays weight-only). Made by
+`python -m training.make_fixture --int8-only`; training/tests/test_export.py checks it is exactly that.
 
 Sizes: {json.dumps(sizes)}
 """)

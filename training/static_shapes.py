@@ -10,8 +10,8 @@ sequence lengths (e.g. rotate_half's `x[..., :d/2]`, computed from a static head
 constants too; then it drops the nodes nothing uses any more. The graph's inputs, outputs and
 results are unchanged (checked: the same outputs at CHECK_SHAPES).
 
-training/export.py runs it on the verifier and the `ar` model of every folder it writes (not on the
-DEER drafter: its check does not pass yet). By hand, on a folder's files:
+training/export.py runs it on every graph of every folder it writes, before quantization
+(training/retrofit_drafters.py on an older folder's draft models). By hand, on a folder's files:
 
     python -m training.static_shapes IN.onnx OUT.onnx [MASK_ID]
 MASK_ID: for a DEER drafter, the mask token id, so the check runs it on a block of masks.
@@ -33,16 +33,24 @@ CHECK_SHAPES = ((1, 0), (1, 40), (5, 0), (3, 4), (17, 23))
 
 
 def feeds(model: onnx.ModelProto, seq: int, past: int, mask_id=None):
-    """Dummy inputs for the Optimum decoder layout or the DEER drafter layout."""
+    """Dummy inputs for the Optimum decoder layout or the DEER drafter layout. A drafter (no past
+    inputs) gets max(past, 1) context positions and `seq` block positions: its input_ids are the
+    context and then `seq` masks, its hidden_states one row per context position."""
     import onnxruntime  # noqa: F401  (only to fail early when it is missing)
+    rng = np.random.default_rng(0)
+    names = [i.name for i in model.graph.input]
+    drafter = not any(n.startswith("past_key_values.") for n in names)
     f = {}
     for i in model.graph.input:
         d = dims(i)
         name = i.name
-        if name == "input_ids":
+        if name == "input_ids" and drafter:
+            ctx = max(past, 1)
+            f[name] = rng.integers(7, 200, (1, ctx + seq)).astype(np.int64)
+            if mask_id is not None:
+                f[name][0, ctx:] = mask_id
+        elif name == "input_ids":
             f[name] = np.full((1, seq), 5, np.int64)
-            if mask_id is not None and not any(x.name.startswith("past_key_values.") for x in model.graph.input):
-                f[name][0, 2:] = mask_id  # a drafter: context, then a block of masks
         elif name == "attention_mask":
             f[name] = np.ones((1, past + seq), np.int64)
         elif name == "position_ids":
@@ -50,9 +58,9 @@ def feeds(model: onnx.ModelProto, seq: int, past: int, mask_id=None):
         elif name == "tree_mask":
             f[name] = np.tril(np.ones((1, seq, seq), np.int64))  # a chain
         elif name.startswith("past_key_values."):
-            f[name] = np.random.default_rng(0).standard_normal((1, d[1], past, d[3])).astype(np.float32)
+            f[name] = rng.standard_normal((1, d[1], past, d[3])).astype(np.float32)
         elif name == "hidden_states":
-            f[name] = np.random.default_rng(0).standard_normal((1, max(1, seq - 2), d[2])).astype(np.float32)
+            f[name] = rng.standard_normal((1, max(past, 1), d[2])).astype(np.float32)
         elif name == "suffix_ids":
             f[name] = np.full((1, 2), 7, np.int64)
         else:
@@ -142,7 +150,7 @@ def rewrite(model: onnx.ModelProto, mask_id=None):
     removed = len(model.graph.node) - len(keep)
     del model.graph.node[:]
     model.graph.node.extend(reversed(keep))
-    used = {i for n in model.graph.node for i in n.input}
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
     inits = [i for i in model.graph.initializer if i.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(inits)

@@ -142,16 +142,18 @@ export interface EngineLoadOptions extends EngineOptions {
 
 /**
  * Per-tensor dynamic activation quantization (onnxruntime's quantize_dynamic: DynamicQuantizeLinear
- * feeding MatMulInteger) gives a position logits that depend on the other tokens of the same pass,
- * so speculative output can differ from plain decoding. Such a verifier still loads, with this
- * warning; weight-only int8 (training/export.py) is exact.
+ * feeding MatMulInteger, or the two fused as DynamicQuantizeMatMul, which this project's export
+ * uses for draft models only) gives a position logits that depend on the other tokens of the same
+ * pass, so speculative output can differ from plain decoding. Such a verifier still loads, with
+ * this warning; weight-only int8 (training/export.py) is exact.
  */
 function perTensorQuantWarning(file: string): string[] {
   if (statSync(file).size >= 1 << 30) return [];
   const bytes = readFileSync(file);
-  if (!bytes.includes('DynamicQuantizeLinear') || !bytes.includes('MatMulInteger')) return [];
+  const unfused = bytes.includes('DynamicQuantizeLinear') && bytes.includes('MatMulInteger');
+  if (!unfused && !bytes.includes('DynamicQuantizeMatMul')) return [];
   return [
-    `${file} quantizes activations per tensor (DynamicQuantizeLinear -> MatMulInteger): a position's logits depend on ` +
+    `${file} quantizes activations per tensor (${unfused ? 'DynamicQuantizeLinear -> MatMulInteger' : 'DynamicQuantizeMatMul'}): a position's logits depend on ` +
       'the other tokens in the same pass, so drafted output may differ from plain decoding. Re-export the verifier with ' +
       'weight-only int8 (python -m training.export ... --quantize) or in fp32.',
   ];

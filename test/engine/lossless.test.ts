@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CompletionRequest, DrafterName, Engine } from '../../src/engine';
-import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, INT8_MODEL, PER_TENSOR_VERIFIER, TINY_MODEL } from './support';
+import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, INT8_ACTIVATIONS_VERIFIER, INT8_MODEL, PER_TENSOR_VERIFIER, TINY_MODEL } from './support';
 
 interface Case {
   dir: string;
@@ -99,28 +99,33 @@ describe('int8 verifiers', () => {
     }
   });
 
-  it('names a per-tensor quantized verifier and what to do about it, and still loads it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'deer-per-tensor-'));
-    try {
-      cpSync(TINY_MODEL, dir, { recursive: true });
-      const file = join(dir, 'onnx', 'model.onnx');
-      copyFileSync(PER_TENSOR_VERIFIER, file);
-      const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+  for (const [sample, op] of [
+    [PER_TENSOR_VERIFIER, 'DynamicQuantizeLinear -> MatMulInteger'],
+    [INT8_ACTIVATIONS_VERIFIER, 'DynamicQuantizeMatMul'],
+  ]) {
+    it(`names a per-tensor quantized verifier (${op}) and what to do about it, and still loads it`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'deer-per-tensor-'));
       try {
-        const [warning, ...rest] = engine.info.warnings ?? [];
-        assert.deepEqual(rest, []);
-        assert.match(warning, /quantizes activations per tensor/);
-        assert.ok(warning.includes(file), warning);
-        assert.match(warning, /weight-only int8 \(python -m training\.export .*--quantize\)/);
-        const r = await engine.complete({ prefix: 'def add(a, b):\n', maxNewTokens: 4, drafter: 'none' });
-        assert.ok(r.tokens.length > 0 || r.stopReason === 'eos' || r.stopReason === 'control');
+        cpSync(TINY_MODEL, dir, { recursive: true });
+        const file = join(dir, 'onnx', 'model.onnx');
+        copyFileSync(sample, file);
+        const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+        try {
+          const [warning, ...rest] = engine.info.warnings ?? [];
+          assert.deepEqual(rest, []);
+          assert.ok(warning.includes(`quantizes activations per tensor (${op})`), warning);
+          assert.ok(warning.includes(file), warning);
+          assert.match(warning, /weight-only int8 \(python -m training\.export .*--quantize\)/);
+          const r = await engine.complete({ prefix: 'def add(a, b):\n', maxNewTokens: 4, drafter: 'none' });
+          assert.ok(r.tokens.length > 0 || r.stopReason === 'eos' || r.stopReason === 'control');
+        } finally {
+          await engine.dispose();
+        }
       } finally {
-        await engine.dispose();
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 });
 
 describe('token log-probabilities (tiny model)', { skip: !hasModel(TINY_MODEL) && 'model missing' }, () => {

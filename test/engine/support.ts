@@ -10,6 +10,8 @@ export const TINY_MODEL = process.env.DEER_TEST_MODEL ?? resolve(ROOT, 'test', '
 export const INT8_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'tiny-model-int8');
 /** The tiny model's verifier quantized per tensor by onnxruntime's quantize_dynamic (not exact). */
 export const PER_TENSOR_VERIFIER = resolve(ROOT, 'test', 'fixtures', 'samples', 'per-tensor-int8.onnx');
+/** The same verifier with int8 activations as training/export.py computes draft models (DynamicQuantizeMatMul). */
+export const INT8_ACTIVATIONS_VERIFIER = resolve(ROOT, 'test', 'fixtures', 'samples', 'int8-activations.onnx');
 /** A tiny random model whose drafter is conditioned on context, hidden states and suffix. */
 export const CONDITIONED_MODEL = resolve(ROOT, 'test', 'fixtures', 'samples', 'conditioned-model');
 export const DEFAULT_MODEL = resolve(ROOT, 'models', 'default');

@@ -33,7 +33,7 @@ def quantized(tmp_path_factory):
     return str(out), report
 
 
-def test_weights_int8_activations_float(quantized):
+def test_verifier_int8_weights_float_activations_drafters_int8_compute(quantized):
     out, report = quantized
     for f in ("onnx/model.onnx", "onnx/drafter.onnx", "onnx/ar.onnx"):
         m = onnx.load(os.path.join(out, f))
@@ -41,12 +41,33 @@ def test_weights_int8_activations_float(quantized):
         assert not ops & {"DynamicQuantizeLinear", "MatMulInteger", "QuantizeLinear", "MatMulNBits"}, f
         floats = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2]
         assert floats == [], f"{f}: float weight matrices left: {[t.name for t in floats]}"
-        assert export.is_weight_only_int8(os.path.join(out, f))
         # the LM head shares the embedding's int8 table: one vocab-sized table, not two
         assert report[f]["tied"] == 1
-        vocab_tables = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims[0] == 1024]
+        vocab_tables = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and 1024 in t.dims]
         assert len(vocab_tables) == 1, f
         assert os.path.getsize(os.path.join(out, f)) < 0.35 * os.path.getsize(os.path.join(FIXTURE, f))
+        int8_compute = [n for n in m.graph.node if n.op_type == "DynamicQuantizeMatMul"]
+        if f == "onnx/model.onnx":  # exact: no activation is quantized
+            assert export.is_weight_only_int8(os.path.join(out, f)) and int8_compute == []
+        else:  # a draft model: every weight product in int8 but the tied head's
+            assert not export.is_weight_only_int8(os.path.join(out, f))
+            float_products = [n for n in m.graph.node if n.op_type == "MatMul" and n.input[1].endswith(".transposed")]
+            assert len(float_products) == 1 and len(int8_compute) == report[f]["int8_activations"] >= 5, f
+
+
+def drafter_logits(path, ctx, k, mask_id=4):
+    ids = np.array([list(ctx) + [mask_id] * k], np.int64)
+    return export._session(path).run(["logits"], {"input_ids": ids})[0][0]
+
+
+def test_int8_compute_drafter_drafts_nearly_what_fp32_drafts(quantized):
+    """Its proposals may differ (the verifier checks them); they should rarely."""
+    out, _ = quantized
+    ids = prompt_ids()
+    a = drafter_logits(os.path.join(FIXTURE, "onnx/drafter.onnx"), ids[:20], 16)
+    b = drafter_logits(os.path.join(out, "onnx/drafter.onnx"), ids[:20], 16)
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.8
+    assert not np.array_equal(a, b)  # it did compute in int8
 
 
 def test_logits_do_not_depend_on_the_other_tokens_of_a_pass(quantized, tmp_path):
@@ -118,3 +139,42 @@ def test_static_shapes_keep_every_output(tmp_path):
             feed[f"past_key_values.{i}.{kv}"] = rng.standard_normal((1, nkv, 12, hs)).astype(np.float32)
     a, b = (s.run(["logits"], feed)[0] for s in sessions)
     assert np.abs(a - b).max() < 1e-5
+
+
+def test_static_shapes_drafter_keeps_its_outputs(tmp_path):
+    """A drafter's shape arithmetic made constant: the same logits for context and block lengths
+    it was not checked at."""
+    from training.static_shapes import make_static, CHECK_SHAPES
+    src = os.path.join(FIXTURE, "onnx/drafter.onnx")
+    dst = str(tmp_path / "static.onnx")
+    report = make_static(src, dst, mask_id=4)
+    assert report["nodes_after"] < report["nodes_before"] - 20, report
+    ids = prompt_ids()
+    for c, k in ((5, 2), (29, 16), (1, 7)):
+        assert (k, c) not in CHECK_SHAPES
+        a, b = (drafter_logits(p, ids[:c], k) for p in (src, dst))
+        assert a.shape == (k, 1024) and np.abs(a - b).max() < 1e-5, (c, k)
+
+
+def test_retrofit_drafters_of_a_weight_only_folder(tmp_path):
+    """An older folder (drafters weight-only int8, one with a head_ids output): the retrofit gives
+    its drafters int8 compute, keeps head_ids and the verifier, and drafts nearly the same."""
+    from training import retrofit_drafters
+    old = tmp_path / "old"
+    import shutil
+    shutil.copytree(FIXTURE, old)
+    reduced = os.path.join(ROOT, "test", "fixtures", "samples", "reduced-head-drafter.onnx")
+    export.quantize(reduced, str(old / "onnx/drafter.onnx"))
+    export.quantize(os.path.join(FIXTURE, "onnx/ar.onnx"), str(old / "onnx/ar.onnx"))
+    before = export._session(str(old / "onnx/drafter.onnx"))
+    ids = np.array([prompt_ids()[:20] + [4] * 16], np.int64)
+    logits0, head0 = before.run(["logits", "head_ids"], {"input_ids": ids})
+    verifier = open(old / "onnx/model.onnx", "rb").read()
+    report = retrofit_drafters.retrofit(str(old), log=lambda *a: None)
+    assert set(report) == {"deer", "ar"} and report["deer"]["quantize"]["int8_activations"] >= 5
+    after = export._session(str(old / "onnx/drafter.onnx"))
+    logits1, head1 = after.run(["logits", "head_ids"], {"input_ids": ids})
+    assert np.array_equal(head0, head1)
+    assert (logits0.argmax(-1) == logits1.argmax(-1)).mean() >= 0.8
+    assert open(old / "onnx/model.onnx", "rb").read() == verifier
+    assert retrofit_drafters.retrofit(str(old), log=lambda *a: None) == {}  # already done: left alone
