@@ -5,8 +5,9 @@ Export trained checkpoints to the model folder the engine reads (docs/model-fold
   onnx/model.onnx (verifier, Optimum KV-cache layout, optional hidden_states),
   onnx/drafter.onnx (DEER drafter), onnx/ar.onnx (small AR draft model), deer.json.
 
-Then optional weight-only int8 quantization (quantize(): float activations, so speculative output
-equals plain decoding) and parity checks against PyTorch.
+Then optional int8 quantization (quantize(): int8 weights; int8_compute_verifier(): the verifier
+computes in int8 per activation row, so speculative output still equals plain decoding) and parity
+checks against PyTorch.
 
     python -m training.export --verifier V.pt --drafter D.pt --ar A.pt \
         --tokenizer tok.json --out models/default --quantize
@@ -287,6 +288,100 @@ def quantize(path_in, path_out, block=QUANT_BLOCK, int8_activations=False):
     return {"int8": len(dequantized) + int8_compute, "tied": tied, "int8_activations": int8_compute}
 
 
+# a pass over fewer tokens than this takes another kernel path in int8_compute_verifier's graphs
+INT8_COMPUTE_MIN_TOKENS = 2
+
+
+def int8_compute_verifier(path_in, path_out):
+    """A weight-only int8 verifier (quantize()) whose matrix products compute in int8: each
+    MatMul on dequantized int8 rows becomes onnxruntime's MatMulNBits (8 bits, the same blocks
+    and scales, uint8 = int8 + 128, so the weights are unchanged) at accuracy_level 4, which
+    quantizes each activation row in blocks of the weight's block size and multiplies in int8.
+    The embedding table is read from the same uint8 rows (Gather, then Cast/Sub/Mul), so the
+    file keeps one copy of the tied table. No fp32 weights are made at load: a one-token pass reads
+    a quarter of the bytes.
+
+    Exactness: a row's logits depend only on that row (the quantization is per row) for passes of
+    INT8_COMPUTE_MIN_TOKENS tokens or more; a one-token pass goes through another kernel (its
+    logits differ by up to ~0.2), so the folder declares verifier.min_tokens_per_pass and the
+    engine pads shorter passes. A draft tree's node must also reach its products with the very
+    bits of a chain pass over its path: the attention of training/model.py normalises through the
+    value product for that (a Softmax graph is refused). Measured in session 15 with onnxruntime
+    1.30-1.32 on an AVX2 CPU: bit-identical logits for chains split any way into passes of 2+
+    tokens and for tree nodes against chains, at 200-1900 cached positions.
+    Returns {"int8_compute": products converted, "embedding": tables}."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load(path_in)
+    g = m.graph
+    if any(n.op_type == "Softmax" for n in g.node) and any(i.name == "tree_mask" for i in g.input):
+        raise ValueError(f"{path_in}: its attention normalises with Softmax, so a draft tree's nodes differ from chain "
+                         "passes by float rounding that int8 activations amplify; export it with the current "
+                         "training/model.py (python -m training.retrofit_int8 re-exports a folder's verifier)")
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    u8 = {}
+
+    def rows(src):
+        """uint8 rows (N, blocks, block) and scales (N, blocks) of a quantize() tensor."""
+        if src not in u8:
+            q = numpy_helper.to_array(inits[f"{src}.int8"])
+            scale = numpy_helper.to_array(inits[f"{src}.scale"])[..., 0]
+            u8[src] = (q.shape, scale)
+            g.initializer.extend([numpy_helper.from_array((q.astype(np.int16) + 128).astype(np.uint8), f"{src}.u8"),
+                                  numpy_helper.from_array(scale.reshape(-1).astype(np.float32), f"{src}.u8scale")])
+        return u8[src]
+
+    converted = tables = 0
+    for n in list(g.node):
+        i = list(g.node).index(n)
+        if n.op_type == "MatMul" and n.input[1].endswith(".transposed"):
+            src = producer[n.input[1]].input[0][: -len(".dequantized")]
+            (N, blocks, block), _ = rows(src)
+            if block < 16 or block & (block - 1):
+                raise ValueError(f"{path_in}: {src} has int8 blocks of {block} inputs; MatMulNBits takes a power of "
+                                 f"two from 16 (its inputs must be a multiple of QUANT_BLOCK = {QUANT_BLOCK})")
+            g.node.remove(n)
+            g.node.insert(i, helper.make_node("MatMulNBits", [n.input[0], f"{src}.u8", f"{src}.u8scale"], list(n.output),
+                                              domain="com.microsoft", K=blocks * block, N=N, bits=8, block_size=block,
+                                              accuracy_level=4))
+            converted += 1
+        elif n.op_type == "Gather" and n.input[0].endswith(".dequantized"):
+            src = n.input[0][: -len(".dequantized")]
+            (N, blocks, block), scale = rows(src)
+            g.initializer.extend([numpy_helper.from_array(scale[..., None].astype(np.float32), f"{src}.rowscale"),
+                                  numpy_helper.from_array(np.array([0, 0, blocks * block], np.int64), f"{src}.rowshape"),
+                                  numpy_helper.from_array(np.array(128.0, np.float32), f"{src}.zero")])
+            ids, out, p = n.input[1], n.output[0], f"{src}.gathered"
+            g.node.remove(n)
+            for j, node in enumerate([
+                helper.make_node("Gather", [f"{src}.u8", ids], [f"{p}.u8"], axis=0),           # (1, q, blocks, block)
+                helper.make_node("Gather", [f"{src}.rowscale", ids], [f"{p}.scale"], axis=0),  # (1, q, blocks, 1)
+                helper.make_node("Cast", [f"{p}.u8"], [f"{p}.float"], to=onnx.TensorProto.FLOAT),
+                helper.make_node("Sub", [f"{p}.float", f"{src}.zero"], [f"{p}.centred"]),
+                helper.make_node("Mul", [f"{p}.centred", f"{p}.scale"], [f"{p}.blocks"]),
+                helper.make_node("Reshape", [f"{p}.blocks", f"{src}.rowshape"], [out]),
+            ]):
+                g.node.insert(i + j, node)
+            tables += 1
+    outputs = {o.name for o in g.output}
+    while True:  # drop the dequantization chains nothing reads any more
+        used = {x for n in g.node for x in n.input} | outputs
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    used = {x for n in g.node for x in n.input} | outputs
+    kept = [t for t in g.initializer if t.name in used]
+    g.ClearField("initializer")
+    g.initializer.extend(kept)
+    if not any(o.domain == "com.microsoft" for o in m.opset_import):
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(m, path_out)
+    return {"int8_compute": converted, "embedding": tables}
+
+
 def is_weight_only_int8(path):
     """True for a graph written by quantize(): int8 weights, no activation quantization."""
     import onnx
@@ -492,8 +587,11 @@ def hf_config(cfg: GPTConfig, eos_id):
 
 def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
                  quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print,
-                 tree_attention=True):
-    """Write the whole model folder. Returns a report dict (sizes, parity)."""
+                 tree_attention=True, verifier_int8_compute=True):
+    """Write the whole model folder. Returns a report dict (sizes, parity). quantize_int8: int8
+    weights everywhere, int8 compute in the draft models, and in the verifier too unless
+    verifier_int8_compute is False (int8_compute_verifier; exact with the min_tokens_per_pass it
+    declares)."""
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     tmp = os.path.join(out, "onnx", "_fp32")
     os.makedirs(tmp, exist_ok=True)
@@ -531,6 +629,12 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         log(f"static shapes {name}: {report['static_shapes'][name]}")
         if quantize_int8:
             report.setdefault("quantize", {})[name] = quantize(fp32, final, int8_activations=role != "verifier")
+            if role == "verifier" and verifier_int8_compute:
+                try:
+                    report["quantize"]["verifier_int8_compute"] = int8_compute_verifier(final, final)
+                except ValueError as e:
+                    verifier_int8_compute = False
+                    log(f"the verifier keeps fp32 compute on int8 weights: {e}")
             if role == "verifier" and quality_rows:
                 report["int8_quality"] = {"val_loss_fp32_onnx": onnx_loss(fp32, m.cfg, quality_rows),
                                           "val_loss_int8_onnx": onnx_loss(final, m.cfg, quality_rows),
@@ -565,6 +669,8 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     }
     if tree_attention:
         deer["verifier"]["tree_attention"] = True
+    if quantize_int8 and verifier_int8_compute:
+        deer["verifier"]["min_tokens_per_pass"] = INT8_COMPUTE_MIN_TOKENS
     if verifier_hidden:
         deer["verifier"]["hidden_states"] = {"output": "hidden_states", "size": cfg.n_embd * max(1, len(taps))}
         if taps:
@@ -608,7 +714,9 @@ def main():
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quantize", action="store_true",
-                    help="weight-only int8 (float activations: speculative output stays exact)")
+                    help="int8 weights; int8 compute in the draft models and the verifier (exact: see int8_compute_verifier)")
+    ap.add_argument("--weight-only", action="store_true",
+                    help="with --quantize: the verifier keeps fp32 compute on its int8 weights")
     ap.add_argument("--report", help="write the parity / size report here (json)")
     ap.add_argument("--data", help="token dir: compare fp32 and int8 loss on validation rows")
     args = ap.parse_args()
@@ -621,7 +729,8 @@ def main():
         from training.data import TokenData, Batcher
         b = Batcher(TokenData(args.data, "val"), seq_len=256, seed=123)
         rows = [b.row() for _ in range(16)]
-    rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize, quality_rows=rows)
+    rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize, quality_rows=rows,
+                       verifier_int8_compute=not args.weight_only)
     if "tokens" in verifier_extra:
         _json(os.path.join(args.out, RUN_RECORD), training_record(verifier_extra))
     print(json.dumps(rep, indent=2))

@@ -127,8 +127,16 @@ class Attention(nn.Module):
         rep = self.n_head // self.n_kv_head
         qg = q.reshape(B, self.n_kv_head, rep, T, self.hs)
         att = qg @ k.unsqueeze(2).transpose(-1, -2) * (1.0 / math.sqrt(self.hs))  # (B, nkv, rep, T, P+T)
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v.unsqueeze(2)).reshape(B, self.n_head, T, self.hs)             # (B, nh, T, hs)
+        att = att.masked_fill(~mask, float("-inf"))
+        # softmax normalised by the same product as the values: the sum of the weights is a column
+        # of ones appended to v. A draft tree's masked siblings then only add exact zeros to each
+        # sum in the product's fixed order over keys, so a node's output is bit for bit that of a
+        # chain pass over its path (a vectorised softmax sum regroups its terms when masked keys
+        # sit between visible ones: ~6e-6, enough to flip an int8 activation's rounding).
+        weights = torch.exp(att - att.amax(-1, keepdim=True))
+        v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)                  # (B, nkv, P+T, hs + 1)
+        yz = weights @ v1.unsqueeze(2)                                             # (B, nkv, rep, T, hs + 1)
+        y = (yz[..., :self.hs] / yz[..., self.hs:]).reshape(B, self.n_head, T, self.hs)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), (k, v)
 
 

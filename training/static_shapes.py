@@ -11,7 +11,7 @@ constants too; then it drops the nodes nothing uses any more. The graph's inputs
 results are unchanged (checked: the same outputs at CHECK_SHAPES).
 
 training/export.py runs it on every graph of every folder it writes, before quantization
-(training/retrofit_drafters.py on an older folder's draft models). By hand, on a folder's files:
+(training/retrofit_int8.py on an older folder). By hand, on a folder's files:
 
     python -m training.static_shapes IN.onnx OUT.onnx [MASK_ID]
 MASK_ID: for a DEER drafter, the mask token id, so the check runs it on a block of masks.

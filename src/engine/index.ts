@@ -159,6 +159,36 @@ function perTensorQuantWarning(file: string): string[] {
   ];
 }
 
+/**
+ * A verifier that computes in int8 (deer.json min_tokens_per_pass, training/export.py
+ * int8_compute_verifier) is exact only where this CPU's kernels compute a position the same way
+ * whatever else is in the pass. Checked at load, bit for bit: a 4-token pass against two 2-token
+ * passes, and (with tree_mask) a tree's nodes against that chain.
+ */
+async function rowIndependenceWarning(verifier: DecoderSession, file: string): Promise<string[]> {
+  const base = [1, 2].map((i) => i % verifier.vocabSize);
+  const chain = [11, 12, 13, 14].map((i) => i % verifier.vocabSize);
+  const width = verifier.vocabSize;
+  await verifier.prefill(base);
+  const whole = (await verifier.forward(chain))!.slice();
+  verifier.rollback(base.length);
+  const split = new Float32Array(whole.length);
+  split.set((await verifier.forward(chain.slice(0, 2)))!);
+  split.set((await verifier.forward(chain.slice(2)))!, 2 * width);
+  let same = split.every((x, i) => x === whole[i]);
+  if (same && verifier.treeAttention) {
+    verifier.rollback(base.length);
+    const tree = (await verifier.forward([chain[0], 7 % width, chain[1], chain[2]], true, [-1, -1, 0, 2]))!;
+    same = [0, 2, 3].every((node, i) => tree.subarray(node * width, (node + 1) * width).every((x, j) => x === whole[i * width + j]));
+  }
+  verifier.clear();
+  if (same) return [];
+  return [
+    `${file} computes in int8, and on this CPU a position's logits depend on the other tokens in the same pass, so drafted output ` +
+      'may differ from plain decoding. Re-export the verifier with fp32 compute (python -m training.export ... --quantize --weight-only).',
+  ];
+}
+
 /** Below ~20M parameters a pass is mostly per-kernel overhead: more threads only add contention. */
 export function defaultThreads(spec: ModelSpec): number {
   const params = spec.vocabSize * spec.hiddenSize + spec.verifier.numLayers * 12 * spec.hiddenSize ** 2;
@@ -234,6 +264,7 @@ export class Engine {
         await verifier.forward([engine.firstEos()], false);
         verifier.clear();
       }
+      if ((spec.verifier.minTokensPerPass ?? 1) > 1) engine.info.warnings?.push(...(await rowIndependenceWarning(verifier, spec.verifier.file)));
       if (options.calibrate ?? true) await engine.calibrate();
     } catch (e) {
       await engine.dispose();

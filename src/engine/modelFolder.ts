@@ -59,6 +59,8 @@ export interface ModelSpec {
     hiddenStates?: { output: string; size: number };
     /** deer.json verifier.tree_attention: the graph takes tree_mask (draft trees in one pass). */
     treeAttention?: boolean;
+    /** deer.json verifier.min_tokens_per_pass: passes are padded to this many tokens. */
+    minTokensPerPass?: number;
   };
   deer?: DiffusionDrafterSpec;
   ar?: ArDrafterSpec;
@@ -208,6 +210,11 @@ export function readModelFolder(dirIn: string): ModelSpec {
   if (v.tree_attention !== undefined) {
     if (typeof v.tree_attention !== 'boolean') throw new ModelFolderError(manifestFile, 'verifier.tree_attention must be true or false');
     spec.verifier.treeAttention = v.tree_attention;
+  }
+  if (v.min_tokens_per_pass !== undefined) {
+    const n = v.min_tokens_per_pass;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 8) throw new ModelFolderError(manifestFile, 'verifier.min_tokens_per_pass must be a whole number from 1 to 8');
+    spec.verifier.minTokensPerPass = n;
   }
 
   const drafters = (manifest.drafters ?? {}) as Json;

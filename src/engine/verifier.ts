@@ -34,6 +34,13 @@ export interface DecoderOptions extends SessionOptions {
   shapeSource?: string;
   /** deer.json declares verifier.tree_attention: the graph must then take tree_mask. */
   treeAttention?: boolean;
+  /**
+   * deer.json verifier.min_tokens_per_pass: every pass runs at least this many tokens (padded,
+   * the padding dropped after the pass). For a graph whose kernels compute a one-token pass
+   * differently from longer ones (onnxruntime's int8-compute MatMulNBits): padded, a position's
+   * logits are the same whatever else is in the pass, so speculative output equals plain decoding.
+   */
+  minTokensPerPass?: number;
 }
 
 export async function createSession(file: string, opts: SessionOptions): Promise<ort.InferenceSession> {
@@ -195,11 +202,12 @@ export class DecoderSession {
     this.reserve(Math.min(opts.initialCapacity ?? 256, opts.maxPositions));
   }
 
-  static async create(file: string, shape: DecoderShape, opts: DecoderOptions): Promise<DecoderSession> {
+  /** `shape` may carry the folder's minTokensPerPass (ModelSpec.verifier does): every session of that graph pads. */
+  static async create(file: string, shape: DecoderShape & { minTokensPerPass?: number }, opts: DecoderOptions): Promise<DecoderSession> {
     const session = await createSession(file, opts);
     checkLayout(session, file, shape, opts);
     checkPositions(file, opts.maxPositions, 'config.json');
-    return new DecoderSession(session, file, shape, opts);
+    return new DecoderSession(session, file, shape, { minTokensPerPass: shape.minTokensPerPass, ...opts });
   }
 
   get length(): number {
@@ -255,6 +263,21 @@ export class DecoderSession {
    * After a tree pass, `retain` keeps one path of it.
    */
   async forward(ids: readonly number[], wantLogits = true, parents?: readonly number[]): Promise<Float32Array | null> {
+    const pad = (this.opts.minTokensPerPass ?? 1) - ids.length;
+    if (pad > 0 && ids.length > 0) {
+      // padding continues the last token's path (its position follows it); nothing reads its rows
+      const last = ids.length - 1;
+      const padded = [...ids, ...new Array<number>(pad).fill(ids[last])];
+      const padParents = parents ? [...parents, last, ...Array.from({ length: pad - 1 }, (_, i) => ids.length + i)] : undefined;
+      const base = this.tokens.length;
+      const logits = await this.pass(padded, wantLogits, padParents);
+      this.rollback(base + ids.length);
+      return logits && logits.subarray(0, ids.length * this.opts.vocabSize);
+    }
+    return this.pass(ids, wantLogits, parents);
+  }
+
+  private async pass(ids: readonly number[], wantLogits: boolean, parents?: readonly number[]): Promise<Float32Array | null> {
     const q = ids.length;
     const past = this.tokens.length;
     const total = past + q;

@@ -2,11 +2,12 @@
 // on real prompts from ../shared/eval (or, in a plain clone, the repository's own samples), with
 // real ONNX models.
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CompletionRequest, DrafterName, Engine } from '../../src/engine';
+import { readModelFolder } from '../../src/engine/modelFolder';
 import { CONDITIONED_MODEL, DEFAULT_MODEL, evalPrompts, hasModel, INT8_ACTIVATIONS_VERIFIER, INT8_MODEL, PER_TENSOR_VERIFIER, TINY_MODEL } from './support';
 
 interface Case {
@@ -96,6 +97,37 @@ describe('int8 verifiers', () => {
       assert.deepEqual(engine.info.warnings, []);
     } finally {
       await engine.dispose();
+    }
+  });
+
+  it('loads the default, which computes in int8, without a warning: its passes are row-independent on this CPU', { skip: !hasModel(DEFAULT_MODEL) && 'model missing' }, async () => {
+    const engine = await Engine.load({ modelDir: DEFAULT_MODEL, threads: 1, calibrate: false });
+    try {
+      assert.equal(readModelFolder(DEFAULT_MODEL).verifier.minTokensPerPass, 2);
+      assert.deepEqual(engine.info.warnings, []);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('warns at load when an int8-compute verifier is not row-independent on this CPU', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deer-int8-rows-'));
+    try {
+      cpSync(TINY_MODEL, dir, { recursive: true });
+      copyFileSync(INT8_ACTIVATIONS_VERIFIER, join(dir, 'onnx', 'model.onnx')); // per-tensor scales: rows depend on each other
+      const manifest = JSON.parse(readFileSync(join(dir, 'deer.json'), 'utf8'));
+      manifest.verifier.min_tokens_per_pass = 2;
+      writeFileSync(join(dir, 'deer.json'), JSON.stringify(manifest));
+      const engine = await Engine.load({ modelDir: dir, threads: 1, calibrate: false });
+      try {
+        const warning = (engine.info.warnings ?? []).find((w) => w.includes('on this CPU'));
+        assert.ok(warning, JSON.stringify(engine.info.warnings));
+        assert.match(warning, /--weight-only/);
+      } finally {
+        await engine.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -87,6 +87,12 @@ describe('model folder errors', { skip: !hasModel(SRC) && 'fixture missing' }, (
       pattern: /verifier\.tree_attention must be true or false/,
     },
     {
+      name: 'min_tokens_per_pass that is not a whole number from 1 to 8',
+      edit: (d) => write(d, 'deer.json', { ...json(d, 'deer.json'), verifier: { ...json(d, 'deer.json').verifier, min_tokens_per_pass: 0.5 } }),
+      file: 'deer.json',
+      pattern: /verifier\.min_tokens_per_pass must be a whole number from 1 to 8/,
+    },
+    {
       name: 'a draft-tree budget past the engine\'s limit',
       edit: (d) => {
         const m = json(d, 'deer.json');

@@ -88,6 +88,30 @@ for (const dir of [TINY_MODEL, INT8_MODEL, CONDITIONED_MODEL]) {
       assert.ok(maxDiff(logits, ref.logits) < 1e-4);
     });
 
+    for (const bind of [false, true]) {
+      it(`padded passes (min_tokens_per_pass) give the logits and cache of unpadded ones${bind ? ' (bound outputs)' : ''}`, async () => {
+        const ref = await open({ bind });
+        const padded = await open({ bind, minTokensPerPass: 3, prefillChunk: 47 }); // 47 + a padded 1-token chunk
+        for (const s of [ref, padded]) await s.prefill(seq);
+        assert.deepEqual(padded.tokens, seq);
+        for (const probe of [[7], [8, 9], [10], [11, 12, 13, 14]]) {
+          const a = (await ref.forward(probe))!.slice();
+          const b = (await padded.forward(probe))!.slice();
+          assert.equal(b.length, a.length);
+          assert.ok(maxDiff(a, b) < 1e-4, `probe ${probe}`);
+          assert.deepEqual(padded.tokens, ref.tokens);
+        }
+        const parents = ref.treeAttention ? [-1, -1] : [-1, 0]; // two siblings: a tree pass padded under the last one
+        const a = (await ref.forward([20, 21], true, parents))!.slice();
+        const b = (await padded.forward([20, 21], true, parents))!.slice();
+        assert.ok(maxDiff(a, b) < 1e-4);
+        for (const s of [ref, padded]) s.retain(seq.length + 8, [1]);
+        const after = await Promise.all([ref, padded].map(async (s) => (await s.forward([22]))!.slice()));
+        assert.ok(maxDiff(after[0], after[1]) < 1e-4);
+        if (ref.hiddenSize > 0) assert.ok(maxDiff(ref.hiddenAt(seq.length + 8), padded.hiddenAt(seq.length + 8)) < 1e-4);
+      });
+    }
+
     it('grows its buffers past the initial capacity', async () => {
       const n = Math.min(300, readModelFolder(dir).maxPositions - 8);
       const long = Array.from({ length: n }, (_, i) => (i * 7 + 3) % 200);

@@ -156,10 +156,10 @@ def test_static_shapes_drafter_keeps_its_outputs(tmp_path):
         assert a.shape == (k, 1024) and np.abs(a - b).max() < 1e-5, (c, k)
 
 
-def test_retrofit_drafters_of_a_weight_only_folder(tmp_path):
+def test_retrofit_int8_drafters_of_a_weight_only_folder(tmp_path):
     """An older folder (drafters weight-only int8, one with a head_ids output): the retrofit gives
     its drafters int8 compute, keeps head_ids and the verifier, and drafts nearly the same."""
-    from training import retrofit_drafters
+    from training import retrofit_int8
     old = tmp_path / "old"
     import shutil
     shutil.copytree(FIXTURE, old)
@@ -170,11 +170,67 @@ def test_retrofit_drafters_of_a_weight_only_folder(tmp_path):
     ids = np.array([prompt_ids()[:20] + [4] * 16], np.int64)
     logits0, head0 = before.run(["logits", "head_ids"], {"input_ids": ids})
     verifier = open(old / "onnx/model.onnx", "rb").read()
-    report = retrofit_drafters.retrofit(str(old), log=lambda *a: None)
+    report = retrofit_int8.retrofit(str(old), log=lambda *a: None)
     assert set(report) == {"deer", "ar"} and report["deer"]["quantize"]["int8_activations"] >= 5
     after = export._session(str(old / "onnx/drafter.onnx"))
     logits1, head1 = after.run(["logits", "head_ids"], {"input_ids": ids})
     assert np.array_equal(head0, head1)
     assert (logits0.argmax(-1) == logits1.argmax(-1)).mean() >= 0.8
     assert open(old / "onnx/model.onnx", "rb").read() == verifier
-    assert retrofit_drafters.retrofit(str(old), log=lambda *a: None) == {}  # already done: left alone
+    assert retrofit_int8.retrofit(str(old), log=lambda *a: None) == {}  # already done: left alone
+
+
+def _int8_graphs(tmp_path):
+    """A small random verifier exported with tree_mask: weight-only int8 and int8 compute."""
+    import torch
+    from training.model import GPT
+    from training.static_shapes import make_static
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=512, n_layer=2, n_head=4, n_kv_head=2, n_embd=128, ffn_hidden=256)
+    fp32, weight_only, int8 = (str(tmp_path / f) for f in ("fp32.onnx", "w8.onnx", "i8.onnx"))
+    export.export_verifier(GPT(cfg).eval(), fp32, with_tree=True)
+    make_static(fp32, fp32)
+    export.quantize(fp32, weight_only)
+    return cfg, export.int8_compute_verifier(weight_only, int8), weight_only, int8
+
+
+def test_int8_compute_verifier_is_exact_in_passes_of_two_tokens_or_more_and_in_trees(tmp_path):
+    """What speculative decoding relies on, bit for bit: a chain's logits do not depend on how it
+    is split into passes of 2+ tokens, and a tree node's logits are those of a chain pass over its
+    path, though masked siblings sit between its ancestors (with a Softmax attention they are not:
+    ~3e-7 in fp32, which int8 activations can turn into ~0.2)."""
+    cfg, report, weight_only, int8 = _int8_graphs(tmp_path)
+    m = onnx.load(int8)
+    assert report == {"int8_compute": 2 * 7 + 1, "embedding": 1}
+    weights = {t.name for t in m.graph.initializer}
+    assert not [n for n in m.graph.node if n.op_type == "MatMul" and set(n.input) & weights]  # no fp32 weight product
+    L, nkv, hs = cfg.n_layer, cfg.n_kv_head, cfg.head_dim
+    ids = np.random.default_rng(0).integers(7, cfg.vocab_size, 60).tolist()
+    empty = [np.zeros((1, nkv, 0, hs), np.float32) for _ in range(2 * L)]
+    chain = ids[45:51]
+    tree = [chain[0], 11, chain[1], 12, chain[2], 13, chain[3], 14, chain[4], chain[5]]  # a sibling beside 4 nodes
+    parents = [-1, -1, 0, 0, 2, 2, 4, 4, 6, 8]
+    depth = []
+    for p in parents:
+        depth.append(0 if p < 0 else depth[p] + 1)
+    for path in (weight_only, int8):
+        sess = export._session(path)
+        _, cache, _ = export.ort_verifier_step(sess, L, nkv, hs, np.array([ids[:45]]), empty, 0)
+        whole = export.ort_verifier_step(sess, L, nkv, hs, np.array([ids[45:]]), cache, 45)[0][0]
+        for split in ((2, 3, 4, 6), (7, 8), (5, 2, 2, 6)):
+            past, at, parts = cache, 45, []
+            for n in split:
+                logits, past, _ = export.ort_verifier_step(sess, L, nkv, hs, np.array([ids[at:at + n]]), past, at)
+                parts.append(logits[0])
+                at += n
+            assert np.array_equal(np.concatenate(parts), whole), (path, split)
+        feed = {"input_ids": np.array([tree], np.int64), "attention_mask": np.ones((1, 45 + len(tree)), np.int64),
+                "tree_mask": export.ancestor_mask(parents)[None], "position_ids": np.array([[45 + d for d in depth]], np.int64)}
+        for i in range(L):
+            feed[f"past_key_values.{i}.key"], feed[f"past_key_values.{i}.value"] = cache[2 * i], cache[2 * i + 1]
+        assert np.array_equal(sess.run(["logits"], feed)[0][0][[0, 2, 4, 6, 8, 9]], whole[:6]), path
+
+
+def test_int8_compute_refuses_a_softmax_tree_graph(tmp_path):
+    with pytest.raises(ValueError, match="Softmax"):
+        export.int8_compute_verifier(os.path.join(INT8_FIXTURE, "onnx/model.onnx"), str(tmp_path / "x.onnx"))
