@@ -5,9 +5,9 @@ Export trained checkpoints to the model folder the engine reads (docs/model-fold
   onnx/model.onnx (verifier, Optimum KV-cache layout, optional hidden_states),
   onnx/drafter.onnx (DEER drafter), onnx/ar.onnx (small AR draft model), deer.json.
 
-Then optional int8 quantization (quantize(): int8 weights; int8_compute_verifier(): the verifier
-computes in int8 per activation row, so speculative output still equals plain decoding) and parity
-checks against PyTorch.
+Then optional int8 quantization (quantize(): int8 weights, fp32 compute in the verifier so
+speculative output equals plain decoding, int8 compute in the draft models; optionally
+int8_compute_verifier(), exact too) and parity checks against PyTorch.
 
     python -m training.export --verifier V.pt --drafter D.pt --ar A.pt \
         --tokenizer tok.json --out models/default --quantize
@@ -106,9 +106,10 @@ def _export(module, args, path, input_names, output_names, dynamic_axes):
                           dynamo=False)
 
 
-def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False, taps=()):
+def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False, taps=(), value_normalised=False):
     """with_tree: the graph also takes tree_mask (batch, q, q) int64 (docs/model-folder.md);
-    taps: the blocks whose outputs make hidden_states (GPT.features)."""
+    taps: the blocks whose outputs make hidden_states (GPT.features); value_normalised: the
+    attention normalised through the value product (model.Attention), for int8_compute_verifier."""
     cfg = gpt.cfg
     B, q, P = 1, 3, 2
     ids = torch.randint(0, cfg.vocab_size, (B, q))
@@ -135,8 +136,16 @@ def export_verifier(gpt: GPT, path, with_hidden=False, with_tree=False, taps=())
     if with_hidden:
         out_names.append("hidden_states")
         dyn["hidden_states"] = {0: "batch", 1: "seq"}
-    _export(VerifierOnnx(gpt, with_hidden, with_tree, taps).eval(), (ids, am, pos, *tree, *past), path, in_names,
-            out_names, dyn)
+    from training.model import Attention
+    attention = [m for m in gpt.modules() if isinstance(m, Attention)]
+    for m in attention:
+        m.value_normalised = value_normalised
+    try:
+        _export(VerifierOnnx(gpt, with_hidden, with_tree, taps).eval(), (ids, am, pos, *tree, *past), path, in_names,
+                out_names, dyn)
+    finally:
+        for m in attention:
+            m.value_normalised = False
 
 
 def export_drafter(drafter: Drafter, path):
@@ -305,8 +314,8 @@ def int8_compute_verifier(path_in, path_out):
     INT8_COMPUTE_MIN_TOKENS tokens or more; a one-token pass goes through another kernel (its
     logits differ by up to ~0.2), so the folder declares verifier.min_tokens_per_pass and the
     engine pads shorter passes. A draft tree's node must also reach its products with the very
-    bits of a chain pass over its path: the attention of training/model.py normalises through the
-    value product for that (a Softmax graph is refused). Measured in session 15 with onnxruntime
+    bits of a chain pass over its path: export_verifier(value_normalised=True) normalises the
+    attention through the value product for that (a Softmax graph is refused). Measured in session 15 with onnxruntime
     1.30-1.32 on an AVX2 CPU: bit-identical logits for chains split any way into passes of 2+
     tokens and for tree nodes against chains, at 200-1900 cached positions.
     Returns {"int8_compute": products converted, "embedding": tables}."""
@@ -316,8 +325,8 @@ def int8_compute_verifier(path_in, path_out):
     g = m.graph
     if any(n.op_type == "Softmax" for n in g.node) and any(i.name == "tree_mask" for i in g.input):
         raise ValueError(f"{path_in}: its attention normalises with Softmax, so a draft tree's nodes differ from chain "
-                         "passes by float rounding that int8 activations amplify; export it with the current "
-                         "training/model.py (python -m training.retrofit_int8 re-exports a folder's verifier)")
+                         "passes by float rounding that int8 activations amplify; export it with "
+                         "export_verifier(value_normalised=True) (python -m training.retrofit_int8 --verifier re-exports a folder's)")
     inits = {t.name: t for t in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
     u8 = {}
@@ -587,11 +596,11 @@ def hf_config(cfg: GPTConfig, eos_id):
 
 def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
                  quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print,
-                 tree_attention=True, verifier_int8_compute=True):
+                 tree_attention=True, verifier_int8_compute=False):
     """Write the whole model folder. Returns a report dict (sizes, parity). quantize_int8: int8
-    weights everywhere, int8 compute in the draft models, and in the verifier too unless
-    verifier_int8_compute is False (int8_compute_verifier; exact with the min_tokens_per_pass it
-    declares)."""
+    weights everywhere, int8 compute in the draft models; verifier_int8_compute: in the verifier
+    too (int8_compute_verifier; exact with the min_tokens_per_pass it declares; faster on short
+    contexts, slower to prefill: docs/engine.md, "An int8-compute verifier")."""
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     tmp = os.path.join(out, "onnx", "_fp32")
     os.makedirs(tmp, exist_ok=True)
@@ -618,7 +627,8 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         fp32 = os.path.join(tmp, name)
         final = os.path.join(out, "onnx", name)
         if role == "verifier":
-            export_verifier(m, fp32, with_hidden=verifier_hidden, with_tree=tree_attention, taps=taps)
+            export_verifier(m, fp32, with_hidden=verifier_hidden, with_tree=tree_attention, taps=taps,
+                            value_normalised=quantize_int8 and verifier_int8_compute)
         elif role == "ar":
             export_verifier(m, fp32, with_hidden=False)
         else:
@@ -714,9 +724,9 @@ def main():
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quantize", action="store_true",
-                    help="int8 weights; int8 compute in the draft models and the verifier (exact: see int8_compute_verifier)")
-    ap.add_argument("--weight-only", action="store_true",
-                    help="with --quantize: the verifier keeps fp32 compute on its int8 weights")
+                    help="int8 weights (the verifier computes in fp32: exact) and int8 compute in the draft models")
+    ap.add_argument("--int8-compute", action="store_true",
+                    help="with --quantize: the verifier computes in int8 too (exact: see int8_compute_verifier)")
     ap.add_argument("--report", help="write the parity / size report here (json)")
     ap.add_argument("--data", help="token dir: compare fp32 and int8 loss on validation rows")
     args = ap.parse_args()
@@ -730,7 +740,7 @@ def main():
         b = Batcher(TokenData(args.data, "val"), seq_len=256, seed=123)
         rows = [b.row() for _ in range(16)]
     rep = write_folder(args.out, verifier, args.tokenizer, drafter, ar, quantize_int8=args.quantize, quality_rows=rows,
-                       verifier_int8_compute=not args.weight_only)
+                       verifier_int8_compute=args.int8_compute)
     if "tokens" in verifier_extra:
         _json(os.path.join(args.out, RUN_RECORD), training_record(verifier_extra))
     print(json.dumps(rep, indent=2))

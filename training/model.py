@@ -104,6 +104,9 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(n_embd, n_kv_head * self.hs, bias=False)
         self.v_proj = nn.Linear(n_embd, n_kv_head * self.hs, bias=False)
         self.o_proj = nn.Linear(n_head * self.hs, n_embd, bias=False)
+        # explicit path only: normalise the softmax through the value product (set by
+        # export.export_verifier for an int8-compute verifier, which needs it to stay exact)
+        self.value_normalised = False
 
     def forward(self, x, cos, sin, causal=True, past=None, mask=None):
         """
@@ -128,6 +131,9 @@ class Attention(nn.Module):
         qg = q.reshape(B, self.n_kv_head, rep, T, self.hs)
         att = qg @ k.unsqueeze(2).transpose(-1, -2) * (1.0 / math.sqrt(self.hs))  # (B, nkv, rep, T, P+T)
         att = att.masked_fill(~mask, float("-inf"))
+        if not self.value_normalised:
+            y = (att.softmax(dim=-1) @ v.unsqueeze(2)).reshape(B, self.n_head, T, self.hs)  # (B, nh, T, hs)
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), (k, v)
         # softmax normalised by the same product as the values: the sum of the weights is a column
         # of ones appended to v. A draft tree's masked siblings then only add exact zeros to each
         # sum in the product's fixed order over keys, so a node's output is bit for bit that of a

@@ -1,4 +1,4 @@
-"""Give an existing model folder what training/export.py now writes with --quantize:
+"""Give an existing model folder what training/export.py now writes with --quantize (--int8-compute):
 
 - draft models (drafter.onnx, ar.onnx) with constant shape arithmetic (training/static_shapes.py)
   and int8 compute (export.quantize with int8_activations);
@@ -47,7 +47,8 @@ def retrofit_verifier(folder, tmp, log=print):
     hidden = v.get("hidden_states")
     fp32 = os.path.join(tmp, "verifier.onnx")
     export.export_verifier(load_verifier(folder), fp32, with_hidden=hidden is not None,
-                           with_tree=bool(v.get("tree_attention")), taps=tuple(hidden.get("layers", ())) if hidden else ())
+                           with_tree=bool(v.get("tree_attention")), taps=tuple(hidden.get("layers", ())) if hidden else (),
+                           value_normalised=True)
     report = {"static_shapes": make_static(fp32, fp32)}
     final = os.path.join(folder, v["file"])
     report["quantize"] = export.quantize(fp32, final)

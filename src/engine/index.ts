@@ -185,7 +185,7 @@ async function rowIndependenceWarning(verifier: DecoderSession, file: string): P
   if (same) return [];
   return [
     `${file} computes in int8, and on this CPU a position's logits depend on the other tokens in the same pass, so drafted output ` +
-      'may differ from plain decoding. Re-export the verifier with fp32 compute (python -m training.export ... --quantize --weight-only).',
+      'may differ from plain decoding. Re-export the verifier with fp32 compute (python -m training.export ... --quantize, without --int8-compute).',
   ];
 }
 

@@ -188,7 +188,7 @@ def _int8_graphs(tmp_path):
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=512, n_layer=2, n_head=4, n_kv_head=2, n_embd=128, ffn_hidden=256)
     fp32, weight_only, int8 = (str(tmp_path / f) for f in ("fp32.onnx", "w8.onnx", "i8.onnx"))
-    export.export_verifier(GPT(cfg).eval(), fp32, with_tree=True)
+    export.export_verifier(GPT(cfg).eval(), fp32, with_tree=True, value_normalised=True)
     make_static(fp32, fp32)
     export.quantize(fp32, weight_only)
     return cfg, export.int8_compute_verifier(weight_only, int8), weight_only, int8
