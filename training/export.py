@@ -297,6 +297,22 @@ def quantize(path_in, path_out, block=QUANT_BLOCK, int8_activations=False):
     return {"int8": len(dequantized) + int8_compute, "tied": tied, "int8_activations": int8_compute}
 
 
+def drop_unused(g):
+    """Removes the nodes and initializers of graph g that no graph output depends on."""
+    outputs = {o.name for o in g.output}
+    while True:
+        used = {x for n in g.node for x in n.input} | outputs
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    used = {x for n in g.node for x in n.input} | outputs
+    kept = [t for t in g.initializer if t.name in used]
+    g.ClearField("initializer")
+    g.initializer.extend(kept)
+
+
 # a pass over fewer tokens than this takes another kernel path in int8_compute_verifier's graphs
 INT8_COMPUTE_MIN_TOKENS = 2
 
@@ -373,18 +389,7 @@ def int8_compute_verifier(path_in, path_out):
             ]):
                 g.node.insert(i + j, node)
             tables += 1
-    outputs = {o.name for o in g.output}
-    while True:  # drop the dequantization chains nothing reads any more
-        used = {x for n in g.node for x in n.input} | outputs
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    used = {x for n in g.node for x in n.input} | outputs
-    kept = [t for t in g.initializer if t.name in used]
-    g.ClearField("initializer")
-    g.initializer.extend(kept)
+    drop_unused(g)  # the dequantization chains nothing reads any more
     if not any(o.domain == "com.microsoft" for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(m, path_out)

@@ -22,7 +22,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from training.export import ort_verifier_step  # noqa: E402
+from training.export import drop_unused, ort_verifier_step  # noqa: E402
 
 
 def to_matmul_nbits(path_in, path_out, accuracy_level):
@@ -49,18 +49,7 @@ def to_matmul_nbits(path_in, path_out, accuracy_level):
                                           accuracy_level=accuracy_level))
         converted += 1
     g.initializer.extend(t for _, ts in added.values() for t in ts)
-    outputs = {o.name for o in g.output}
-    while True:  # drop the dequantization nodes only the converted products read
-        used = {i for n in g.node for i in n.input} | outputs
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    used = {i for n in g.node for i in n.input}
-    kept = [t for t in g.initializer if t.name in used]
-    g.ClearField("initializer")
-    g.initializer.extend(kept)
+    drop_unused(g)  # the dequantization nodes only the converted products read
     m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(m, path_out)
     return converted
