@@ -261,6 +261,17 @@ def quantize(path_in, path_out, block=QUANT_BLOCK, int8_activations=False):
             dequantized[name] = f"{name}.dequantized"
         return dequantized[name]
 
+    int8_columns = {}
+
+    def columns(name, w):
+        """Names of the int8 (in, out) columns of weight `name` and their per-output-channel scales."""
+        if name not in int8_columns:
+            q, scale = _int8_rows(np.ascontiguousarray(w.T), 0)
+            new_inits.extend([numpy_helper.from_array(np.ascontiguousarray(q.T), f"{name}.int8cols"),
+                              numpy_helper.from_array(scale[:, 0].copy(), f"{name}.colscale")])
+            int8_columns[name] = [f"{name}.int8cols", f"{name}.colscale"]
+        return int8_columns[name]
+
     tied = int8_compute = 0
     for n in g.node:
         if n.op_type == "Gather" and n.input[0] in tables:
@@ -270,14 +281,8 @@ def quantize(path_in, path_out, block=QUANT_BLOCK, int8_activations=False):
             source = next((t for t in tables if weight(t).shape == w.T.shape and np.array_equal(weight(t), w.T)), None)
             tied += source is not None
             if int8_activations and source is None:
-                q, scale = _int8_rows(np.ascontiguousarray(w.T), 0)  # one scale per output channel
-                name = n.input[1]
-                if f"{name}.int8cols" not in {t.name for t in new_inits}:
-                    new_inits.extend([numpy_helper.from_array(np.ascontiguousarray(q.T), f"{name}.int8cols"),
-                                      numpy_helper.from_array(scale[:, 0].copy(), f"{name}.colscale")])
                 n.op_type, n.domain = "DynamicQuantizeMatMul", "com.microsoft"
-                n.input[1] = f"{name}.int8cols"
-                n.input.append(f"{name}.colscale")
+                n.input[1:] = columns(n.input[1], w)
                 int8_compute += 1
                 continue
             rows = dequantize(source, weight(source)) if source else dequantize(n.input[1], np.ascontiguousarray(w.T))
@@ -286,31 +291,14 @@ def quantize(path_in, path_out, block=QUANT_BLOCK, int8_activations=False):
     nodes = pre + list(g.node)
     g.ClearField("node")
     g.node.extend(nodes)
-    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    kept = [t for t in g.initializer if t.name in used]
-    g.ClearField("initializer")
-    g.initializer.extend(kept + new_inits)
+    g.initializer.extend(new_inits)
+    from training.static_shapes import drop_unused
+    drop_unused(g)  # the float weights now stored as int8
     if int8_compute and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.checker.check_model(model)
     onnx.save(model, path_out)
     return {"int8": len(dequantized) + int8_compute, "tied": tied, "int8_activations": int8_compute}
-
-
-def drop_unused(g):
-    """Removes the nodes and initializers of graph g that no graph output depends on."""
-    outputs = {o.name for o in g.output}
-    while True:
-        used = {x for n in g.node for x in n.input} | outputs
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    used = {x for n in g.node for x in n.input} | outputs
-    kept = [t for t in g.initializer if t.name in used]
-    g.ClearField("initializer")
-    g.initializer.extend(kept)
 
 
 # a pass over fewer tokens than this takes another kernel path in int8_compute_verifier's graphs
@@ -389,6 +377,7 @@ def int8_compute_verifier(path_in, path_out):
             ]):
                 g.node.insert(i + j, node)
             tables += 1
+    from training.static_shapes import drop_unused
     drop_unused(g)  # the dequantization chains nothing reads any more
     if not any(o.domain == "com.microsoft" for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid("com.microsoft", 1))

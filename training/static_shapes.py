@@ -140,21 +140,27 @@ def rewrite(model: onnx.ModelProto, mask_id=None):
         changed += 1
     model.graph.initializer.extend(new_inits)
     changed += fold_slice_bounds(model, mask_id)
-    # drop nodes whose outputs nothing reads
-    needed = {o.name for o in model.graph.output}
-    keep = []
-    for n in reversed(model.graph.node):
+    return changed, drop_unused(model.graph)
+
+
+def drop_unused(g) -> int:
+    """Removes the nodes and initializers of graph g that no graph output depends on (an
+    initializer that is itself an output, like a drafter's head_ids, stays). Returns the number
+    of nodes removed."""
+    outputs = {o.name for o in g.output}
+    needed, keep = set(outputs), []
+    for n in reversed(g.node):
         if any(o in needed for o in n.output):
             keep.append(n)
             needed.update(i for i in n.input if i)
-    removed = len(model.graph.node) - len(keep)
-    del model.graph.node[:]
-    model.graph.node.extend(reversed(keep))
-    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
-    inits = [i for i in model.graph.initializer if i.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(inits)
-    return changed, removed
+    removed = len(g.node) - len(keep)
+    del g.node[:]
+    g.node.extend(reversed(keep))
+    used = {i for n in g.node for i in n.input} | outputs
+    inits = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    return removed
 
 
 def check(before: onnx.ModelProto, after: onnx.ModelProto, mask_id=None) -> float:

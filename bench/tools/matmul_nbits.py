@@ -22,7 +22,8 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from training.export import drop_unused, ort_verifier_step  # noqa: E402
+from training.export import ort_verifier_step  # noqa: E402
+from training.static_shapes import drop_unused  # noqa: E402
 
 
 def to_matmul_nbits(path_in, path_out, accuracy_level):
