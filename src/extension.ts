@@ -99,12 +99,15 @@ export function activate(context: vscode.ExtensionContext): DeerApi {
   const load = (): Promise<unknown> => {
     loadStarted = true;
     const dir = modelDir();
-    // 0 = the engine's choice (1 thread for small verifiers, where more only add contention).
+    // 0 = the engine's choice (ENGINE_DEFAULTS.threads).
     const threads = config.threads > 0 ? config.threads : undefined;
     log(`loading model from ${dir} (threads: ${threads ?? 'auto'})`);
     const loading = client.load({ modelDir: dir, threads }, config.drafter);
     loading.then(
-      () => loadErrors.reset(),
+      (info) => {
+        loadErrors.reset();
+        log(`model ${info.name} loaded: ${info.threads} inference thread(s)${info.spinning ? ', spinning' : ''}`);
+      },
       (err: Error) => {
         log(`model load failed: ${err.message}`);
         void showLoadError(dir, err);

@@ -256,7 +256,7 @@ export async function runBench(o: Options): Promise<void> {
         platform: `${platform()} ${release()}`,
         node: process.version,
         threads: common.threads ?? engine.threads,
-        spinning: common.spinning,
+        spinning: engine.spinning,
         io_binding: common.ioBinding,
         lookup_tree_branches: common.lookupTreeBranches ?? DEFAULT_LOOKUP_TREE_BRANCHES,
         process_peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),

@@ -13,7 +13,8 @@ export const DEFAULT_MODEL = resolve(ROOT, 'models', 'default');
 export interface CommonOptions {
   modelDir: string;
   threads?: number;
-  spinning: boolean;
+  /** undefined: the engine's default (defaultSpinning). */
+  spinning?: boolean;
   ioBinding: boolean;
   /** Prompt-lookup continuations per draft tree (EngineLoadOptions.lookupTreeBranches). */
   lookupTreeBranches?: number;
@@ -25,7 +26,7 @@ export function commonOptions(o: Options): CommonOptions {
   return {
     modelDir: resolve(o.str('model', DEFAULT_MODEL)),
     threads: o.num('threads'),
-    spinning: !o.flag('no-spin'),
+    spinning: o.flag('spin') ? true : o.flag('no-spin') ? false : undefined,
     ioBinding: o.flag('io-binding'),
     lookupTreeBranches: branches,
   };

@@ -12,7 +12,7 @@
 // process's resident memory. Writes bench/latency.json and bench/latency.md.
 //
 //   node dist/bench-latency.js [--model DIR] [--files a.ts,b.py] [--per-file N] [--out bench/latency]
-//                              [--drafter D] [--no-lookup] [--no-trees] [--threads N] [--while-debouncing wait|prefill|complete]
+//                              [--drafter D] [--no-lookup] [--no-trees] [--threads N] [--spin|--no-spin] [--while-debouncing wait|prefill|complete]
 // Without options it measures what the extension does by default (DEFAULT_CONFIG: deer with prompt lookup and draft trees).
 import { readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -25,12 +25,13 @@ import { EngineClient } from '../worker/engineClient';
 import { DEFAULT_MODEL, drafterName, percentile, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
-const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, LOOKUP, TREES, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['no-lookup', 'no-trees'], (o) => ({
+const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, SPINNING, LOOKUP, TREES, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['no-lookup', 'no-trees', 'spin', 'no-spin'], (o) => ({
   MODEL: o.str('model', DEFAULT_MODEL),
   OUT: o.str('out', join(ROOT, 'bench', 'latency')),
   PER_FILE: o.num('per-file', 4),
   DRAFTER: drafterName(o.str('drafter', DEFAULT_CONFIG.drafter)),
   THREADS: o.num('threads', 0),
+  SPINNING: o.flag('spin') ? true : o.flag('no-spin') ? false : undefined,
   LOOKUP: DEFAULT_CONFIG.promptLookup && !o.flag('no-lookup'),
   TREES: DEFAULT_CONFIG.draftTrees && !o.flag('no-trees'),
   WHILE_DEBOUNCING: o.str('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete',
@@ -97,8 +98,8 @@ async function main(): Promise<void> {
   const config: DeerConfig = { ...DEFAULT_CONFIG, drafter: DRAFTER, promptLookup: LOOKUP, draftTrees: TREES };
   const client = new EngineClient({ workerPath: join(ROOT, 'dist', 'worker.js') });
   const t0 = performance.now();
-  const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined }, config.drafter);
-  const threads = THREADS > 0 ? THREADS : 'auto';
+  const info = await client.load({ modelDir: MODEL, threads: THREADS > 0 ? THREADS : undefined, spinning: SPINNING }, config.drafter);
+  const threads = `${info.threads ?? THREADS}${info.spinning ? ', spinning' : ', not spinning'}`;
   const loadMs = performance.now() - t0;
   const rssAfterLoad = await client.memory();
   let rssPeak = rssAfterLoad;

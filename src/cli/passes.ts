@@ -1,7 +1,7 @@
 // `deer passes`: the verifier's per-pass time by cached length and tokens per pass, with and
 // without IO binding: the numbers behind docs/engine.md's "Per-pass floor"; and, where the model has
 // a DEER drafter, its pass against the verifier's pass over the block it drafts.
-import { defaultThreads } from '../engine';
+import { defaultSpinning, defaultThreads } from '../engine';
 import { DiffusionDrafter } from '../engine/drafters/diffusion';
 import { ModelSpec, readModelFolder } from '../engine/modelFolder';
 import { DeerTokenizer } from '../engine/tokenizer';
@@ -20,8 +20,9 @@ export async function runPasses(o: Options): Promise<void> {
   o.checkUnused();
   const spec = readModelFolder(common.modelDir);
   const threads = common.threads ?? defaultThreads(spec);
+  const spinning = common.spinning ?? defaultSpinning(threads);
   process.stdout.write(
-    `${spec.name}: ms per verifier pass (median of ${reps}), ${threads} threads, spinning ${common.spinning}, ` +
+    `${spec.name}: ms per verifier pass (median of ${reps}), ${threads} threads, spinning ${spinning}, ` +
       `MALLOC_MMAP_THRESHOLD_=${process.env.MALLOC_MMAP_THRESHOLD_ ?? 'unset'}\n\n`,
   );
   process.stdout.write(`| outputs | past | ${qs.map((q) => `q=${q}`).join(' | ')} | rollback ms |\n|---|---:|${qs.map(() => '---:').join('|')}|---:|\n`);
@@ -30,7 +31,7 @@ export async function runPasses(o: Options): Promise<void> {
     modes.map((mode) =>
       DecoderSession.create(spec.verifier.file, spec.verifier, {
         threads,
-        spinning: common.spinning,
+        spinning,
         vocabSize: spec.vocabSize,
         maxPositions: spec.maxPositions,
         bind: mode === 'bound',
@@ -61,7 +62,7 @@ export async function runPasses(o: Options): Promise<void> {
     }
   }
   for (const s of sessions) await s.dispose();
-  if (spec.deer) await drafterPasses(spec, threads, common.spinning, pasts, reps, ids);
+  if (spec.deer) await drafterPasses(spec, threads, spinning, pasts, reps, ids);
 }
 
 /**

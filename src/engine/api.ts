@@ -16,9 +16,9 @@ export const DEFAULT_LOOKUP_TREE_BRANCHES = ENGINE_DEFAULTS.lookupTreeBranches;
 export interface EngineOptions {
   /** Model folder (HF layout + optional deer.json). */
   modelDir: string;
-  /** onnxruntime intra-op threads; default: 1 for a verifier under ~20M parameters (its passes are kernel overhead, not arithmetic), else min(4, cores). */
+  /** onnxruntime intra-op threads; default: 2 for a verifier under 20M parameters, else 4, at most the cores (ENGINE_DEFAULTS.threads). */
   threads?: number;
-  /** Let onnxruntime threads spin while waiting (faster passes, more CPU). Default true. */
+  /** Let onnxruntime threads spin while waiting (faster passes, more CPU). Default: when the threads leave a core free. */
   spinning?: boolean;
 }
 
@@ -182,4 +182,7 @@ export interface ModelInfo {
   treeBudget?: number;
   /** Problems worth showing that do not stop the model from loading (e.g. a quantization that is not exact). */
   warnings?: string[];
+  /** onnxruntime intra-op threads per session, and whether they spin between kernels. */
+  threads?: number;
+  spinning?: boolean;
 }

@@ -25,6 +25,13 @@ export const ENGINE_DEFAULTS = Object.freeze({
   prefillChunk: 128,
   /** Token healing of the prefix's last token (CompletionRequest.heal). */
   tokenHealing: true,
+  /**
+   * onnxruntime intra-op threads per session when the caller does not say: `small` for a verifier
+   * under `smallVerifierParams` parameters, else up to `large`; never more than the CPU's cores.
+   * Threads spin between kernels only when a core is left over for the rest of the process
+   * (defaultSpinning). Measured in docs/engine.md, "Threads".
+   */
+  threads: Object.freeze({ smallVerifierParams: 20e6, small: 2, large: 4 }),
   /** Sampling: 0 = greedy; top-p 1 = the whole distribution. */
   temperature: 0,
   topP: 1,

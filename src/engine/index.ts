@@ -189,10 +189,20 @@ async function rowIndependenceWarning(verifier: DecoderSession, file: string): P
   ];
 }
 
-/** Below ~20M parameters a pass is mostly per-kernel overhead: more threads only add contention. */
-export function defaultThreads(spec: ModelSpec): number {
+/** Intra-op threads for this model's sessions on a CPU with `cores` cores (ENGINE_DEFAULTS.threads). */
+export function defaultThreads(spec: ModelSpec, cores = cpus().length): number {
+  const { smallVerifierParams, small, large } = ENGINE_DEFAULTS.threads;
   const params = spec.vocabSize * spec.hiddenSize + spec.verifier.numLayers * 12 * spec.hiddenSize ** 2;
-  return params < 20e6 ? 1 : Math.min(4, cpus().length);
+  return Math.max(1, Math.min(params < smallVerifierParams ? small : large, cores));
+}
+
+/**
+ * Spinning threads wait for the next kernel by busy-looping: faster passes when a core is idle, but
+ * when they hold every core they also take the time the rest of the process (drafting, acceptance,
+ * the worker's messages) needs between passes.
+ */
+export function defaultSpinning(threads: number, cores = cpus().length): boolean {
+  return threads < cores;
 }
 
 /** Policies are kept per drafter, deer with prompt lookup apart from plain deer. */
@@ -233,6 +243,8 @@ export class Engine {
       treeAttention: verifier.treeAttention,
       treeBudget: spec.deer?.treeBudget ?? ENGINE_DEFAULTS.treeBudget,
       warnings: perTensorQuantWarning(spec.verifier.file),
+      threads: opts.threads,
+      spinning: opts.spinning,
     };
   }
 
@@ -240,7 +252,7 @@ export class Engine {
     const spec = readModelFolder(options.modelDir);
     const tokenizer = new DeerTokenizer(spec);
     const threads = options.threads ?? defaultThreads(spec);
-    const spinning = options.spinning ?? true;
+    const spinning = options.spinning ?? defaultSpinning(threads);
     const ioBinding = options.ioBinding ?? false;
     const wantHidden = spec.deer?.conditioning.includes('hidden') ?? false;
     const verifier = await DecoderSession.create(spec.verifier.file, spec.verifier, {
@@ -315,6 +327,11 @@ export class Engine {
   /** onnxruntime intra-op threads in use. */
   get threads(): number {
     return this.opts.threads;
+  }
+
+  /** Whether those threads spin between kernels. */
+  get spinning(): boolean {
+    return this.opts.spinning;
   }
 
   /** Tokens of `text` in this model's tokenizer. */
