@@ -22,11 +22,17 @@
 #                                          #   carried corpus, then evaluation and export on the CPU
 #
 # DEER_SIZE=tiny bash training/device.sh run   runs the same script at toy size on a CPU (tested that way).
+# DEER_SET='k=v ...' overrides size fields (pipeline --set) and DEER_JOBS=N trains N drafters at once, in
+# gpu and finish alike (give both the same), e.g. the drafters only, from the shipped verifier
+# (training/README.md, "The next GPU session").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 SIZE=${DEER_SIZE:-device}
+read -r -a SET <<< "${DEER_SET:-}"
+PIPELINE_OPTS=(--jobs "${DEER_JOBS:-1}")
+if [ ${#SET[@]} -gt 0 ]; then PIPELINE_OPTS+=(--set "${SET[@]}"); fi
 RUN=${RUN:-/tmp/deer-device-run}
 OUT=${OUT:-$RUN/out}
 CHUNK=15M
@@ -74,7 +80,7 @@ gpu)
   local_sources
   # a deadline that leaves time to pack whatever is done inside one call of at most 600 s
   timeout "${DEER_DEADLINE:-540}" "$PY" -m training.pipeline --size "$SIZE" --out "$RUN" --corpus "$CORPUS" --tokenizer models/default/tokenizer.json \
-    --eval training/work/device-corpus/eval --stop-after drafters ${LOCAL:+--local "${LOCAL[@]}"} \
+    --eval training/work/device-corpus/eval --stop-after drafters "${PIPELINE_OPTS[@]}" ${LOCAL:+--local "${LOCAL[@]}"} \
     2>&1 | tee "$RUN/pipeline.log" | grep -v "^step .* R " | tail -n 150 || echo "PIPELINE FAILED (what it made is packed)"
   "$PY" -m training.checkpoints pack "$RUN" "$OUT"
   for f in pipeline-gpu.json corpus/manifest.json tokens/stats.json; do cp "$RUN/$f" "$OUT"/ || true; done
@@ -97,7 +103,7 @@ finish)
   cp "$SRC"/manifest.json "$DEST/corpus/manifest.json"
   cp "$SRC"/pipeline-gpu.json "$DEST"/
   "$PY" -m training.pipeline --size "$SIZE" --out "$DEST" --corpus "$CORPUS" \
-    --tokenizer models/default/tokenizer.json 2>&1 | tee "$DEST/finish.log" | tail -n 60
+    --tokenizer models/default/tokenizer.json "${PIPELINE_OPTS[@]}" 2>&1 | tee "$DEST/finish.log" | tail -n 60
   ;;
 fetch)
   N=${2:?batch number}

@@ -95,10 +95,11 @@ async function complete(o: Options): Promise<void> {
     }
     for (const w of result.warnings ?? []) process.stderr.write(`deer: warning: ${w}\n`);
     const identical = baseline ? baseline.text === result.text : undefined;
-    const measured = baseline ? result.stats.tokensPerSecond / baseline.stats.tokensPerSecond : undefined;
+    // No tokens (the model ended at once): no rate to compare.
+    const measured = baseline && baseline.stats.tokensPerSecond > 0 ? result.stats.tokensPerSecond / baseline.stats.tokensPerSecond : undefined;
     if (json) {
       process.stdout.write(
-        JSON.stringify({ model: engine.info.name, text: result.text, stopReason: result.stopReason, stats: result.stats, baseline: baseline?.stats, speedup: measured, identical }, null, 2) + '\n',
+        JSON.stringify({ model: engine.info.name, text: result.text, stopReason: result.stopReason, stats: result.stats, baseline: baseline?.stats, speedup: baseline ? (measured ?? null) : undefined, identical }, null, 2) + '\n',
       );
       return;
     }
@@ -106,10 +107,11 @@ async function complete(o: Options): Promise<void> {
     process.stderr.write(`\n[${engine.info.name}] ${describeStats(result.stats)}\n`);
     if (baseline) {
       process.stderr.write(`[${engine.info.name}] ${describeStats(baseline.stats)}\n`);
-      process.stderr.write(
-        `speedup over plain decoding: ${measured!.toFixed(2)}x measured (${result.stats.tokensPerSecond.toFixed(1)} vs ` +
-          `${baseline.stats.tokensPerSecond.toFixed(1)} tok/s), output ${identical ? 'identical' : 'DIFFERENT'}\n`,
-      );
+      const speed =
+        measured === undefined
+          ? 'n/a (plain decoding wrote no tokens)'
+          : `${measured.toFixed(2)}x measured (${result.stats.tokensPerSecond.toFixed(1)} vs ${baseline.stats.tokensPerSecond.toFixed(1)} tok/s)`;
+      process.stderr.write(`speedup over plain decoding: ${speed}, output ${identical ? 'identical' : 'DIFFERENT'}\n`);
     }
   } finally {
     await engine.dispose();

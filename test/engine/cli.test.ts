@@ -1,6 +1,6 @@
 // The deer CLI end to end: complete (text and --json) and bench (JSON, Markdown, SVG, outputs).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +27,18 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.ok(r.speedup > 0);
     const text = deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--drafter', 'none', '--max-new-tokens', '12', '--threads', '1']);
     assert.equal(text, r.text + '\n');
+  });
+
+  it('complete --compare with nothing written says there is no speedup rather than NaN', () => {
+    const prefix = join(dir, 'prefix-none.py');
+    writeFileSync(prefix, 'def add(a, b):\n');
+    const r = JSON.parse(deer(['complete', '--prefix-file', prefix, '--model', MODEL, '--max-new-tokens', '0', '--json', '--compare', '--threads', '1']));
+    assert.equal(r.stats.newTokens, 0);
+    assert.equal(r.speedup, null);
+    const shown = spawnSync(process.execPath, [BIN, 'complete', '--prefix-file', prefix, '--model', MODEL, '--max-new-tokens', '0', '--compare', '--threads', '1'], { encoding: 'utf8' });
+    assert.equal(shown.status, 0);
+    assert.match(shown.stderr, /speedup over plain decoding: n\/a \(plain decoding wrote no tokens\), output identical/);
+    assert.doesNotMatch(shown.stderr, /NaN/);
   });
 
   it('complete drafts as the extension does by default (deer, prompt lookup, draft trees) and spells drafters as bench does', () => {
