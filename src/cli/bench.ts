@@ -118,6 +118,7 @@ export async function runBench(o: Options): Promise<void> {
   const blockSize = o.num('block-size');
   const treeBudgetOption = o.num('tree-budget');
   const adaptiveBlock = !o.flag('fixed-block');
+  const heal = !o.flag('no-heal');
   const drafterList = o.str('drafters');
   const temperature = o.num('temperature', 0);
   if (!(temperature >= 0)) throw new UsageError(`--temperature must be 0 or more, got ${temperature}`);
@@ -166,6 +167,7 @@ export async function runBench(o: Options): Promise<void> {
       treeBudget: r.treeBudget,
       blockSize,
       adaptiveBlock,
+      heal,
       // Each prompt has its own seed, the same for every row.
       ...(r.temperature > 0 ? { temperature: r.temperature, topP, seed: seed + i, logprobs: true } : {}),
     });

@@ -16,7 +16,7 @@ const USAGE = `usage:
              [--max-new-tokens N] [--drafters none,ngram,ar,deer[,deer+lookup,deer-tree,deer+lookup-tree]] [--model DIR]
              [--json OUT.json] [--tree-budget N] [--tree-budgets 1,4,16,32,64]
              [--temperature T [--top-p P] [--seed N]]
-             [--save-outputs FILE.jsonl] [--block-size K] [--fixed-block] [--threads N] [--spin|--no-spin]
+             [--save-outputs FILE.jsonl] [--block-size K] [--fixed-block] [--no-heal] [--threads N] [--spin|--no-spin]
              [--lookup-branches N] (prompt-lookup continuations per deer+lookup draft tree)
   deer passes [--model DIR] [--pasts 64,256,512,1024] [--q 1,4,8,16,32] [--reps N] [--modes bound,plain]
              (verifier ms per pass by cached length and tokens per pass)
@@ -24,7 +24,7 @@ Without --model, the embedded default model (models/default) is used.`;
 
 const FLAGS: Record<string, Set<string>> = {
   complete: new Set(['json', 'compare', 'spin', 'no-spin', 'help', 'io-binding', 'fixed-block']),
-  bench: new Set(['spin', 'no-spin', 'help', 'io-binding', 'fixed-block']),
+  bench: new Set(['spin', 'no-spin', 'help', 'io-binding', 'fixed-block', 'no-heal']),
   passes: new Set(['spin', 'no-spin', 'help']),
 };
 
