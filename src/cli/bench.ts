@@ -269,6 +269,7 @@ export async function runBench(o: Options): Promise<void> {
         max_new_tokens: maxNewTokens,
         block_size: blockSize ?? 'default',
         adaptive_block: adaptiveBlock,
+        heal,
         tree_budget: treeBudget,
         tree_budgets: budgets.length ? budgets : undefined,
         tree_attention: engine.info.treeAttention === true,

@@ -90,6 +90,22 @@ describe('deer CLI', { skip: (!existsSync(resolve(ROOT, 'dist', 'cli.js')) || !h
     assert.match(stdout, /\| none \|/);
   });
 
+  it('bench --no-heal sends the prompts as typed', { skip: !hasModel(DEFAULT_MODEL) && 'models/default missing' }, () => {
+    const run = (extra: string[]) => {
+      const out = join(dir, 'bench', `heal${extra.length}.json`);
+      const saved = join(dir, `heal${extra.length}.jsonl`);
+      deer(['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '1', '--max-new-tokens', '8', '--model', DEFAULT_MODEL, '--drafters', 'none,deer', '--json', out, '--save-outputs', saved, '--threads', '1', ...extra]);
+      return { report: JSON.parse(readFileSync(out, 'utf8')), text: JSON.parse(readFileSync(saved, 'utf8').trim()).completions.deer as string };
+    };
+    const healed = run([]);
+    const typed = run(['--no-heal']);
+    assert.equal(healed.report.config.heal, true);
+    assert.equal(typed.report.config.heal, false);
+    assert.equal(typed.report.results.deer.identical, true);
+    // the prompt ends in a newline: healed, the model re-spells it and indents as the file does
+    assert.notEqual(typed.text, healed.text);
+  });
+
   it('bench says when the verifier cannot take trees and the -tree rows verify chains', () => {
     const out = join(dir, 'bench', 'plain.json');
     const stdout = deer(['bench', '--prompts', promptsFile('mbpp-ts-reworded.jsonl'), '--limit', '1', '--max-new-tokens', '4', '--model', CONDITIONED_MODEL, '--json', out, '--drafters', 'none,deer-tree', '--threads', '1']);
