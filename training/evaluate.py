@@ -14,6 +14,7 @@ pass_at_1: greedy completion of ../shared/eval prompts, cut at the stop tokens, 
 import argparse
 import json
 import os
+import re
 import subprocess
 import tempfile
 
@@ -54,15 +55,50 @@ def draft_ar(ar, ctx_ids, k, window=256):
     return ar.generate_greedy(ids, k)[0].tolist()
 
 
+HEALING = re.compile(r"(?:\s+|[ \t]?[A-Za-z0-9_$]{1,32})$")
+
+
+def healing_text(prefix):
+    """What the engine's token healing leaves out of a prompt and makes the first tokens spell
+    again (src/engine/index.ts healingText): trailing whitespace, else a word being typed."""
+    m = HEALING.search(prefix)
+    return m.group(0) if m else ""
+
+
+def token_texts(tok):
+    """Each id's text ('' for control tokens), for the healing constraint."""
+    return [tok.decode([i]) for i in range(tok.get_vocab_size())]
+
+
 @torch.no_grad()
-def trajectories(verifier, prompts_ids, n_new=64, taps=()):
+def healed_start(verifier, prompt_ids, owed, texts):
+    """The verifier's greedy first tokens under token healing: while `owed` (the text the prompt
+    left out) is not spelled, only tokens agreeing with it are allowed (src/engine/speculative.ts)."""
+    dev = next(verifier.parameters()).device
+    ids, forced = list(prompt_ids), []
+    while owed:
+        allowed = [i for i, t in enumerate(texts) if t and (owed.startswith(t) or t.startswith(owed))]
+        logits = verifier(torch.tensor([ids], device=dev))[0][0, -1]
+        best = max(allowed, key=lambda i: logits[i].item())
+        t = texts[best]
+        owed = owed[len(t):] if owed.startswith(t) else ""
+        ids.append(best)
+        forced.append(best)
+    return forced
+
+
+@torch.no_grad()
+def trajectories(verifier, prompts_ids, n_new=64, taps=(), owed=None, texts=None):
     """The verifier's greedy continuation of each prompt (cut after EOS) and the hidden states
-    (taps: GPT.features) of prompt + continuation. Computed once, shared by every drafter evaluated."""
+    (taps: GPT.features) of prompt + continuation. Computed once, shared by every drafter evaluated.
+    owed: per prompt, the text token healing left out of it (healing_text), spelled by the first
+    tokens of the continuation as in the engine; texts: token_texts(tok), needed with owed."""
     out = []
-    for p in prompts_ids:
-        idx = torch.tensor([p], device=next(verifier.parameters()).device)
-        g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1, taps)
-        g = g[0].tolist()
+    for i, p in enumerate(prompts_ids):
+        forced = healed_start(verifier, p, owed[i], texts) if owed and owed[i] else []
+        idx = torch.tensor([p + forced], device=next(verifier.parameters()).device)
+        g, ph, gh = greedy_with_hidden(verifier, idx, n_new + 1 - len(forced), taps)
+        g = forced + g[0].tolist()
         if EOS in g:
             g = g[:g.index(EOS) + 1]
         out.append((p, g, torch.cat([ph[0], gh[0]], 0).float()))     # hidden of p + g[:-1]
@@ -205,18 +241,29 @@ def heldin_prompts(data_dir, n, ctx_len=128, seed=1):
     return out, [s or [EOS] for s in sufs]
 
 
+def eval_prompts(tok, eval_dir, lang, n):
+    """The eval prompts as the engine sends them: without the text token healing leaves out.
+    Returns prompt ids and that text (trajectories' owed)."""
+    rows = load_prompts(eval_dir, lang, n)
+    owed = [healing_text(r["prompt"]) for r in rows]
+    return [tok.encode(r["prompt"][:len(r["prompt"]) - len(o)]).ids for r, o in zip(rows, owed)], owed
+
+
 def fim_prompts(tok, eval_dir, lang, n, fim_order="spm", suffix_tokens=64):
     """Fill-in-the-middle prompts from eval programs: prefix = the prompt (signature and
-    docstring), suffix = the tests after it; the engine's layout (psm or spm). Returns prompt ids
-    and the first suffix_tokens suffix ids (what the engine sends a drafter)."""
+    docstring) without the text token healing leaves out, suffix = the tests after it; the
+    engine's layout (psm or spm). Returns prompt ids, the first suffix_tokens suffix ids (what the
+    engine sends a drafter) and the healed text (trajectories' owed)."""
     from training.tokenizer import FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX
-    ids, sufs = [], []
+    ids, sufs, owed = [], [], []
     for r in load_prompts(eval_dir, lang, n):
-        p, s = tok.encode(r["prompt"]).ids, tok.encode("\n" + r["tests"]).ids
+        heal = healing_text(r["prompt"])
+        owed.append(heal)
+        p, s = tok.encode(r["prompt"][:len(r["prompt"]) - len(heal)]).ids, tok.encode("\n" + r["tests"]).ids
         ids.append([FIM_SUFFIX] + s + [FIM_PREFIX] + p + [FIM_MIDDLE] if fim_order == "spm"
                    else [FIM_PREFIX] + p + [FIM_SUFFIX] + s + [FIM_MIDDLE])
         sufs.append(s[:suffix_tokens])
-    return ids, sufs
+    return ids, sufs, owed
 
 
 def main():
@@ -238,15 +285,17 @@ def main():
     verifier, _ = load_checkpoint(args.verifier)
     verifier = verifier.to(dev)
     tok = toklib.load(args.tokenizer)
-    sets, suffixes = {}, {}
+    # eval and FIM prompts as the engine sends them: token healing leaves out the prompt's trailing
+    # whitespace or partial word, and the first tokens spell it again (held-in cuts are token boundaries)
+    sets, suffixes, owed, texts = {}, {}, {}, token_texts(tok)
     if args.data:
         sets["held_in"], suffixes["held_in"] = heldin_prompts(args.data, args.n_prompts)
     for lang in ("py", "ts"):
-        sets[f"eval_{lang}"] = [tok.encode(r["prompt"]).ids for r in load_prompts(args.eval, lang, args.n_prompts)]
+        sets[f"eval_{lang}"], owed[f"eval_{lang}"] = eval_prompts(tok, args.eval, lang, args.n_prompts)
     for lang in ("py", "ts"):
-        sets[f"fim_{lang}"], suffixes[f"fim_{lang}"] = fim_prompts(tok, args.eval, lang, args.n_prompts)
+        sets[f"fim_{lang}"], suffixes[f"fim_{lang}"], owed[f"fim_{lang}"] = fim_prompts(tok, args.eval, lang, args.n_prompts)
     res = {"accepted_length": {}}
-    trajs = {name: trajectories(verifier, prompts, args.n_new) for name, prompts in sets.items()}
+    trajs = {name: trajectories(verifier, prompts, args.n_new, owed=owed.get(name), texts=texts) for name, prompts in sets.items()}
     tapped = {(): trajs}                                       # per set of tapped blocks (drafters reading several)
     for name, t in trajs.items():
         res[f"repetition_{name}"] = repetition_share(t)
@@ -261,7 +310,8 @@ def main():
         name = os.path.basename(path)
         taps = () if is_ar else tuple(m.cfg.hidden_layers)
         if taps not in tapped:
-            tapped[taps] = {name: trajectories(verifier, prompts, args.n_new, taps) for name, prompts in sets.items()}
+            tapped[taps] = {name: trajectories(verifier, prompts, args.n_new, taps, owed.get(name), texts)
+                            for name, prompts in sets.items()}
         for k in args.k:
             if not is_ar and k > m.cfg.block_size:
                 continue

@@ -67,3 +67,29 @@ def test_accepted_length_counts_what_the_drafter_got_right(monkeypatch, right):
     assert r["passes"] == passes and r["tokens"] == written
     assert r["tau"] == written / passes
     assert r["accepted_hist"][right] >= passes - 1                   # the last pass may run out of text
+
+
+def test_healing_text_matches_the_engine():
+    # src/engine/index.ts healingText: trailing whitespace (with the line break), else a word being typed
+    assert evaluate.healing_text("function f(n: number) {\n") == "\n"
+    assert evaluate.healing_text("def f():\n    ") == "\n    "
+    assert evaluate.healing_text("    x = retu") == " retu"
+    assert evaluate.healing_text("foo(") == ""
+
+
+def test_trajectories_spell_the_healed_text_first():
+    torch.manual_seed(0)
+    v = GPT(GPTConfig(vocab_size=50, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, ffn_hidden=32)).eval()
+    prompt = [7, 8, 9, 10]
+    one_token = [""] * 50
+    one_token[12] = "\n  "                                           # the only token that can spell "\n  "
+    p, g, hid = evaluate.trajectories(v, [prompt], n_new=12, owed=["\n  "], texts=one_token)[0]
+    assert p == prompt and g[0] == 12
+    assert hid.shape[0] == len(p) + len(g) - 1
+    two_tokens = [""] * 50
+    two_tokens[11], two_tokens[13] = "\n", "  "                       # spelled in two steps
+    p, g, hid = evaluate.trajectories(v, [prompt], n_new=12, owed=["\n  "], texts=two_tokens)[0]
+    assert g[:2] == [11, 13] and len(g) <= 13
+    assert hid.shape[0] == len(p) + len(g) - 1
+    # without healing the verifier writes its own first token
+    assert evaluate.trajectories(v, [prompt], n_new=12)[0][1][0] not in (11, 12)
