@@ -138,14 +138,20 @@ def accepted_length(verifier, prompts_ids, drafter=None, ar=None, k=16, n_new=64
 # ----------------------------------------------------------------------------- pass@1
 
 @torch.no_grad()
-def complete(verifier, tok, prompt, max_new=192, stop=()):
-    ids = tok.encode(prompt).ids
+def complete(verifier, tok, prompt, max_new=192, stop=(), texts=None):
+    """The verifier's greedy completion of prompt, cut at the first stop string; with texts
+    (token_texts), token healing as the engine does it: the prompt leaves out healing_text and the
+    first tokens spell it again (the completion returned starts after it)."""
+    owed = healing_text(prompt) if texts else ""
+    ids = tok.encode(prompt[:len(prompt) - len(owed)]).ids
     ids = ids[-(verifier.cfg.max_seq_len - max_new):]
+    forced = healed_start(verifier, ids, owed, texts) if owed else []
     dev = next(verifier.parameters()).device
-    out = verifier.generate_greedy(torch.tensor([ids], device=dev), max_new, eos_id=EOS)[0].tolist()
+    out = forced + verifier.generate_greedy(torch.tensor([ids + forced], device=dev), max_new - len(forced),
+                                            eos_id=EOS)[0].tolist()
     if EOS in out:
         out = out[:out.index(EOS)]
-    text = tok.decode(out, skip_special_tokens=True)
+    text = tok.decode(out, skip_special_tokens=True)[len(owed):]
     cut = min([text.find(s) for s in stop if s in text] or [len(text)])
     return text[:cut]
 
@@ -173,9 +179,10 @@ def run_program(code, lang, timeout=10):
 
 def pass_at_1(verifier, tok, eval_dir, lang, n=None, max_new=192, log=print):
     rows = load_prompts(eval_dir, lang, n)
+    texts = token_texts(tok)
     ok = 0
     for i, r in enumerate(rows):
-        body = complete(verifier, tok, r["prompt"], max_new, r["stop_tokens"])
+        body = complete(verifier, tok, r["prompt"], max_new, r["stop_tokens"], texts)
         ok += run_program(r["prompt"] + body + "\n\n" + r["tests"], lang)
         if (i + 1) % 50 == 0:
             log(f"pass@1 {lang}: {ok}/{i + 1}")

@@ -93,3 +93,20 @@ def test_trajectories_spell_the_healed_text_first():
     assert hid.shape[0] == len(p) + len(g) - 1
     # without healing the verifier writes its own first token
     assert evaluate.trajectories(v, [prompt], n_new=12)[0][1][0] not in (11, 12)
+
+
+SHIPPED = os.path.join(evaluate.ROOT, "models", "default")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHIPPED, "model.safetensors")), reason="needs models/default")
+def test_complete_heals_as_the_engine_does():
+    # the shipped model after "{\n": as typed (a lone newline token) it indents with a tab; healed,
+    # the newline and the indent are one token again and it indents as TypeScript files do
+    from training import tokenizer as toklib
+    from training.hf import load_verifier
+    v, tok = load_verifier(SHIPPED), toklib.load(os.path.join(SHIPPED, "tokenizer.json"))
+    prompt = "function is_not_prime(n: number): boolean {\n"
+    typed = evaluate.complete(v, tok, prompt, 8)
+    healed = evaluate.complete(v, tok, prompt, 8, texts=evaluate.token_texts(tok))
+    assert typed.startswith("\t")
+    assert healed.startswith("  ") and not healed.startswith("\n")
