@@ -65,6 +65,12 @@ def healing_text(prefix):
     return m.group(0) if m else ""
 
 
+def healed(prompt):
+    """(the prompt as the engine sends it, the text its first tokens must spell: healing_text)."""
+    owed = healing_text(prompt)
+    return prompt[:len(prompt) - len(owed)], owed
+
+
 def token_texts(tok):
     """Each id's text ('' for control tokens), for the healing constraint."""
     return [tok.decode([i]) for i in range(tok.get_vocab_size())]
@@ -142,8 +148,8 @@ def complete(verifier, tok, prompt, max_new=192, stop=(), texts=None):
     """The verifier's greedy completion of prompt, cut at the first stop string; with texts
     (token_texts), token healing as the engine does it: the prompt leaves out healing_text and the
     first tokens spell it again (the completion returned starts after it)."""
-    owed = healing_text(prompt) if texts else ""
-    ids = tok.encode(prompt[:len(prompt) - len(owed)]).ids
+    sent, owed = healed(prompt) if texts else (prompt, "")
+    ids = tok.encode(sent).ids
     ids = ids[-(verifier.cfg.max_seq_len - max_new):]
     forced = healed_start(verifier, ids, owed, texts) if owed else []
     dev = next(verifier.parameters()).device
@@ -251,9 +257,8 @@ def heldin_prompts(data_dir, n, ctx_len=128, seed=1):
 def eval_prompts(tok, eval_dir, lang, n):
     """The eval prompts as the engine sends them: without the text token healing leaves out.
     Returns prompt ids and that text (trajectories' owed)."""
-    rows = load_prompts(eval_dir, lang, n)
-    owed = [healing_text(r["prompt"]) for r in rows]
-    return [tok.encode(r["prompt"][:len(r["prompt"]) - len(o)]).ids for r, o in zip(rows, owed)], owed
+    sent, owed = zip(*(healed(r["prompt"]) for r in load_prompts(eval_dir, lang, n)))
+    return [tok.encode(p).ids for p in sent], list(owed)
 
 
 def fim_prompts(tok, eval_dir, lang, n, fim_order="spm", suffix_tokens=64):
@@ -264,9 +269,9 @@ def fim_prompts(tok, eval_dir, lang, n, fim_order="spm", suffix_tokens=64):
     from training.tokenizer import FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX
     ids, sufs, owed = [], [], []
     for r in load_prompts(eval_dir, lang, n):
-        heal = healing_text(r["prompt"])
+        sent, heal = healed(r["prompt"])
         owed.append(heal)
-        p, s = tok.encode(r["prompt"][:len(r["prompt"]) - len(heal)]).ids, tok.encode("\n" + r["tests"]).ids
+        p, s = tok.encode(sent).ids, tok.encode("\n" + r["tests"]).ids
         ids.append([FIM_SUFFIX] + s + [FIM_PREFIX] + p + [FIM_MIDDLE] if fim_order == "spm"
                    else [FIM_PREFIX] + p + [FIM_SUFFIX] + s + [FIM_MIDDLE])
         sufs.append(s[:suffix_tokens])

@@ -257,7 +257,7 @@ export async function runBench(o: Options): Promise<void> {
         memory_gb: round(totalmem() / 2 ** 30, 1),
         platform: `${platform()} ${release()}`,
         node: process.version,
-        threads: common.threads ?? engine.threads,
+        threads: engine.threads,
         spinning: engine.spinning,
         io_binding: common.ioBinding,
         lookup_tree_branches: common.lookupTreeBranches ?? DEFAULT_LOOKUP_TREE_BRANCHES,

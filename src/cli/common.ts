@@ -26,10 +26,15 @@ export function commonOptions(o: Options): CommonOptions {
   return {
     modelDir: resolve(o.str('model', DEFAULT_MODEL)),
     threads: o.num('threads'),
-    spinning: o.flag('spin') ? true : o.flag('no-spin') ? false : undefined,
+    spinning: spinningOption(o),
     ioBinding: o.flag('io-binding'),
     lookupTreeBranches: branches,
   };
+}
+
+/** --spin / --no-spin; neither: undefined (the engine's defaultSpinning). */
+export function spinningOption(o: Options): boolean | undefined {
+  return o.flag('spin') ? true : o.flag('no-spin') ? false : undefined;
 }
 
 export function drafterName(s: string): DrafterName {

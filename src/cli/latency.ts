@@ -22,7 +22,7 @@ import { docFromString } from '../editor/context';
 import { InlinePipeline, sleep, type InlineAnswer } from '../editor/inlineCompletion';
 import { opensBlock } from '../editor/policy';
 import { EngineClient } from '../worker/engineClient';
-import { DEFAULT_MODEL, drafterName, percentile, ROOT, runScript, scriptOptions, seededRandom, writeReport } from './common';
+import { DEFAULT_MODEL, drafterName, percentile, ROOT, runScript, scriptOptions, seededRandom, spinningOption, writeReport } from './common';
 
 const DEFAULT_FILES = ['src/editor/policy.ts', 'src/editor/cache.ts', 'src/engine/speculative.ts', 'src/engine/tokenizer.ts', 'training/model.py', 'training/tokenizer.py'];
 const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, SPINNING, LOOKUP, TREES, WHILE_DEBOUNCING, FILES } = scriptOptions(process.argv.slice(2), ['no-lookup', 'no-trees', 'spin', 'no-spin'], (o) => ({
@@ -31,7 +31,7 @@ const { MODEL, OUT, PER_FILE, DRAFTER, THREADS, SPINNING, LOOKUP, TREES, WHILE_D
   PER_FILE: o.num('per-file', 4),
   DRAFTER: drafterName(o.str('drafter', DEFAULT_CONFIG.drafter)),
   THREADS: o.num('threads', 0),
-  SPINNING: o.flag('spin') ? true : o.flag('no-spin') ? false : undefined,
+  SPINNING: spinningOption(o),
   LOOKUP: DEFAULT_CONFIG.promptLookup && !o.flag('no-lookup'),
   TREES: DEFAULT_CONFIG.draftTrees && !o.flag('no-trees'),
   WHILE_DEBOUNCING: o.str('while-debouncing', 'prefill') as 'wait' | 'prefill' | 'complete',
