@@ -70,10 +70,13 @@ def in_middle(row):
     return np.array(m)
 
 
-def choose_cuts(row, ctx_len, m, middle_share, rng):
+def choose_cuts(row, ctx_len, m, middle_share, rng, allowed=None):
     """m distinct cut points in [ctx_len, len(row)]; about middle_share of them inside FIM middles
-    when the row has any (completions in an editor are mostly fill-in-the-middle)."""
+    when the row has any (completions in an editor are mostly fill-in-the-middle).
+    allowed: a boolean mask over cut points 0..len(row); only those are drawn (at least one must be True)."""
     pos = np.arange(ctx_len, len(row) + 1)
+    if allowed is not None:
+        pos = pos[allowed[pos]]
     mid = in_middle(row)[pos]
     w = np.ones(len(pos))
     if middle_share and 0 < mid.sum() < len(pos):
@@ -126,6 +129,72 @@ class ContinuationSource:
             parts["suf"].append(suf)
             parts["depth"].append(off.astype(np.int32))
         return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+class TeacherForcedSource:
+    """Samples in ContinuationSource's format from one teacher-forced pass of the verifier over corpus
+    rows, no decoding: wherever the verifier's argmax agrees with the row, the row *is* its greedy
+    continuation. For a cut c (context row[:c]) the bonus g0 is the argmax after row[:c]; g_j (j >= 1) is
+    known while the row agreed with g_0..g_(j-1), and from the first unknown one gen holds <|endoftext|>,
+    which train_drafter ignores as a target (as after a continuation's end). Greedy acceptance reaches
+    position j only when positions 1..j-1 were right, so every target that could count is here.
+    Cuts are drawn only where g1 is known. A pass costs one prefill per row: many times cheaper per
+    sample than decoding, which makes this a source of fresh samples a CPU can keep up with.
+    The contexts are corpus text (the engine's first block), never the verifier's own continuations
+    (every later block): mix with ContinuationSource (MixedSource) for those."""
+
+    def __init__(self, gpt, data_dir, ctx_len=128, window=64, K=32, batch=64, seed=0, split="train", row_len=0,
+                 cuts_per_row=32, middle_share=0.5):
+        self.dev = next(gpt.parameters()).device.type
+        self.gpt, self.ctx_len, self.window, self.K = gpt, ctx_len, window, K
+        self.row_len = max(row_len, ctx_len + K + 2)
+        self.b = Batcher(TokenData(data_dir, split), seq_len=max(self.row_len, 256), seed=seed)
+        self.rng = np.random.default_rng(seed)
+        self.cuts_per_row, self.middle_share = cuts_per_row, middle_share
+        self.rows_per_batch = max(1, batch // cuts_per_row)
+
+    @torch.no_grad()
+    def next(self):
+        dev, W, K, Lc = self.dev, self.window, self.K, self.ctx_len
+        rows_np = np.array([self.b.row()[:self.row_len] for _ in range(self.rows_per_batch)], dtype=np.int64)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+            logits, _, hid = self.gpt(torch.from_numpy(rows_np).to(dev), return_hidden=True)
+        argmax = logits.argmax(-1).cpu().numpy()                                  # (R, L): argmax after row[:p+1]
+        hid_np = hid.float().half().cpu().numpy()
+        L = rows_np.shape[1]
+        parts = {"ctx": [], "gen": [], "hid": [], "suf": [], "depth": []}
+        for r, row in enumerate(rows_np):
+            agree = np.append(argmax[r, :-1] == row[1:], False)                   # agree[p]: row[p+1] is the argmax
+            allowed = np.zeros(L + 1, dtype=bool)
+            allowed[Lc:L - K] = agree[Lc - 1:L - K - 1]                           # cut c: g1 known, g0..gK inside the row
+            if not allowed.any():
+                continue
+            for c in choose_cuts(row, Lc, self.cuts_per_row, self.middle_share, self.rng, allowed):
+                gen = argmax[r, c - 1:c + K].copy()                               # g0..gK
+                known = 1 + int(np.cumprod(agree[c - 1:c + K - 1]).sum())         # g0..g(known-1) are the greedy tokens
+                gen[known:] = EOS
+                parts["ctx"].append(row[c - Lc:c])
+                parts["gen"].append(gen)
+                parts["hid"].append(hid_np[r, c - W:c + K])
+                parts["suf"].append(suffix_of_cut(row, c))
+                parts["depth"].append(0)
+        return {"ctx": np.array(parts["ctx"], dtype=np.int32), "gen": np.array(parts["gen"], dtype=np.int32),
+                "hid": np.array(parts["hid"]), "suf": np.array(parts["suf"], dtype=np.int32),
+                "depth": np.array(parts["depth"], dtype=np.int32)}
+
+
+class MixedSource:
+    """Chunks from several sources, each drawn with its share: [(source, share), ...]."""
+
+    def __init__(self, weighted, seed=0):
+        self.sources = [s for s, _ in weighted]
+        shares = np.array([w for _, w in weighted], dtype=np.float64)
+        self.p = shares / shares.sum()
+        self.window, self.K = self.sources[0].window, self.sources[0].K
+        self.rng = np.random.default_rng(seed)
+
+    def next(self):
+        return self.sources[int(self.rng.choice(len(self.sources), p=self.p))].next()
 
 
 def make(verifier_path, data_dir, out, n, ctx_len=128, window=64, K=32, batch=64, seed=0,

@@ -78,6 +78,8 @@ class DrafterTrainConfig:
     online_row_len: int = 512     # as distill.py's --row-len, --cuts-per-row, --self-cuts (--self-span 32)
     online_cuts_per_row: int = 32
     online_self_cuts: int = 2
+    online_forced: float = 0.0    # share of fresh chunks made by teacher forcing (distill.TeacherForcedSource: one
+                                  # prefill per row, no decoding) rather than decoding; the held-out part is decoded
 
 
 class DistillData:
@@ -241,16 +243,24 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.online:
         assert not cfg.taps, "online distillation reads the verifier's final state only"
-        from training.distill import ContinuationSource
+        from training.distill import ContinuationSource, MixedSource, TeacherForcedSource
         teacher = load_checkpoint(cfg.verifier)[0].to(dev)
 
-        def source(split, seed):
-            return ContinuationSource(teacher, cfg.online_data, ctx_len=max(64, cfg.window), window=cfg.window, K=cfg.k,
-                                      batch=cfg.online_batch, seed=seed, split=split, row_len=cfg.online_row_len,
-                                      cuts_per_row=cfg.online_cuts_per_row, self_span=32 if cfg.online_self_cuts else 0,
-                                      self_cuts=cfg.online_self_cuts)
-        data = OnlineDistillData(source("train", cfg.seed + 1), source("val", cfg.seed + 2), cfg.online, cfg.val_frac, log,
-                                 initial=cfg.online_initial)
+        def source(split, seed, forced=0.0):
+            decoded = ContinuationSource(teacher, cfg.online_data, ctx_len=max(64, cfg.window), window=cfg.window,
+                                         K=cfg.k, batch=cfg.online_batch, seed=seed, split=split,
+                                         row_len=cfg.online_row_len, cuts_per_row=cfg.online_cuts_per_row,
+                                         self_span=32 if cfg.online_self_cuts else 0, self_cuts=cfg.online_self_cuts)
+            if forced <= 0:
+                return decoded
+            teacher_forced = TeacherForcedSource(teacher, cfg.online_data, ctx_len=max(64, cfg.window),
+                                                 window=cfg.window, K=cfg.k,
+                                                 batch=cfg.online_batch * (1 + cfg.online_self_cuts), seed=seed + 7,
+                                                 split=split, row_len=cfg.online_row_len,
+                                                 cuts_per_row=cfg.online_cuts_per_row)
+            return teacher_forced if forced >= 1 else MixedSource([(decoded, 1 - forced), (teacher_forced, forced)], seed)
+        data = OnlineDistillData(source("train", cfg.seed + 1, cfg.online_forced), source("val", cfg.seed + 2),
+                                 cfg.online, cfg.val_frac, log, initial=cfg.online_initial)
     else:
         data = DistillData(cfg.distill, cfg.val_frac, top_only=not cfg.taps)
     assert cfg.k <= data.K and cfg.window <= data.W

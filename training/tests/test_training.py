@@ -291,3 +291,36 @@ def test_online_distillation_replaces_the_oldest_samples_and_keeps_the_held_out_
                                               online_row_len=64, online_cuts_per_row=4, online_self_cuts=1,
                                               threads=1, log_every=10**9), log=lambda *a: None)
     assert res["steps"] == 20 and res["online_samples"] >= 64 + 20 * 8 - 16, "fresh samples keep coming while it trains"
+
+
+def test_teacher_forced_samples_are_the_verifiers_greedy_continuations_as_far_as_the_row_agrees(tokens, tmp_path):
+    """One prefill per row stands in for decoding: each sample's known tokens and hidden rows equal the
+    shared-prefix decoder's from the same cut; from the first token the row does not confirm, the
+    sample holds <|endoftext|> (an ignored target) and the row really departed from the greedy text there."""
+    from training.distill import TeacherForcedSource
+    from training.tokenizer import EOS
+    gpt, _ = train(cfg(tokens, tmp_path / "v.pt", max_steps=150), log=lambda *a: None)
+    gpt = gpt.double()
+    W, K, Lc = 8, 6, 16
+    src = TeacherForcedSource(gpt, tokens, ctx_len=Lc, window=W, K=K, batch=64, seed=0, row_len=100, cuts_per_row=16)
+    rows, draw = [], src.b.row
+    src.b.row = lambda: rows.append(draw()[:100]) or rows[-1]
+    chunk = src.next()
+    assert len(chunk["ctx"]) == 64 and chunk["hid"].shape == (64, W + K, gpt.cfg.n_embd)
+    deepest, checked = 0, 0
+    for ctx, gen, hid in zip(chunk["ctx"], chunk["gen"], chunk["hid"]):
+        cuts = [(r, c) for r, row in enumerate(rows) for c in range(Lc, len(row) + 1) if list(row[c - Lc:c]) == list(ctx)]
+        assert cuts, "the context is a window of a row"
+        if len(cuts) > 1:
+            continue                                  # a repeated window: which cut it was is not known
+        (r, c), checked = cuts[0], checked + 1
+        toks, ref = greedy_from_cuts(gpt, torch.tensor([rows[r]]), torch.tensor([[c]]), K + 1, W)
+        toks = toks[0].numpy()
+        known = int(np.argmax(gen == EOS)) if (gen == EOS).any() else K + 1
+        assert known >= 2, "a cut where even g1 is unknown teaches nothing"
+        assert np.array_equal(gen[:known], toks[:known])
+        if known <= K:
+            assert rows[r][c + known - 1] != toks[known - 1] and (gen[known:] == EOS).all()
+        assert np.allclose(hid[:W + known - 1], ref[0, :W + known - 1].half().numpy(), atol=1e-3)
+        deepest = max(deepest, known)
+    assert checked >= 48 and deepest >= 3, (checked, deepest)
