@@ -10,21 +10,16 @@ tree attention, checked against the old graph and against PyTorch, and deer.json
 import argparse
 import json
 import os
-import re
 import shutil
 import tempfile
 
 import numpy as np
-import onnx
 import torch
-from onnx import numpy_helper
 
 from training.export import (_json, _session, check_verifier, export_verifier, ort_verifier_step,
                              quantize)
-from training.model import GPT, GPTConfig
-
-PROJ = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj"), "mlp": ("gate_proj", "up_proj", "down_proj")}
-
+from training.model import GPTConfig
+from training.onnx_weights import gpt_from_onnx
 
 def gpt_config(folder):
     c = json.load(open(os.path.join(folder, "config.json")))
@@ -32,38 +27,6 @@ def gpt_config(folder):
                      n_kv_head=c["num_key_value_heads"], n_embd=c["hidden_size"],
                      ffn_hidden=c["intermediate_size"], max_seq_len=c["max_position_embeddings"],
                      rope_theta=c["rope_theta"], norm_eps=c["rms_norm_eps"])
-
-
-def gpt_from_onnx(path, cfg: GPTConfig) -> GPT:
-    """Rebuild the PyTorch verifier from a graph exported by training/export.py."""
-    m = onnx.load(path)
-    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-
-    def weight(name):
-        if not name.endswith("_quantized"):
-            return init[name].astype(np.float32)
-        base = name[: -len("_quantized")]
-        q, zp = init[name].astype(np.float32), init[base + "_zero_point"].astype(np.float32)
-        return (q - zp) * init[base + "_scale"].astype(np.float32)
-
-    sd = {}
-    for n in m.graph.node:
-        if n.op_type == "Gather" and n.input[0].startswith("gpt.embed_tokens.weight"):
-            sd["embed_tokens.weight"] = weight(n.input[0])
-        hit = re.match(r"/layers\.(\d+)/(self_attn|mlp)/(\w+)/MatMul", n.name)
-        if hit and n.op_type in ("MatMul", "MatMulInteger"):
-            layer, part, proj = hit.groups()
-            if proj in PROJ[part]:
-                sd[f"layers.{layer}.{part}.{proj}.weight"] = weight(n.input[1]).T  # MatMul holds W^T
-    for name, value in init.items():
-        if name.startswith("gpt.") and name.endswith("layernorm.weight") or name == "gpt.norm.weight":
-            sd[name[len("gpt."):]] = value
-    gpt = GPT(cfg)
-    missing = set(gpt.state_dict()) - set(sd)
-    if missing:
-        raise ValueError(f"{path}: cannot find weights for {sorted(missing)[:4]}...")
-    gpt.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()})
-    return gpt.eval()
 
 
 def chain_logits(path, cfg, ids):

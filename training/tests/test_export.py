@@ -234,3 +234,35 @@ def test_int8_compute_verifier_is_exact_in_passes_of_two_tokens_or_more_and_in_t
 def test_int8_compute_refuses_a_softmax_tree_graph(tmp_path):
     with pytest.raises(ValueError, match="Softmax"):
         export.int8_compute_verifier(os.path.join(INT8_FIXTURE, "onnx/model.onnx"), str(tmp_path / "x.onnx"))
+
+
+def test_models_read_back_from_their_onnx_files(tmp_path):
+    """The shipped drafter exists only as ONNX; training continues from the weights read back from it:
+    exact from fp32 files, within int8 rounding from quantized ones (embedding rows, int8 columns)."""
+    import torch
+    from training.model import Drafter, DrafterConfig
+    from training.onnx_weights import drafter_from_onnx, gpt_from_onnx
+    from training.retrofit_tree import gpt_config
+    from training.static_shapes import make_static
+    torch.manual_seed(0)
+    cfg = DrafterConfig(vocab_size=512, n_layer=2, n_head=4, n_embd=64, ffn_hidden=96, block_size=8, context_window=16,
+                        hidden_size=64, head_tokens=128, kv_context=True, anchor=True)
+    drafter = Drafter(cfg)
+    drafter.head_ids.copy_(torch.randperm(512)[:128].sort().values)
+    with torch.no_grad():
+        for name, p in drafter.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)              # distinct norms: the export would merge equal initializers
+    fp32, q = str(tmp_path / "d.onnx"), str(tmp_path / "dq.onnx")
+    export.export_drafter(drafter, fp32)
+    make_static(fp32, fp32, cfg.mask_id)
+    export.quantize(fp32, q, int8_activations=True)
+    verifier = gpt_from_onnx(os.path.join(FIXTURE, "onnx/model.onnx"), gpt_config(FIXTURE))
+    vq = str(tmp_path / "vq.onnx")
+    export.quantize(os.path.join(FIXTURE, "onnx/model.onnx"), vq)
+    for original, path, read, tol in ((drafter, fp32, drafter_from_onnx, 1e-6), (drafter, q, drafter_from_onnx, 0.01),
+                                      (verifier, vq, gpt_from_onnx, 0.01)):
+        back = read(path, original.cfg).state_dict()
+        for name, value in original.state_dict().items():
+            scale = value.float().abs().max().item()
+            assert (back[name].float() - value.float()).abs().max().item() <= tol * max(scale, 1), (path, name)
