@@ -80,6 +80,7 @@ class DrafterTrainConfig:
     online_self_cuts: int = 2
     online_forced: float = 0.0    # share of fresh chunks made by teacher forcing (distill.TeacherForcedSource: one
                                   # prefill per row, no decoding) rather than decoding; the held-out part is decoded
+    online_forced_cuts: int = 128 # samples per teacher-forced row (about half of a 512-token row's cuts qualify)
 
 
 class DistillData:
@@ -257,7 +258,7 @@ def train(cfg: DrafterTrainConfig, log=print, model: Drafter = None):
                                                  window=cfg.window, K=cfg.k,
                                                  batch=cfg.online_batch * (1 + cfg.online_self_cuts), seed=seed + 7,
                                                  split=split, row_len=cfg.online_row_len,
-                                                 cuts_per_row=cfg.online_cuts_per_row)
+                                                 cuts_per_row=cfg.online_forced_cuts)
             return teacher_forced if forced >= 1 else MixedSource([(decoded, 1 - forced), (teacher_forced, forced)], seed)
         data = OnlineDistillData(source("train", cfg.seed + 1, cfg.online_forced), source("val", cfg.seed + 2),
                                  cfg.online, cfg.val_frac, log, initial=cfg.online_initial)
