@@ -73,6 +73,8 @@ class Size:
     d_online: int = 0              # > 0: drafters train on fresh continuations, a buffer of this many samples refreshed
     d_online_reuse: float = 4.0    # while training, each drawn about this many times (train_drafter --online)
     d_online_initial: int = 0      # samples made before a stage's first step (0: the whole buffer); it grows after
+    d_online_forced: float = 0.0   # stage I: this share of fresh samples teacher-forced (distill.TeacherForcedSource);
+                                   # stage II reveals block tokens, which such samples mostly do not know, so it decodes
     d1_minutes: float = 12.0       # stage I per drafter
     d2_minutes: float = 5.0        # stage II per drafter
     eval_prompts: int = 30
@@ -270,7 +272,8 @@ def run(size: Size, out, corpus, tokenizer=None, local=(), gpus=1, eval_dir=None
                               online_batch=1024 if torch.cuda.is_available() else 64, online_row_len=size.row_len,
                               online_cuts_per_row=size.cuts_per_row, online_self_cuts=size.self_cuts)
             chains.append([(f"drafter {var} k={k} I", s1,
-                            DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes, **common)),
+                            DrafterTrainConfig(out=s1, stage=1, minutes=size.d1_minutes,
+                                               online_forced=size.d_online_forced, **common)),
                            (f"drafter {var} k={k} II", s2,
                             DrafterTrainConfig(out=s2, stage=2, init=s1, lr=5e-4, min_lr=5e-5,
                                                minutes=size.d2_minutes, **common))])
