@@ -74,8 +74,9 @@ def gpt_from_onnx(path, cfg: GPTConfig) -> GPT:
 
 def drafter_from_onnx(path, cfg: DrafterConfig) -> Drafter:
     """Rebuild a PyTorch drafter from export.export_drafter's graph (its projections are traced as
-    /q_proj/MatMul for the first block, /q_proj_1/MatMul for the second, ...; a reduced head is the last
-    weight MatMul, the embedding rows of head_ids)."""
+    /layers.N/self_attn/q_proj/MatMul, or with kv_context as /q_proj/MatMul for the first block,
+    /q_proj_1/MatMul for the second, ...; the head is the last weight MatMul: the embedding's rows,
+    of head_ids for a reduced head)."""
     m, init, weight = _weights(path)
     sd, head = {}, None
     for n in m.graph.node:
@@ -83,14 +84,14 @@ def drafter_from_onnx(path, cfg: DrafterConfig) -> Drafter:
             sd["embed_tokens.weight"] = weight(n.input[0])
         if n.op_type not in ("MatMul", "MatMulInteger", "DynamicQuantizeMatMul") or n.input[1].startswith("/"):
             continue
-        hit = re.fullmatch(r"/(?:mlp/)?(\w+?)(?:_(\d+))?/MatMul", n.name)
-        if hit and hit.group(1) in PART:
-            proj, layer = hit.group(1), int(hit.group(2) or 0)
+        hit = re.fullmatch(r"(?:/layers\.(\d+)/(?:self_attn|mlp))?/(?:mlp/)?(\w+?)(?:_(\d+))?/MatMul", n.name)
+        if hit and hit.group(2) in PART:
+            proj, layer = hit.group(2), int(hit.group(1) or hit.group(3) or 0)
             sd[f"layers.{layer}.{PART[proj]}.{proj}.weight"] = weight(n.input[1]).T
         elif n.name == "/hidden_proj/MatMul":
             sd["hidden_proj.weight"] = weight(n.input[1]).T
         else:
-            head = weight(n.input[1]).T                                   # (head_tokens, C)
+            head = weight(n.input[1]).T                                   # (head_tokens or vocab, C)
     for name, value in init.items():
         if name.startswith("d.") and name.endswith("norm.weight"):
             sd[name[len("d."):]] = value
@@ -103,6 +104,8 @@ def drafter_from_onnx(path, cfg: DrafterConfig) -> Drafter:
     if cfg.head_tokens:                       # the head is the tied embedding's rows: keep the ones the head read
         with torch.no_grad():
             drafter.embed_tokens.weight[drafter.head_ids] = torch.from_numpy(np.array(head, dtype=np.float32))
+    elif head is not None and head.shape != tuple(drafter.embed_tokens.weight.shape):
+        raise ValueError(f"{path}: a head of {head.shape[0]} tokens; the drafter config says the whole vocabulary")
     return drafter.eval()
 
 

@@ -266,3 +266,21 @@ def test_models_read_back_from_their_onnx_files(tmp_path):
         for name, value in original.state_dict().items():
             scale = value.float().abs().max().item()
             assert (back[name].float() - value.float()).abs().max().item() <= tol * max(scale, 1), (path, name)
+
+
+def test_swap_drafter_puts_these_weights_in_and_leaves_the_rest(tmp_path):
+    """The fixture's drafter, read back and swapped into a copy: it drafts what the old file drafts
+    (int8 compute now, so within its noise), and the verifier, tokenizer and deer.json stay as they were."""
+    import filecmp
+    from training.onnx_weights import drafter_config, drafter_from_onnx
+    from training.swap_drafter import swap
+    drafter = drafter_from_onnx(os.path.join(FIXTURE, "onnx/drafter.onnx"), drafter_config(FIXTURE))
+    ckpt, out = str(tmp_path / "d.pt"), str(tmp_path / "folder")
+    export.save_checkpoint(ckpt, drafter)
+    report = swap(ckpt, FIXTURE, out, log=lambda *a: None)
+    assert report["quantize"]["int8_activations"] > 0
+    for same in ("onnx/model.onnx", "onnx/ar.onnx", "tokenizer.json", "deer.json"):
+        assert filecmp.cmp(os.path.join(FIXTURE, same), os.path.join(out, same), shallow=False), same
+    ids = prompt_ids()
+    old, new = (drafter_logits(os.path.join(d, "onnx/drafter.onnx"), ids, 16) for d in (FIXTURE, out))
+    assert (old.argmax(-1) == new.argmax(-1)).mean() >= 0.75
