@@ -588,6 +588,23 @@ def hf_config(cfg: GPTConfig, eos_id):
     }
 
 
+PARITY_PROBE = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"   # the prompt parity checks run on
+
+
+def probe_hidden(verifier: GPT, ids, taps=()):
+    """The verifier's hidden states of ids as a drafter receives them: the last row (the pending bonus token) zero."""
+    with torch.no_grad():
+        _, _, hid = verifier(torch.tensor([ids]), return_hidden=True, taps=taps)
+    hid = hid.clone()
+    hid[:, -1] = 0.0
+    return hid
+
+
+def drafter_conditioning(cfg: DrafterConfig):
+    """deer.json's `conditioning` of a drafter."""
+    return ["context"] + (["hidden"] if cfg.hidden_size > 0 else []) + (["suffix"] if cfg.suffix_window > 0 else [])
+
+
 def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar: GPT = None,
                  quantize_int8=False, verifier_hidden=None, check=True, quality_rows=None, log=print,
                  tree_attention=True, verifier_int8_compute=False):
@@ -611,7 +628,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
     report["files"]["model.safetensors"] = os.path.getsize(save_verifier(verifier, out))
 
     tok = toklib.load(tokenizer_path)
-    probe = tok.encode("def fibonacci(n):\n    if n < 2:\n        return n\n    return").ids
+    probe = tok.encode(PARITY_PROBE).ids
     items = [("model.onnx", verifier, "verifier")]
     if drafter is not None:
         items.append(("drafter.onnx", drafter, "drafter"))
@@ -649,12 +666,7 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         report["files"][f"onnx/{name}"] = os.path.getsize(final)
         if check:
             if role == "drafter":
-                hid = None
-                if m.cfg.hidden_size > 0:
-                    with torch.no_grad():
-                        _, _, hid = verifier(torch.tensor([probe]), return_hidden=True, taps=taps)
-                    hid = hid.clone()
-                    hid[:, -1] = 0.0
+                hid = probe_hidden(verifier, probe, taps) if m.cfg.hidden_size > 0 else None
                 report["parity"][role] = check_drafter(m, final, probe, hid)
             else:
                 report["parity"][role] = check_verifier(m, final, probe, taps=taps if role == "verifier" else ())
@@ -680,11 +692,9 @@ def write_folder(out, verifier: GPT, tokenizer_path, drafter: Drafter = None, ar
         if taps:
             deer["verifier"]["hidden_states"]["layers"] = list(taps)
     if drafter is not None:
-        conditioning = ["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else []) + \
-            (["suffix"] if drafter.cfg.suffix_window > 0 else [])
         deer["drafters"]["deer"] = {"file": "onnx/drafter.onnx", "block_size": drafter.cfg.block_size,
                                     "context_window": drafter.cfg.context_window,
-                                    "conditioning": conditioning}
+                                    "conditioning": drafter_conditioning(drafter.cfg)}
     if ar is not None:
         deer["drafters"]["ar"] = {"file": "onnx/ar.onnx", "num_layers": ar.cfg.n_layer,
                                   "num_key_value_heads": ar.cfg.n_kv_head, "head_dim": ar.cfg.head_dim}

@@ -75,10 +75,14 @@ def gpt_config_from_hf(cfg: dict) -> GPTConfig:
                      rope_theta=cfg.get("rope_theta", 10000.0), norm_eps=cfg.get("rms_norm_eps", 1e-5))
 
 
+def gpt_config(folder) -> GPTConfig:
+    """The verifier's shape from a model folder's config.json."""
+    return gpt_config_from_hf(json.load(open(os.path.join(folder, "config.json"))))
+
+
 def load_verifier(folder) -> GPT:
     """A GPT (float32) from a model folder's config.json + model.safetensors."""
-    cfg = gpt_config_from_hf(json.load(open(os.path.join(folder, "config.json"))))
-    gpt = GPT(cfg)
+    gpt = GPT(gpt_config(folder))
     weights = load_safetensors(os.path.join(folder, "model.safetensors"))
     state = {k: weights[hf_name(k)].float() for k in gpt.state_dict()}
     gpt.load_state_dict(state)

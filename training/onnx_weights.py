@@ -133,6 +133,12 @@ def drafter_config(folder, **fields) -> DrafterConfig:
                          head_tokens=inits["head_ids"][0] if "head_ids" in inits else 0, **fields)
 
 
+def drafter_from_folder(folder, **fields) -> Drafter:
+    """The folder's deer drafter; fields the files do not record (kv_context, anchor) as given."""
+    deer = json.load(open(os.path.join(folder, "deer.json")))["drafters"]["deer"]
+    return drafter_from_onnx(os.path.join(folder, deer["file"]), drafter_config(folder, **fields))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
@@ -141,10 +147,9 @@ def main():
     ap.add_argument("--anchor", action="store_true")
     args = ap.parse_args()
     from training.export import save_checkpoint
-    cfg = drafter_config(args.folder, kv_context=args.kv_context, anchor=args.anchor)
-    deer = json.load(open(os.path.join(args.folder, "deer.json")))["drafters"]["deer"]
-    save_checkpoint(args.out, drafter_from_onnx(os.path.join(args.folder, deer["file"]), cfg))
-    print(f"{args.out}: {cfg}")
+    drafter = drafter_from_folder(args.folder, kv_context=args.kv_context, anchor=args.anchor)
+    save_checkpoint(args.out, drafter)
+    print(f"{args.out}: {drafter.cfg}")
 
 
 if __name__ == "__main__":

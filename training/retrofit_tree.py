@@ -18,15 +18,8 @@ import torch
 
 from training.export import (_json, _session, check_verifier, export_verifier, ort_verifier_step,
                              quantize)
-from training.model import GPTConfig
+from training.hf import gpt_config
 from training.onnx_weights import gpt_from_onnx
-
-def gpt_config(folder):
-    c = json.load(open(os.path.join(folder, "config.json")))
-    return GPTConfig(vocab_size=c["vocab_size"], n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"],
-                     n_kv_head=c["num_key_value_heads"], n_embd=c["hidden_size"],
-                     ffn_hidden=c["intermediate_size"], max_seq_len=c["max_position_embeddings"],
-                     rope_theta=c["rope_theta"], norm_eps=c["rms_norm_eps"])
 
 
 def chain_logits(path, cfg, ids):

@@ -37,18 +37,11 @@ def swap(drafter_path, folder, out=None, log=print):
     report = {"static_shapes": make_static(fp32, fp32, drafter.cfg.mask_id),
               "quantize": export.quantize(fp32, final, int8_activations=True)}
     shutil.rmtree(tmp)
-    probe = load_tokenizer(os.path.join(out, "tokenizer.json")).encode(
-        "def fibonacci(n):\n    if n < 2:\n        return n\n    return").ids
-    hidden = None
-    if drafter.cfg.hidden_size > 0:
-        with torch.no_grad():
-            _, _, hidden = load_verifier(out)(torch.tensor([probe]), return_hidden=True, taps=drafter.cfg.hidden_layers)
-        hidden = hidden.clone()
-        hidden[:, -1] = 0.0
+    probe = load_tokenizer(os.path.join(out, "tokenizer.json")).encode(export.PARITY_PROBE).ids
+    hidden = export.probe_hidden(load_verifier(out), probe, drafter.cfg.hidden_layers) if drafter.cfg.hidden_size > 0 else None
     report["parity"] = export.check_drafter(drafter, final, probe, hidden)
     entry.update(block_size=drafter.cfg.block_size, context_window=drafter.cfg.context_window,
-                 conditioning=["context"] + (["hidden"] if drafter.cfg.hidden_size > 0 else []) +
-                 (["suffix"] if drafter.cfg.suffix_window > 0 else []))
+                 conditioning=export.drafter_conditioning(drafter.cfg))
     export._json(deer_path, deer)
     log(json.dumps(report))
     return report

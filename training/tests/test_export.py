@@ -242,7 +242,7 @@ def test_models_read_back_from_their_onnx_files(tmp_path):
     import torch
     from training.model import Drafter, DrafterConfig
     from training.onnx_weights import drafter_from_onnx, gpt_from_onnx
-    from training.retrofit_tree import gpt_config
+    from training.hf import gpt_config
     from training.static_shapes import make_static
     torch.manual_seed(0)
     cfg = DrafterConfig(vocab_size=512, n_layer=2, n_head=4, n_embd=64, ffn_hidden=96, block_size=8, context_window=16,
@@ -272,9 +272,9 @@ def test_swap_drafter_puts_these_weights_in_and_leaves_the_rest(tmp_path):
     """The fixture's drafter, read back and swapped into a copy: it drafts what the old file drafts
     (int8 compute now, so within its noise), and the verifier, tokenizer and deer.json stay as they were."""
     import filecmp
-    from training.onnx_weights import drafter_config, drafter_from_onnx
+    from training.onnx_weights import drafter_from_folder
     from training.swap_drafter import swap
-    drafter = drafter_from_onnx(os.path.join(FIXTURE, "onnx/drafter.onnx"), drafter_config(FIXTURE))
+    drafter = drafter_from_folder(FIXTURE)
     ckpt, out = str(tmp_path / "d.pt"), str(tmp_path / "folder")
     export.save_checkpoint(ckpt, drafter)
     report = swap(ckpt, FIXTURE, out, log=lambda *a: None)
